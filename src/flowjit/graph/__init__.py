@@ -1,0 +1,1 @@
+"""The user-facing dataflow graph: Graph, Operation, Tensor, shapes, the op table, Session."""

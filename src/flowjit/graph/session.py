@@ -1,0 +1,294 @@
+"""`tf.Session`: runs fetches of a graph with feeds, holding variable values between runs.
+
+A run is: resolve fetches and feeds to graph elements, check every fed value against its
+tensor, look up (or build) the executable for this signature, run it, and commit the new
+variable values. Everything is validated before any code runs, so a bad feed never reaches a
+kernel, and a failed run leaves every Variable as it was.
+"""
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from flowjit import config as flowjit_config
+from flowjit import dtypes, errors
+from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
+from flowjit.graph.plan import build_plan
+from flowjit.interp.eager import EagerExecutable, SessionState
+
+
+class Session:
+    """`tf.Session(target='', graph=None, config=None, backend=None)`."""
+
+    def __init__(self, target: str = "", graph: Optional[Graph] = None, config: Any = None,
+                 backend: Optional[str] = None) -> None:
+        self._graph = graph if graph is not None else get_default_graph()
+        self.backend = flowjit_config.resolve_backend(backend)
+        self._state = SessionState()
+        self._executables: Dict[Tuple, EagerExecutable] = {}
+        self._closed = False
+        self._lock = threading.Lock()
+        self._default_context: List[Any] = []
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    @property
+    def sess_str(self) -> str:
+        return ""
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
+        """Runs the graph to compute `fetches` (any nesting of lists, tuples, dicts and
+        namedtuples of tensors, ops, variables or names); returns the same structure with
+        numpy values (None for ops)."""
+        if self._closed:
+            raise RuntimeError("Attempted to use a closed Session.")
+        leaves: List[Any] = []
+        rebuild = _flatten_fetches(fetches, leaves)
+        elements = [self._fetch_element(leaf) for leaf in leaves]
+        feeds = self._convert_feeds(feed_dict)
+        tensor_fetches = tuple(e for e in elements if isinstance(e, Tensor))
+        targets = tuple(e for e in elements if isinstance(e, Operation))
+        executable = self._executable(tensor_fetches + targets, targets, tuple(feeds))
+        with self._lock:
+            values, updates = executable.run(feeds, self._state)
+            for var, value in updates.items():
+                value.setflags(write=False)  # state arrays are shared by readers
+                self._state.variables[var] = value
+        by_fetch = {}
+        for element, value in zip(tensor_fetches + targets, values):
+            by_fetch[element] = value
+        results = [_user_value(by_fetch[e], feeds) for e in elements]
+        return rebuild(iter(results))
+
+    def _executable(self, fetches, targets, feeds) -> EagerExecutable:
+        key = (fetches, targets, frozenset(feeds))
+        executable = self._executables.get(key)
+        if executable is None:
+            executable = EagerExecutable(build_plan(fetches, targets, feeds))
+            self._executables[key] = executable
+        return executable
+
+    def _fetch_element(self, fetch) -> Any:
+        if isinstance(fetch, (Tensor, Operation)) and fetch.graph is not self._graph:
+            raise errors.FetchError(f"Fetch {fetch.describe()} is not an element of this "
+                                    f"Session's graph.", fetch)
+        try:
+            element = self._graph.as_graph_element(fetch)
+        except ValueError as e:
+            raise errors.FetchError(str(e)) from None
+        except TypeError:
+            raise TypeError(f"Fetch argument {fetch!r} has invalid type {type(fetch).__name__}"
+                            f"; must be a Tensor, Operation, Variable or name string (or a "
+                            f"list/tuple/dict of those).") from None
+        return element
+
+    def _convert_feeds(self, feed_dict) -> Dict[Tensor, np.ndarray]:
+        feeds: Dict[Tensor, np.ndarray] = {}
+        if not feed_dict:
+            return feeds
+        if not isinstance(feed_dict, collections.abc.Mapping):
+            raise TypeError(f"feed_dict must be a dict, got {type(feed_dict).__name__}")
+        for key, value in feed_dict.items():
+            tensor = self._feed_tensor(key)
+            feeds[tensor] = convert_feed_value(tensor, value)
+        return feeds
+
+    def _feed_tensor(self, key) -> Tensor:
+        if hasattr(key, "_as_graph_element") and not isinstance(key, Tensor):
+            key = key._as_graph_element()
+        if isinstance(key, str):
+            try:
+                return self._graph.get_tensor_by_name(key)
+            except ValueError:
+                raise errors.FeedError(f"Cannot interpret feed_dict key '{key}' as a Tensor: "
+                                       f"tensor names look like 'x:0'.") from None
+        if isinstance(key, Tensor):
+            if key.graph is not self._graph:
+                raise errors.FeedError(f"Cannot feed {key.describe()}: it is not an element of "
+                                       f"this Session's graph.", key.op)
+            return key
+        raise TypeError(f"Cannot interpret feed_dict key {key!r} as a Tensor: keys must be "
+                        f"Tensors, Variables or tensor names.")
+
+    # -- state helpers --------------------------------------------------------------------------
+    def load_variable(self, variable, value) -> None:
+        tensor = variable._as_graph_element()
+        array = convert_feed_value(tensor, value)
+        if not tensor.shape.is_fully_defined() or tuple(tensor.shape.dims) != array.shape:
+            if tensor.shape.dims is not None and tuple(tensor.shape.dims) != array.shape:
+                raise errors.FeedError(f"Cannot load a value of shape {array.shape} into "
+                                       f"{tensor.describe()} of shape {tensor.shape}")
+        array = array.copy()
+        array.setflags(write=False)
+        self._state.variables[tensor.op] = array
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._closed = True
+        self._executables.clear()
+
+    def __enter__(self) -> "Session":
+        context = self.as_default()
+        context.__enter__()
+        self._default_context.append(context)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._default_context.pop().__exit__(*exc)
+        self.close()
+
+    @contextlib.contextmanager
+    def as_default(self) -> Iterator["Session"]:
+        _session_stack().append(self)
+        try:
+            with self._graph.as_default():
+                yield self
+        finally:
+            _session_stack().pop()
+
+    def list_devices(self) -> list:
+        return [f"/device:CPU:0 ({self.backend})"]
+
+
+class InteractiveSession(Session):
+    """A Session that installs itself as the default session on creation."""
+
+    def __init__(self, target: str = "", graph: Optional[Graph] = None, config: Any = None,
+                 backend: Optional[str] = None) -> None:
+        super().__init__(target, graph, config, backend)
+        _session_stack().append(self)
+
+    def close(self) -> None:
+        stack = _session_stack()
+        if self in stack:
+            stack.remove(self)
+        super().close()
+
+
+# -- the default session ------------------------------------------------------------------------
+_thread_local = threading.local()
+
+
+def _session_stack() -> List[Session]:
+    if not hasattr(_thread_local, "stack"):
+        _thread_local.stack = []
+    return _thread_local.stack
+
+
+def get_default_session() -> Optional[Session]:
+    stack = _session_stack()
+    return stack[-1] if stack else None
+
+
+def _session_for_eval(session: Optional[Session], graph: Graph) -> Session:
+    session = session or get_default_session()
+    if session is None:
+        raise ValueError("Cannot evaluate tensor using `eval()`: No default session is "
+                         "registered. Use `with sess.as_default()` or pass an explicit session "
+                         "to `eval(session=sess)`")
+    if session.graph is not graph:
+        raise ValueError("Cannot use the given session to evaluate tensor: the tensor's graph "
+                         "is different from the session's graph.")
+    return session
+
+
+# -- fetch structures ---------------------------------------------------------------------------
+def _flatten_fetches(fetches, leaves: List[Any]):
+    """Appends the leaves of `fetches` to `leaves`; returns a function that rebuilds the
+    structure from an iterator of values."""
+    if isinstance(fetches, (list, tuple)):
+        parts = [_flatten_fetches(f, leaves) for f in fetches]
+        if isinstance(fetches, tuple) and hasattr(fetches, "_fields"):  # namedtuple
+            cls = type(fetches)
+            return lambda values: cls(*[p(values) for p in parts])
+        cls = type(fetches)
+        return lambda values: cls(p(values) for p in parts) if cls is not list \
+            else [p(values) for p in parts]
+    if isinstance(fetches, collections.abc.Mapping):
+        keys = list(fetches.keys())
+        parts = [_flatten_fetches(fetches[k], leaves) for k in keys]
+        cls = type(fetches)
+
+        def rebuild_mapping(values):
+            items = [(k, p(values)) for k, p in zip(keys, parts)]
+            try:
+                return cls(items)
+            except TypeError:
+                return dict(items)
+        return rebuild_mapping
+    if fetches is None:
+        raise TypeError("Fetch argument None has invalid type <class 'NoneType'>")
+    leaves.append(fetches)
+    return lambda values: next(values)
+
+
+def _user_value(value, feeds):
+    """Results are numpy values the user may keep and modify: never views of Session state
+    or of the caller's own feed arrays."""
+    if value is None:
+        return None
+    if value.ndim == 0:
+        return value[()]
+    if not value.flags.writeable or any(value is fed for fed in feeds.values()):
+        return value.copy()
+    return value
+
+
+# -- feed checking --------------------------------------------------------------------------------
+def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
+    """Checks and converts one fed value; errors name the tensor and where it was created."""
+    if isinstance(value, (Tensor, Operation)) or hasattr(value, "_as_graph_element"):
+        raise errors.FeedError(
+            f"The value fed to {tensor.describe()} is a graph element ({value!r}); feed values "
+            f"must be Python scalars, lists or numpy arrays. To use a tensor's value, fetch it "
+            f"with sess.run first.", tensor.op)
+    try:
+        array = np.asarray(value)
+    except ValueError as e:
+        raise errors.FeedError(f"Cannot convert the value fed to {tensor.describe()} to an "
+                               f"array: {e}", tensor.op) from None
+    array = _convert_dtype(tensor, array, value)
+    if not tensor.shape.is_compatible_with(array.shape):
+        raise errors.FeedError(
+            f"Cannot feed value of shape {tuple(array.shape)} for Tensor {tensor.describe()}, "
+            f"which has shape {tensor.shape}", tensor.op)
+    return array
+
+
+def _convert_dtype(tensor: Tensor, array: np.ndarray, value) -> np.ndarray:
+    target = tensor.dtype
+    source = array.dtype
+    if source == target.np_dtype:
+        return array
+    ok = False
+    if target.is_floating:
+        ok = source.kind in "fiu"
+    elif target.is_integer:
+        ok = source.kind in "iu"
+        if ok and array.size:
+            info = np.iinfo(target.np_dtype)
+            if array.min() < info.min or array.max() > info.max:
+                raise errors.FeedError(
+                    f"The value fed to {tensor.describe()} has entries outside the range of "
+                    f"{target.name} ([{array.min()}, {array.max()}])", tensor.op)
+    elif target.is_bool:
+        ok = False
+    if not ok:
+        raise errors.FeedError(
+            f"Cannot feed a value of dtype {_dtype_name(source)} to Tensor {tensor.describe()}, "
+            f"which has dtype {target.name}", tensor.op)
+    return array.astype(target.np_dtype)
+
+
+def _dtype_name(np_dtype: np.dtype) -> str:
+    try:
+        return dtypes.as_dtype(np_dtype).name
+    except TypeError:
+        return str(np_dtype)

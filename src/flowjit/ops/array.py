@@ -1,0 +1,843 @@
+"""Shape and indexing ops: reshape, transpose, concat/stack/split, slicing, gather, one_hot,
+tile, pad, shape queries, range, fill, identity, select, placeholders."""
+from __future__ import annotations
+
+import builtins
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+
+from flowjit import dtypes, errors
+from flowjit.graph.core import Tensor
+from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.shape import TensorShape, as_shape, broadcast_shapes
+from flowjit.ops.base import (INTS, NUMERIC, apply_op, check_dtype, check_same_dtype, constant,
+                              convert_operands, convert_to_tensor, convert_value,
+                              normalize_axis, static_int, static_int_list)
+
+INDEX_DTYPES = (dtypes.int32, dtypes.int64)
+
+
+def _known_size(dims) -> Optional[int]:
+    if dims is None or any(d is None for d in dims):
+        return None
+    return int(np.prod(dims, dtype=np.int64))
+
+
+def _as_build_error(fn):
+    """API helpers raise ShapeInferenceError like rules do; present it as a ShapeError."""
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ShapeInferenceError as e:
+            raise errors.ShapeError(str(e)) from None
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+# -- placeholders ---------------------------------------------------------------------------
+def _placeholder_infer(inputs, *, dtype, shape):
+    return [TensorSpec(dtype, shape)]
+
+
+# No kernel: the executor supplies the fed value (and reports a missing feed by name).
+register_op("Placeholder", "placeholder", _placeholder_infer, None)
+
+
+def placeholder(dtype, shape=None, name=None):
+    """`tf.placeholder(dtype, shape=None, name=None)`; `None` dims accept any size."""
+    return apply_op("Placeholder", [], {"dtype": dtypes.as_dtype(dtype),
+                                        "shape": as_shape(shape)},
+                    name=name, default_name="Placeholder")
+
+
+def _placeholder_with_default_infer(inputs, *, shape):
+    (default,) = inputs
+    if not shape.is_compatible_with(default.shape):
+        raise ShapeInferenceError(f"default value of shape {default.shape} is not compatible "
+                                  f"with the placeholder shape {shape}")
+    return [TensorSpec(default.dtype, shape)]
+
+
+register_op("PlaceholderWithDefault", "placeholder_with_default",
+            _placeholder_with_default_infer, lambda x, *, shape: x, stateful=True)
+
+
+def placeholder_with_default(input, shape, name=None):
+    default = convert_to_tensor(input)
+    return apply_op("PlaceholderWithDefault", [default], {"shape": as_shape(shape)}, name=name,
+                    default_name="PlaceholderWithDefault")
+
+
+# -- identity-like --------------------------------------------------------------------------
+def _same_spec(inputs):
+    return [TensorSpec(inputs[0].dtype, inputs[0].shape)]
+
+
+register_op("Identity", "identity", _same_spec, lambda x: x)
+register_op("StopGradient", "stop_gradient", _same_spec, lambda x: x)
+
+
+def identity(input, name=None):
+    return apply_op("Identity", [convert_to_tensor(input)], name=name, default_name="Identity")
+
+
+def stop_gradient(input, name=None):
+    return apply_op("StopGradient", [convert_to_tensor(input)], name=name,
+                    default_name="StopGradient")
+
+
+# -- reshape / transpose / squeeze / expand_dims ---------------------------------------------
+def _reshape_infer(inputs, *, shape):
+    (x,) = inputs
+    if shape.count(-1) > 1:
+        raise ShapeInferenceError(f"reshape target {list(shape)} has more than one -1")
+    size = _known_size(x.shape.dims)
+    if -1 not in shape:
+        if size is not None and size != int(np.prod(shape, dtype=np.int64)):
+            raise ShapeInferenceError(f"Cannot reshape a tensor with {size} elements to shape "
+                                      f"{list(shape)} ({int(np.prod(shape))} elements)")
+        return [TensorSpec(x.dtype, TensorShape(shape))]
+    known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+    if size is None:
+        return [TensorSpec(x.dtype, TensorShape([None if d == -1 else d for d in shape]))]
+    if known == 0 or size % known:
+        raise ShapeInferenceError(f"Cannot reshape a tensor with {size} elements to shape "
+                                  f"{list(shape)}")
+    return [TensorSpec(x.dtype, TensorShape([size // known if d == -1 else d for d in shape]))]
+
+
+def _reshape_kernel(x, *, shape):
+    try:
+        return x.reshape(shape)
+    except ValueError:
+        raise errors.InvalidArgumentError(
+            f"Input to reshape is a tensor with {x.size} values (shape {list(x.shape)}), but "
+            f"the requested shape is {list(shape)}") from None
+
+
+register_op("Reshape", "reshape", _reshape_infer, _reshape_kernel)
+
+
+def reshape(tensor, shape, name=None):
+    """`tf.reshape`; `shape` may hold one -1. A runtime shape tensor must fold to a constant."""
+    x = convert_to_tensor(tensor)
+    shape = static_int_list(shape, "reshape's shape")
+    if any(d < -1 for d in shape):
+        raise errors.ShapeError(f"reshape target {list(shape)} has a negative dimension")
+    return apply_op("Reshape", [x], {"shape": shape}, name=name, default_name="Reshape")
+
+
+def _transpose_infer(inputs, *, perm):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape([None] * len(perm)) if perm else TensorShape(None))]
+    if sorted(perm) != list(builtins.range(len(x.shape.dims))):
+        raise ShapeInferenceError(f"perm {list(perm)} is not a permutation of the "
+                                  f"{len(x.shape.dims)} dimensions")
+    return [TensorSpec(x.dtype, TensorShape([x.shape.dims[p] for p in perm]))]
+
+
+register_op("Transpose", "transpose", _transpose_infer, lambda x, *, perm: np.transpose(x, perm))
+
+
+def transpose(a, perm=None, name="transpose", conjugate=False):
+    x = convert_to_tensor(a)
+    if perm is None:
+        if x.shape.ndims is None:
+            raise errors.UnimplementedError(f"transpose without perm needs the rank of "
+                                            f"{x.describe()}")
+        perm = tuple(reversed(builtins.range(x.shape.ndims)))
+    perm = tuple(p % x.shape.ndims if x.shape.ndims else p
+                 for p in static_int_list(perm, "perm"))
+    return apply_op("Transpose", [x], {"perm": perm}, name=name)
+
+
+def _squeeze_infer(inputs, *, axis):
+    (x,) = inputs
+    dims = x.shape.dims
+    if dims is None:
+        return [TensorSpec(x.dtype, TensorShape(None))]
+    if axis is None:
+        if any(d is None for d in dims):
+            raise ShapeInferenceError(f"squeeze without axis needs a fully known shape, "
+                                      f"got {x.shape}")
+        return [TensorSpec(x.dtype, TensorShape([d for d in dims if d != 1]))]
+    for a in axis:
+        if dims[a] not in (1, None):
+            raise ShapeInferenceError(f"Can not squeeze dim[{a}], expected a dimension of 1, "
+                                      f"got {dims[a]}")
+    return [TensorSpec(x.dtype, TensorShape([d for i, d in enumerate(dims) if i not in axis]))]
+
+
+def _squeeze_kernel(x, *, axis):
+    try:
+        return np.squeeze(x, axis=axis)
+    except ValueError:
+        raise errors.InvalidArgumentError(f"Can not squeeze axes {axis} of a tensor of shape "
+                                          f"{list(x.shape)}") from None
+
+
+register_op("Squeeze", "squeeze", _squeeze_infer, _squeeze_kernel)
+
+
+@_as_build_error
+def squeeze(input, axis=None, name=None, squeeze_dims=None):
+    x = convert_to_tensor(input)
+    axis = squeeze_dims if axis is None else axis
+    if axis is not None:
+        axis = tuple(sorted(normalize_axis(a, x.shape.ndims)
+                            for a in static_int_list(axis, "axis")))
+    return apply_op("Squeeze", [x], {"axis": axis}, name=name, default_name="Squeeze")
+
+
+def _expand_dims_infer(inputs, *, axis):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape(None))]
+    dims = list(x.shape.dims)
+    dims.insert(axis, 1)
+    return [TensorSpec(x.dtype, TensorShape(dims))]
+
+
+register_op("ExpandDims", "expand_dims", _expand_dims_infer,
+            lambda x, *, axis: np.expand_dims(x, axis))
+
+
+@_as_build_error
+def expand_dims(input, axis=None, name=None, dim=None):
+    x = convert_to_tensor(input)
+    axis = static_int(dim if axis is None else axis, "axis")
+    rank = x.shape.ndims
+    if rank is not None:
+        axis = normalize_axis(axis, rank + 1)
+    elif axis < 0:
+        raise errors.UnimplementedError("expand_dims with a negative axis needs a known rank")
+    return apply_op("ExpandDims", [x], {"axis": axis}, name=name, default_name="ExpandDims")
+
+
+# -- concat / stack / unstack / split --------------------------------------------------------
+def _concat_infer(inputs, *, axis):
+    dtype = check_same_dtype(inputs)
+    ranks = {s.shape.ndims for s in inputs if s.shape.ndims is not None}
+    if len(ranks) > 1:
+        raise ShapeInferenceError(f"concat inputs have different ranks {sorted(ranks)}")
+    if not ranks:
+        return [TensorSpec(dtype, TensorShape(None))]
+    rank = ranks.pop()
+    dims: List[Optional[int]] = [None] * rank
+    total: Optional[int] = 0
+    for spec in inputs:
+        if spec.shape.dims is None:
+            total = None
+            continue
+        for i, d in enumerate(spec.shape.dims):
+            if i == axis:
+                total = None if (total is None or d is None) else total + d
+            elif d is not None:
+                if dims[i] is not None and dims[i] != d:
+                    raise ShapeInferenceError(f"Dimension {i} of concat inputs must be equal "
+                                              f"(concatenating on axis {axis}), got {dims[i]} "
+                                              f"and {d}")
+                dims[i] = d
+    dims[axis] = total
+    return [TensorSpec(dtype, TensorShape(dims))]
+
+
+register_op("ConcatV2", "concatenate", _concat_infer,
+            lambda *xs, axis: np.concatenate(xs, axis=axis))
+
+
+@_as_build_error
+def concat(values, axis, name="concat"):
+    tensors = [convert_to_tensor(v) for v in values]
+    if not tensors:
+        raise ValueError("concat needs at least one tensor")
+    axis = static_int(axis, "axis")
+    rank = next((t.shape.ndims for t in tensors if t.shape.ndims is not None), None)
+    if rank is not None:
+        axis = normalize_axis(axis, rank)
+    if len(tensors) == 1:
+        return identity(tensors[0], name=name)
+    return apply_op("ConcatV2", tensors, {"axis": axis}, name=name)
+
+
+def _pack_infer(inputs, *, axis):
+    dtype = check_same_dtype(inputs)
+    shape = inputs[0].shape
+    for spec in inputs[1:]:
+        if not shape.is_compatible_with(spec.shape):
+            raise ShapeInferenceError(f"Shapes of all inputs to stack must match: {shape} "
+                                      f"vs. {spec.shape}")
+        shape = shape.merge_with(spec.shape)
+    if shape.dims is None:
+        return [TensorSpec(dtype, TensorShape(None))]
+    dims = list(shape.dims)
+    dims.insert(axis, len(inputs))
+    return [TensorSpec(dtype, TensorShape(dims))]
+
+
+def _pack_kernel(*xs, axis):
+    if len({x.shape for x in xs}) > 1:
+        raise errors.InvalidArgumentError(f"Shapes of all inputs to stack must match, got "
+                                          f"{[list(x.shape) for x in xs]}")
+    return np.stack(xs, axis=axis)
+
+
+register_op("Pack", "stack", _pack_infer, _pack_kernel)
+
+
+@_as_build_error
+def stack(values, axis=0, name="stack"):
+    tensors = [convert_to_tensor(v) for v in values]
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    dtype = tensors[0].dtype
+    tensors = [t if t.dtype is dtype or t.op.type != "Const" else
+               constant(t._value, dtype) for t in tensors]
+    rank = next((t.shape.ndims for t in tensors if t.shape.ndims is not None), None)
+    axis = normalize_axis(axis, rank + 1) if rank is not None else axis
+    return apply_op("Pack", tensors, {"axis": axis}, name=name)
+
+
+pack = stack
+
+
+def _unpack_infer(inputs, *, num, axis):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape(None))] * num
+    if x.shape.dims[axis] not in (None, num):
+        raise ShapeInferenceError(f"Cannot unstack {num} values from dimension {axis} of "
+                                  f"size {x.shape.dims[axis]}")
+    dims = x.shape.dims[:axis] + x.shape.dims[axis + 1:]
+    return [TensorSpec(x.dtype, TensorShape(dims))] * num
+
+
+def _unpack_kernel(x, *, num, axis):
+    if x.shape[axis] != num:
+        raise errors.InvalidArgumentError(f"Cannot unstack {num} values from dimension "
+                                          f"{axis} of size {x.shape[axis]}")
+    return tuple(np.take(x, i, axis=axis) for i in builtins.range(num))
+
+
+register_op("Unpack", "unstack", _unpack_infer, _unpack_kernel)
+
+
+@_as_build_error
+def unstack(value, num=None, axis=0, name="unstack"):
+    x = convert_to_tensor(value)
+    if x.shape.ndims is None:
+        raise errors.UnimplementedError(f"unstack needs the rank of {x.describe()}")
+    axis = normalize_axis(axis, x.shape.ndims)
+    num = x.shape.dims[axis] if num is None else num
+    if num is None:
+        raise ValueError(f"Cannot infer num from shape {x.shape} of {x.describe()}")
+    outputs = apply_op("Unpack", [x], {"num": num, "axis": axis}, name=name)
+    return list(outputs) if isinstance(outputs, tuple) else [outputs]
+
+
+unpack = unstack
+
+
+def _split_infer(inputs, *, sizes, axis):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape(None))] * len(sizes)
+    d = x.shape.dims[axis]
+    if d is not None and sum(sizes) != d:
+        raise ShapeInferenceError(f"split sizes {list(sizes)} do not add up to dimension "
+                                  f"{axis} of size {d}")
+    out = []
+    for s in sizes:
+        dims = list(x.shape.dims)
+        dims[axis] = s
+        out.append(TensorSpec(x.dtype, TensorShape(dims)))
+    return out
+
+
+def _split_kernel(x, *, sizes, axis):
+    if sum(sizes) != x.shape[axis]:
+        raise errors.InvalidArgumentError(f"split sizes {list(sizes)} do not add up to "
+                                          f"dimension {axis} of size {x.shape[axis]}")
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+register_op("SplitV", "split", _split_infer, _split_kernel)
+
+
+@_as_build_error
+def split(value, num_or_size_splits, axis=0, num=None, name="split"):
+    x = convert_to_tensor(value)
+    if x.shape.ndims is None:
+        raise errors.UnimplementedError(f"split needs the rank of {x.describe()}")
+    axis = normalize_axis(static_int(axis, "axis"), x.shape.ndims)
+    if isinstance(num_or_size_splits, int):
+        d = x.shape.dims[axis]
+        if d is None:
+            raise errors.UnimplementedError(f"splitting an unknown dimension {axis} of "
+                                            f"{x.describe()} evenly is not supported")
+        if d % num_or_size_splits:
+            raise errors.ShapeError(f"Dimension {axis} of size {d} of {x.describe()} is not "
+                                    f"divisible into {num_or_size_splits} equal parts")
+        sizes = (d // num_or_size_splits,) * num_or_size_splits
+    else:
+        sizes = static_int_list(num_or_size_splits, "size_splits")
+        if -1 in sizes:
+            d = x.shape.dims[axis]
+            if d is None:
+                raise errors.UnimplementedError("a -1 split size needs a known dimension")
+            sizes = tuple(d - (sum(sizes) + 1) if s == -1 else s for s in sizes)
+    outputs = apply_op("SplitV", [x], {"sizes": tuple(sizes), "axis": axis}, name=name)
+    return list(outputs) if isinstance(outputs, tuple) else [outputs]
+
+
+# -- slicing ----------------------------------------------------------------------------------
+def _slice_infer(inputs, *, begin, size):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape([None if s == -1 else s for s in size]))]
+    if len(begin) != len(x.shape.dims) or len(size) != len(x.shape.dims):
+        raise ShapeInferenceError(f"slice begin {list(begin)} and size {list(size)} must "
+                                  f"have one entry per dimension of shape {x.shape}")
+    dims = []
+    for b, s, d in zip(begin, size, x.shape.dims):
+        if b < 0 or (d is not None and (b > d or (s != -1 and b + s > d))):
+            raise ShapeInferenceError(f"slice [{b}, {b}+{s}) is out of range for a dimension "
+                                      f"of size {d}")
+        dims.append((None if d is None else d - b) if s == -1 else s)
+    return [TensorSpec(x.dtype, TensorShape(dims))]
+
+
+def _slice_kernel(x, *, begin, size):
+    index = []
+    for b, s, d in zip(begin, size, x.shape):
+        end = d if s == -1 else b + s
+        if b > d or end > d:
+            raise errors.IndexOutOfRangeError(f"slice [{b}, {end}) is out of range for a "
+                                              f"dimension of size {d} (input shape "
+                                              f"{list(x.shape)})")
+        index.append(builtins.slice(b, end))
+    return x[tuple(index)]
+
+
+register_op("Slice", "slice", _slice_infer, _slice_kernel)
+
+
+@_as_build_error
+def slice(input_, begin, size, name=None):  # noqa: A001 - TF1 name
+    x = convert_to_tensor(input_)
+    begin = static_int_list(begin, "begin")
+    size = static_int_list(size, "size")
+    return apply_op("Slice", [x], {"begin": begin, "size": size}, name=name,
+                    default_name="Slice")
+
+
+# A strided slice is described by a tuple of index entries, each one of
+#   ("index", i)  ("range", start, stop, step)  ("newaxis",)
+# with Ellipsis already expanded (so the rank must be known), None meaning "to the end".
+def _strided_slice_infer(inputs, *, spec):
+    (x,) = inputs
+    dims_in = list(x.shape.dims)
+    dims: List[Optional[int]] = []
+    axis = 0
+    for entry in spec:
+        if entry[0] == "newaxis":
+            dims.append(1)
+            continue
+        d = dims_in[axis]
+        if entry[0] == "index":
+            i = entry[1]
+            if d is not None and not -d <= i < d:
+                raise ShapeInferenceError(f"index {i} is out of bounds for dimension {axis} "
+                                          f"with size {d}")
+        else:
+            _, start, stop, step = entry
+            dims.append(None if d is None else len(builtins.range(*builtins.slice(start, stop, step)
+                                                         .indices(d))))
+        axis += 1
+    dims.extend(dims_in[axis:])
+    return [TensorSpec(x.dtype, TensorShape(dims))]
+
+
+def _strided_slice_kernel(x, *, spec):
+    index = []
+    for axis, entry in enumerate(e for e in spec if e[0] != "newaxis"):
+        if entry[0] == "index" and not -x.shape[axis] <= entry[1] < x.shape[axis]:
+            raise errors.IndexOutOfRangeError(
+                f"index {entry[1]} is out of bounds for dimension {axis} with size "
+                f"{x.shape[axis]} (input shape {list(x.shape)})")
+    for entry in spec:
+        if entry[0] == "newaxis":
+            index.append(None)
+        elif entry[0] == "index":
+            index.append(entry[1])
+        else:
+            index.append(builtins.slice(*entry[1:]))
+    return x[tuple(index)]
+
+
+register_op("StridedSlice", "strided_slice", _strided_slice_infer, _strided_slice_kernel)
+
+
+def _index_entry(item: Any) -> tuple:
+    if item is None:
+        return ("newaxis",)
+    if isinstance(item, builtins.slice):
+        parts = []
+        for part in (item.start, item.stop, item.step):
+            parts.append(None if part is None else static_int(part, "slice bound"))
+        if parts[2] == 0:
+            raise ValueError("slice step cannot be zero")
+        return ("range", *parts)
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError("boolean indexing of tensors is not supported; use tf.boolean_mask")
+    if isinstance(item, Tensor) and item._value is None:
+        raise TypeError(f"Indexing with a run-time Tensor {item.describe()} is not supported "
+                        f"by __getitem__; use tf.gather(x, indices).")
+    return ("index", static_int(item, "index"))
+
+
+def strided_slice_by_index(x: Tensor, key: Any, name: str = "strided_slice") -> Tensor:
+    """`x[key]` for ints, slices, `...` and `tf.newaxis`, as numpy basic indexing."""
+    items = list(key) if isinstance(key, tuple) else [key]
+    n_ellipsis = sum(1 for k in items if k is Ellipsis)
+    if n_ellipsis > 1:
+        raise ValueError("an index can only have a single ellipsis ('...')")
+    rank = x.shape.ndims
+    consumed = sum(1 for k in items if k is not None and k is not Ellipsis)
+    if n_ellipsis:
+        if rank is None:
+            raise errors.UnimplementedError(f"'...' indexing needs the rank of {x.describe()}")
+        pos = items.index(Ellipsis)
+        items[pos:pos + 1] = [builtins.slice(None, None, None)] * (rank - consumed)
+    if rank is not None and consumed > rank:
+        raise errors.IndexOutOfRangeError(f"Too many indices ({consumed}) for {x.describe()} "
+                                          f"of rank {rank}")
+    if rank is None:
+        raise errors.UnimplementedError(f"Indexing needs the rank of {x.describe()}")
+    spec = tuple(_index_entry(k) for k in items)
+    try:
+        return apply_op("StridedSlice", [x], {"spec": spec}, name=name)
+    except errors.ShapeError as e:
+        raise errors.IndexOutOfRangeError(e.message, e.op) from None
+
+
+def strided_slice(input_, begin, end, strides=None, name=None, **_masks):
+    x = convert_to_tensor(input_)
+    begin = static_int_list(begin, "begin")
+    end = static_int_list(end, "end")
+    strides = static_int_list(strides, "strides") if strides is not None else (1,) * len(begin)
+    key = tuple(builtins.slice(b, e, s) for b, e, s in zip(begin, end, strides))
+    return strided_slice_by_index(x, key, name=name or "StridedSlice")
+
+
+# -- gather / one_hot -----------------------------------------------------------------------
+def _gather_infer(inputs, *, axis):
+    params, indices = inputs
+    check_dtype(indices, INDEX_DTYPES, "indices")
+    if params.shape.dims is None or indices.shape.dims is None:
+        return [TensorSpec(params.dtype, TensorShape(None))]
+    d = params.shape.dims
+    return [TensorSpec(params.dtype, TensorShape(d[:axis] + indices.shape.dims + d[axis + 1:]))]
+
+
+def _gather_kernel(params, indices, *, axis):
+    n = params.shape[axis]
+    bad = (indices < 0) | (indices >= n)
+    if np.any(bad):
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise errors.IndexOutOfRangeError(
+            f"indices{list(where)} = {int(indices[where])} is not in [0, {n}) "
+            f"(gathering along axis {axis} of a tensor of shape {list(params.shape)})")
+    return np.take(params, indices, axis=axis)
+
+
+register_op("GatherV2", "gather", _gather_infer, _gather_kernel)
+
+
+@_as_build_error
+def gather(params, indices, validate_indices=None, name=None, axis=0, batch_dims=0):
+    params = convert_to_tensor(params)
+    indices = convert_to_tensor(indices, dtype_hint=dtypes.int32)
+    if batch_dims:
+        raise errors.UnimplementedError("gather with batch_dims is not supported yet")
+    axis = static_int(axis, "axis")
+    if params.shape.ndims is not None:
+        axis = normalize_axis(axis, params.shape.ndims)
+    return apply_op("GatherV2", [params, indices], {"axis": axis}, name=name,
+                    default_name="GatherV2")
+
+
+def _one_hot_infer(inputs, *, depth, on_value, off_value, axis, dtype):
+    (indices,) = inputs
+    check_dtype(indices, INTS + (dtypes.uint8,), "indices")
+    if indices.shape.dims is None:
+        return [TensorSpec(dtype, TensorShape(None))]
+    dims = list(indices.shape.dims)
+    dims.insert(len(dims) if axis == -1 else axis, depth)
+    return [TensorSpec(dtype, TensorShape(dims))]
+
+
+def _one_hot_kernel(indices, *, depth, on_value, off_value, axis, dtype):
+    # Out-of-range (and negative) indices give an all-off row, as in TF1.
+    hot = indices[..., None] == np.arange(depth)
+    out = np.where(hot, on_value, off_value).astype(dtype.np_dtype)
+    if axis != -1:
+        out = np.moveaxis(out, -1, axis)
+    return out
+
+
+register_op("OneHot", "one_hot", _one_hot_infer, _one_hot_kernel)
+
+
+def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
+    indices = convert_to_tensor(indices, dtype_hint=dtypes.int32)
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.float32
+    depth = static_int(depth, "depth")
+    if depth < 0:
+        raise errors.ShapeError(f"one_hot depth must be non-negative, got {depth}")
+    rank = indices.shape.ndims
+    axis = -1 if axis is None else axis
+    if axis != -1 and rank is not None and not 0 <= axis <= rank:
+        raise errors.ShapeError(f"one_hot axis {axis} is out of range for indices of rank {rank}")
+    attrs = {"depth": depth, "axis": axis, "dtype": dtype,
+             "on_value": _scalar_value(1 if on_value is None else on_value, dtype),
+             "off_value": _scalar_value(0 if off_value is None else off_value, dtype)}
+    return apply_op("OneHot", [indices], attrs, name=name, default_name="one_hot")
+
+
+def _scalar_value(value: Any, dtype: dtypes.DType):
+    if isinstance(value, Tensor):
+        if value._value is None:
+            raise errors.UnimplementedError("one_hot on/off values must be known at build time")
+        value = value._value
+    return convert_value(value, dtype).item()
+
+
+# -- tile / pad -----------------------------------------------------------------------------
+def _tile_infer(inputs, *, multiples):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape([None] * len(multiples)))]
+    if len(multiples) != len(x.shape.dims):
+        raise ShapeInferenceError(f"tile multiples {list(multiples)} must have one entry per "
+                                  f"dimension of shape {x.shape}")
+    return [TensorSpec(x.dtype, TensorShape(None if d is None else d * m
+                                            for d, m in zip(x.shape.dims, multiples)))]
+
+
+register_op("Tile", "tile", _tile_infer, lambda x, *, multiples: np.tile(x, multiples))
+
+
+def tile(input, multiples, name=None):
+    multiples = static_int_list(multiples, "multiples")
+    if any(m < 0 for m in multiples):
+        raise errors.ShapeError(f"tile multiples must be non-negative, got {list(multiples)}")
+    return apply_op("Tile", [convert_to_tensor(input)], {"multiples": multiples}, name=name,
+                    default_name="Tile")
+
+
+def _pad_infer(inputs, *, paddings, mode, constant_value):
+    (x,) = inputs
+    if x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape([None] * len(paddings)))]
+    if len(paddings) != len(x.shape.dims):
+        raise ShapeInferenceError(f"paddings must have one [before, after] pair per dimension "
+                                  f"of shape {x.shape}")
+    for (lo, hi), d in zip(paddings, x.shape.dims):
+        if mode != "CONSTANT" and d is not None and max(lo, hi) > d - (mode == "REFLECT"):
+            raise ShapeInferenceError(f"{mode} padding ({lo}, {hi}) is too large for a "
+                                      f"dimension of size {d}")
+    return [TensorSpec(x.dtype, TensorShape(None if d is None else d + lo + hi
+                                            for (lo, hi), d in zip(paddings, x.shape.dims)))]
+
+
+def _pad_kernel(x, *, paddings, mode, constant_value):
+    if mode == "CONSTANT":
+        return np.pad(x, paddings, mode="constant", constant_values=constant_value)
+    return np.pad(x, paddings, mode="reflect" if mode == "REFLECT" else "symmetric")
+
+
+register_op("Pad", "pad", _pad_infer, _pad_kernel)
+
+
+def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
+    x = convert_to_tensor(tensor)
+    flat = static_int_list(paddings, "paddings")
+    if len(flat) % 2 or any(p < 0 for p in flat):
+        raise errors.ShapeError(f"paddings must be non-negative [before, after] pairs, got "
+                                f"{paddings!r}")
+    mode = mode.upper()
+    if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
+        raise ValueError(f"Unknown padding mode {mode!r}")
+    pairs = tuple((flat[i], flat[i + 1]) for i in builtins.range(0, len(flat), 2))
+    return apply_op("Pad", [x], {"paddings": pairs, "mode": mode,
+                                 "constant_value": _scalar_value(constant_values, x.dtype)},
+                    name=name, default_name="Pad")
+
+
+# -- shape queries --------------------------------------------------------------------------
+def _shape_infer(inputs, *, out_type):
+    (x,) = inputs
+    rank = x.shape.ndims
+    value = np.array(x.shape.dims, out_type.np_dtype) if x.shape.is_fully_defined() else None
+    return [TensorSpec(out_type, TensorShape([rank]), value)]
+
+
+def _size_infer(inputs, *, out_type):
+    n = inputs[0].shape.num_elements()
+    return [TensorSpec(out_type, TensorShape([]),
+                       None if n is None else np.array(n, out_type.np_dtype))]
+
+
+def _rank_infer(inputs):
+    r = inputs[0].shape.ndims
+    return [TensorSpec(dtypes.int32, TensorShape([]),
+                       None if r is None else np.array(r, np.int32))]
+
+
+register_op("Shape", "shape_of", _shape_infer,
+            lambda x, *, out_type: np.array(x.shape, out_type.np_dtype))
+register_op("Size", "size_of", _size_infer,
+            lambda x, *, out_type: np.array(x.size, out_type.np_dtype))
+register_op("Rank", "rank_of", _rank_infer, lambda x: np.array(x.ndim, np.int32))
+
+
+def shape(input, name=None, out_type=dtypes.int32):
+    return apply_op("Shape", [convert_to_tensor(input)], {"out_type": dtypes.as_dtype(out_type)},
+                    name=name, default_name="Shape")
+
+
+def size(input, name=None, out_type=dtypes.int32):
+    return apply_op("Size", [convert_to_tensor(input)], {"out_type": dtypes.as_dtype(out_type)},
+                    name=name, default_name="Size")
+
+
+def rank(input, name=None):
+    return apply_op("Rank", [convert_to_tensor(input)], name=name, default_name="Rank")
+
+
+# -- range / fill / zeros / ones ------------------------------------------------------------
+def _range_infer(inputs, *, start, limit, delta, dtype):
+    n = len(np.arange(start, limit, delta))
+    return [TensorSpec(dtype, TensorShape([n]))]
+
+
+register_op("Range", "iota", _range_infer,
+            lambda *, start, limit, delta, dtype: np.arange(start, limit, delta,
+                                                            dtype=dtype.np_dtype))
+
+
+def range(start, limit=None, delta=1, dtype=None, name="range"):  # noqa: A001
+    if limit is None:
+        start, limit = 0, start
+    values = [_static_scalar(v, "range bound") for v in (start, limit, delta)]
+    if values[2] == 0:
+        raise ValueError("range delta must not be zero")
+    if dtype is None:
+        dtype = dtypes.float32 if any(isinstance(v, float) for v in values) else dtypes.int32
+    dtype = dtypes.as_dtype(dtype)
+    cast = float if dtype.is_floating else int
+    start, limit, delta = (cast(v) for v in values)
+    return apply_op("Range", [], {"start": start, "limit": limit, "delta": delta,
+                                  "dtype": dtype}, name=name)
+
+
+def _static_scalar(value: Any, what: str):
+    if isinstance(value, Tensor) or hasattr(value, "_as_graph_element"):
+        t = convert_to_tensor(value)
+        if t._value is None:
+            raise errors.UnimplementedError(f"{what} must be known when the graph is built")
+        value = t._value
+    return np.asarray(value).item()
+
+
+def _fill_infer(inputs, *, shape):
+    (value,) = inputs
+    if value.shape.ndims not in (0, None):
+        raise ShapeInferenceError(f"fill value must be a scalar, got shape {value.shape}")
+    return [TensorSpec(value.dtype, TensorShape(shape))]
+
+
+register_op("Fill", "broadcast_scalar", _fill_infer,
+            lambda value, *, shape: np.full(shape, value, dtype=value.dtype))
+
+
+def fill(dims, value, name=None):
+    shape = static_int_list(dims, "fill dims")
+    if any(d < 0 for d in shape):
+        raise errors.ShapeError(f"fill dims must be non-negative, got {list(shape)}")
+    return apply_op("Fill", [convert_to_tensor(value)], {"shape": shape}, name=name,
+                    default_name="Fill")
+
+
+def zeros(shape, dtype=dtypes.float32, name=None):
+    return fill(shape, constant(0, dtypes.as_dtype(dtype)), name=name or "zeros")
+
+
+def ones(shape, dtype=dtypes.float32, name=None):
+    return fill(shape, constant(1, dtypes.as_dtype(dtype)), name=name or "ones")
+
+
+register_op("ZerosLike", "zeros_like", _same_spec, np.zeros_like)
+register_op("OnesLike", "ones_like", _same_spec, np.ones_like)
+
+
+def zeros_like(tensor, dtype=None, name=None, optimize=True):
+    x = convert_to_tensor(tensor)
+    if dtype is not None and dtypes.as_dtype(dtype) is not x.dtype:
+        x = _cast(x, dtype)
+    return apply_op("ZerosLike", [x], name=name, default_name="zeros_like")
+
+
+def ones_like(tensor, dtype=None, name=None, optimize=True):
+    x = convert_to_tensor(tensor)
+    if dtype is not None and dtypes.as_dtype(dtype) is not x.dtype:
+        x = _cast(x, dtype)
+    return apply_op("OnesLike", [x], name=name, default_name="ones_like")
+
+
+def _cast(x, dtype):
+    from flowjit.ops.math import cast
+    return cast(x, dtype)
+
+
+# -- select / where -------------------------------------------------------------------------
+def _select_infer(inputs):
+    cond, x, y = inputs
+    check_dtype(cond, (dtypes.bool_,), "condition")
+    dtype = check_same_dtype([x, y])
+    shape = broadcast_shapes(x.shape, y.shape)
+    shape = shape and broadcast_shapes(cond.shape, shape)
+    if shape is None:
+        raise ShapeInferenceError(f"where: condition {cond.shape}, x {x.shape} and y {y.shape} "
+                                  f"do not broadcast together")
+    return [TensorSpec(dtype, shape)]
+
+
+register_op("Select", "select", _select_infer, np.where)
+
+
+def _where_coords_infer(inputs):
+    (cond,) = inputs
+    return [TensorSpec(dtypes.int64, TensorShape([None, cond.shape.ndims]))]
+
+
+register_op("Where", "where_coords", _where_coords_infer,
+            lambda cond: np.argwhere(cond).astype(np.int64))
+
+
+def where(condition, x=None, y=None, name=None):
+    """`tf.where(cond, x, y)` selects elementwise (with broadcasting); `tf.where(cond)`
+    returns the int64 coordinates of the true elements."""
+    cond = convert_to_tensor(condition)
+    if x is None and y is None:
+        return apply_op("Where", [cond], name=name, default_name="Where")
+    if x is None or y is None:
+        raise ValueError("x and y must both be given, or neither")
+    x, y = convert_operands(x, y)
+    return apply_op("Select", [cond, x, y], name=name, default_name="Select")
+
+
+where_v2 = where
