@@ -55,7 +55,7 @@ def convert_value(value: Any, dtype: Optional[dtypes.DType]) -> np.ndarray:
             raise TypeError(f"Value {_short(value)} is out of range for dtype {dtype.name}.")
     if arr.dtype.kind != "b" and target.kind == "b":
         raise TypeError(f"Cannot convert {_short(value)} to a tensor of dtype bool.")
-    return np.ascontiguousarray(arr, dtype=target)
+    return np.array(arr, dtype=target, order="C")  # (ascontiguousarray would make 0-d 1-d)
 
 
 def _short(value: Any) -> str:
