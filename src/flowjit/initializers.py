@@ -9,7 +9,7 @@ import numpy as np
 
 from flowjit import dtypes
 from flowjit.ops import array, random
-from flowjit.ops.base import constant
+from flowjit.ops.base import constant as constant_tensor
 
 
 class Initializer:
@@ -44,8 +44,8 @@ class Constant(Initializer):
         dtype = self._dtype(dtype)
         value = np.asarray(self.value)
         if value.ndim == 0:
-            return array.fill(shape, constant(value, dtype))
-        return constant(value, dtype, shape=shape)
+            return array.fill(shape, constant_tensor(value, dtype))
+        return constant_tensor(value, dtype, shape=shape)
 
 
 class RandomNormal(Initializer):

@@ -4,6 +4,7 @@ Names follow TF1: `a + b` is named 'add' while `tf.add(a, b)` is named 'Add'.
 """
 from __future__ import annotations
 
+from flowjit import errors
 from flowjit.graph.core import Tensor
 from flowjit.ops import array, math
 from flowjit.ops.base import convert_operands, convert_to_tensor
@@ -14,8 +15,10 @@ def _binary(fn, name, reflected=False):
         x, y = (other, self) if reflected else (self, other)
         try:
             x, y = convert_operands(x, y)
+        except errors.DTypeError:
+            raise  # a value we understood but cannot use: say why (TF1 raises TypeError)
         except TypeError:
-            return NotImplemented
+            return NotImplemented  # an unknown type: let it try its reflected operator
         return fn(x, y, name=name)
     return method
 

@@ -1,0 +1,210 @@
+"""Session.run: fetch structures, feeds, state semantics, default sessions."""
+import collections
+
+import numpy as np
+import pytest
+
+import flowjit as tf
+from flowjit import errors
+
+
+def test_fetch_structures_are_preserved():
+    a = tf.constant(1.0)
+    b = tf.constant([2, 3])
+    Pair = collections.namedtuple("Pair", "first second")
+    noop = tf.no_op()
+    with tf.Session() as sess:
+        out = sess.run({"a": a, "nested": [b, (a, noop)], "pair": Pair(a, b)})
+    assert out["a"] == 1.0
+    np.testing.assert_array_equal(out["nested"][0], [2, 3])
+    assert isinstance(out["nested"][1], tuple) and out["nested"][1][1] is None
+    assert isinstance(out["pair"], Pair) and out["pair"].first == 1.0
+
+
+def test_scalar_results_are_numpy_scalars_of_the_tensor_dtype():
+    with tf.Session() as sess:
+        value = sess.run(tf.constant(3.0) + 4.0)
+    assert isinstance(value, np.float32) and value == 7.0
+
+
+def test_feed_by_tensor_and_by_name():
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    y = tf.reduce_sum(x, axis=1, name="y")
+    with tf.Session() as sess:
+        by_tensor = sess.run(y, {x: [[1, 2], [3, 4]]})
+        by_name = sess.run("y:0", feed_dict={"x:0": np.ones((3, 2))})
+    np.testing.assert_array_equal(by_tensor, [3, 7])
+    np.testing.assert_array_equal(by_name, [2, 2, 2])
+
+
+def test_fetching_an_op_by_name_returns_none():
+    v = tf.Variable(1.0, name="v")
+    tf.assign(v, 5.0, name="set_v")
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run("set_v") is None or sess.run("set_v") == 5.0
+        assert sess.run(v) == 5.0
+
+
+def test_any_tensor_can_be_fed():
+    a = tf.constant(2.0)
+    b = a * 3.0
+    c = b + 1.0
+    with tf.Session() as sess:
+        assert sess.run(c, {b: 10.0}) == 11.0
+
+
+def test_y_is_read_before_the_update_in_the_same_run():
+    # The seed's training table depends on this TF1 rule.
+    w = tf.Variable(1.0)
+    y = w * 10.0
+    update = tf.assign_add(w, 1.0)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        values = [sess.run([y, update])[0] for _ in range(3)]
+    assert values == [10.0, 20.0, 30.0]
+
+
+def test_control_dependency_makes_a_read_see_the_assignment():
+    w = tf.Variable(1.0)
+    inc = tf.assign_add(w, 1.0)
+    with tf.control_dependencies([inc]):
+        after = tf.identity(w)
+    before = tf.identity(w)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        b, a = sess.run([before, after])
+        assert (b, a) == (1.0, 2.0)
+        assert sess.run(w) == 2.0
+
+
+def test_chained_assignments_in_one_run():
+    w = tf.Variable(1.0)
+    first = tf.assign(w, 5.0)
+    with tf.control_dependencies([first]):
+        second = tf.assign_add(w, 2.0)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(second) == 7.0
+        assert sess.run(w) == 7.0
+
+
+def test_assign_result_is_the_new_value():
+    v = tf.Variable([1.0, 2.0])
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        np.testing.assert_array_equal(sess.run(tf.assign(v, [3.0, 4.0])), [3, 4])
+        np.testing.assert_array_equal(sess.run(v.assign_sub([1.0, 1.0])), [2, 3])
+
+
+def test_variables_live_per_session():
+    v = tf.Variable(0.0)
+    inc = tf.assign_add(v, 1.0)
+    init = tf.global_variables_initializer()
+    s1, s2 = tf.Session(), tf.Session()
+    s1.run(init)
+    s2.run(init)
+    s1.run(inc)
+    s1.run(inc)
+    assert s1.run(v) == 2.0 and s2.run(v) == 0.0
+
+
+def test_group_runs_everything():
+    a, b = tf.Variable(0.0), tf.Variable(0.0)
+    both = tf.group(tf.assign(a, 1.0), tf.assign(b, 2.0), name="both")
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(both) is None
+        assert sess.run([a, b]) == [1.0, 2.0]
+
+
+def test_fetched_arrays_are_owned_by_the_caller():
+    v = tf.Variable([1.0, 2.0])
+    x = tf.placeholder(tf.float32, [2])
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        got = sess.run(v)
+        got[0] = 100.0  # must not change the variable
+        np.testing.assert_array_equal(sess.run(v), [1.0, 2.0])
+        fed = np.array([5.0, 6.0], np.float32)
+        out = sess.run(x, {x: fed})
+        out[0] = -1
+        assert fed[0] == 5.0
+
+
+def test_eval_and_run_with_default_session():
+    x = tf.placeholder(tf.float32)
+    y = x * 2
+    v = tf.Variable(3.0)
+    with tf.Session() as sess:
+        tf.global_variables_initializer().run()
+        assert y.eval({x: 2.0}) == 4.0
+        assert v.eval() == 3.0
+    with pytest.raises(ValueError, match="No default session"):
+        y.eval({x: 1.0})
+
+
+def test_interactive_session():
+    sess = tf.InteractiveSession()
+    try:
+        assert (tf.constant(2.0) * 3.0).eval() == 6.0
+    finally:
+        sess.close()
+    assert tf.get_default_session() is None
+
+
+def test_closed_session_refuses_to_run():
+    sess = tf.Session()
+    sess.close()
+    with pytest.raises(RuntimeError, match="closed Session"):
+        sess.run(tf.constant(1.0))
+
+
+def test_placeholder_with_default():
+    x = tf.placeholder_with_default(tf.constant([1.0, 2.0]), [None])
+    y = x * 2
+    with tf.Session() as sess:
+        np.testing.assert_array_equal(sess.run(y), [2, 4])
+        np.testing.assert_array_equal(sess.run(y, {x: [5.0]}), [10])
+
+
+def test_unneeded_placeholders_need_no_feed():
+    x = tf.placeholder(tf.float32)
+    tf.placeholder(tf.float32) * x  # noqa: B018 - builds an op nobody fetches
+    with tf.Session() as sess:
+        assert sess.run(x + 1, {x: 1.0}) == 2.0
+
+
+def test_initialized_value_orders_initializers():
+    a = tf.Variable(2.0)
+    b = tf.Variable(a.initialized_value() * 3.0)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(b) == 6.0
+
+
+def test_report_uninitialized_variables():
+    a = tf.Variable(1.0, name="a")
+    b = tf.Variable(2.0, name="b")
+    report = tf.report_uninitialized_variables()
+    with tf.Session() as sess:
+        assert list(sess.run(report)) == ["a", "b"]
+        sess.run(a.initializer)
+        assert list(sess.run(report)) == ["b"]
+        assert sess.run(tf.is_variable_initialized(a))
+
+
+def test_variable_load():
+    v = tf.Variable([0.0, 0.0])
+    with tf.Session() as sess:
+        v.load([1.0, 2.0], sess)
+        np.testing.assert_array_equal(sess.run(v), [1, 2])
+
+
+def test_deep_graph_does_not_hit_the_recursion_limit():
+    x = tf.placeholder(tf.float32)
+    y = x
+    for _ in range(3000):
+        y = y + 1.0
+    with tf.Session() as sess:
+        assert sess.run(y, {x: 0.0}) == 3000.0
