@@ -315,6 +315,8 @@ def get_variable(name: str, shape=None, dtype=None, initializer=None, regularize
     initializer = initializer if initializer is not None else scope.initializer
     if initializer is None:
         initial = init_ops.glorot_uniform_initializer()
+    elif isinstance(initializer, type):  # TF1 accepts the class itself: zeros_initializer
+        initial = initializer(dtype=dtype or scope.dtype)
     else:
         initial = initializer
     if callable(initial) and not isinstance(initial, (Tensor, Variable)):

@@ -34,12 +34,12 @@ class OpDef:
     """Everything about one op type. `kernel(*inputs, **attrs)` returns an array or tuple."""
 
     __slots__ = ("type", "mnemonic", "infer", "kernel", "stateful", "uses_rng",
-                 "assigns_variable", "grad", "lowering", "attr_defaults")
+                 "assigns_variable", "elementwise", "grad", "lowering", "attr_defaults")
 
     def __init__(self, type: str, mnemonic: str, infer: Callable[..., Sequence[TensorSpec]],
                  kernel: Optional[Callable[..., Any]], *, stateful: bool = False,
                  uses_rng: bool = False, assigns_variable: bool = False,
-                 attr_defaults: Optional[Dict[str, Any]] = None) -> None:
+                 elementwise: bool = False, attr_defaults: Optional[Dict[str, Any]] = None) -> None:
         self.type = type
         self.mnemonic = mnemonic
         self.infer = infer
@@ -47,6 +47,8 @@ class OpDef:
         # Stateful ops (random, variable access) are never CSE'd or constant-folded.
         self.stateful = stateful or uses_rng
         self.uses_rng = uses_rng
+        # Elementwise: output[i] depends only on input[i] (after broadcasting); fusible.
+        self.elementwise = elementwise
         # Assign-like ops: input 0 is a variable; the output is that variable's new value.
         self.assigns_variable = assigns_variable
         if assigns_variable:

@@ -523,13 +523,26 @@ def strided_slice_by_index(x: Tensor, key: Any, name: str = "strided_slice") -> 
         raise errors.IndexOutOfRangeError(e.message, e.op) from None
 
 
-def strided_slice(input_, begin, end, strides=None, name=None, **_masks):
+def strided_slice(input_, begin, end, strides=None, begin_mask=0, end_mask=0,
+                  ellipsis_mask=0, new_axis_mask=0, shrink_axis_mask=0, var=None, name=None):
+    """`tf.strided_slice`: bit i of a mask applies to entry i of begin/end/strides."""
     x = convert_to_tensor(input_)
     begin = static_int_list(begin, "begin")
     end = static_int_list(end, "end")
     strides = static_int_list(strides, "strides") if strides is not None else (1,) * len(begin)
-    key = tuple(builtins.slice(b, e, s) for b, e, s in zip(begin, end, strides))
-    return strided_slice_by_index(x, key, name=name or "StridedSlice")
+    key = []
+    for i, (b, e, s) in enumerate(zip(begin, end, strides)):
+        bit = 1 << i
+        if ellipsis_mask & bit:
+            key.append(Ellipsis)
+        elif new_axis_mask & bit:
+            key.append(None)
+        elif shrink_axis_mask & bit:
+            key.append(b)
+        else:
+            key.append(builtins.slice(None if begin_mask & bit else b,
+                                      None if end_mask & bit else e, s))
+    return strided_slice_by_index(x, tuple(key), name=name or "StridedSlice")
 
 
 # -- gather / one_hot -----------------------------------------------------------------------
@@ -773,11 +786,13 @@ def fill(dims, value, name=None):
 
 
 def zeros(shape, dtype=dtypes.float32, name=None):
-    return fill(shape, constant(0, dtypes.as_dtype(dtype)), name=name or "zeros")
+    dtype = dtypes.as_dtype(dtype)
+    return fill(shape, constant(np.zeros((), dtype.np_dtype), dtype), name=name or "zeros")
 
 
 def ones(shape, dtype=dtypes.float32, name=None):
-    return fill(shape, constant(1, dtypes.as_dtype(dtype)), name=name or "ones")
+    dtype = dtypes.as_dtype(dtype)
+    return fill(shape, constant(np.ones((), dtype.np_dtype), dtype), name=name or "ones")
 
 
 register_op("ZerosLike", "zeros_like", _same_spec, np.zeros_like)
@@ -828,8 +843,8 @@ register_op("Where", "where_coords", _where_coords_infer,
             lambda cond: np.argwhere(cond).astype(np.int64))
 
 
-def where(condition, x=None, y=None, name=None):
-    """`tf.where(cond, x, y)` selects elementwise (with broadcasting); `tf.where(cond)`
+def where_v2(condition, x=None, y=None, name=None):
+    """`tf.where_v2(cond, x, y)` selects elementwise (with broadcasting); `tf.where(cond)`
     returns the int64 coordinates of the true elements."""
     cond = convert_to_tensor(condition)
     if x is None and y is None:
@@ -840,4 +855,13 @@ def where(condition, x=None, y=None, name=None):
     return apply_op("Select", [cond, x, y], name=name, default_name="Select")
 
 
-where_v2 = where
+def where(condition, x=None, y=None, name=None):
+    """TF1's `tf.where`: as `where_v2`, except that a rank-1 `cond` picks whole rows (entries
+    of the first dimension) of higher-rank x and y."""
+    cond = convert_to_tensor(condition)
+    if x is not None and y is not None:
+        x, y = convert_operands(x, y)
+        rank = max(x.shape.ndims or 0, y.shape.ndims or 0)
+        if cond.shape.ndims == 1 and rank > 1:
+            cond = reshape(cond, [-1] + [1] * (rank - 1))
+    return where_v2(cond, x, y, name=name)

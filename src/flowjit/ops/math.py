@@ -67,6 +67,11 @@ def _int_safe(fn, name):
     return kernel
 
 
+def _floordiv(x, y):
+    # TF floors the quotient for floats: 1.0 // 0.1 is 10 (numpy's fmod-based rule gives 9).
+    return np.floor(x / y) if x.dtype.kind == "f" else np.floor_divide(x, y)
+
+
 def _pow(x, y):
     if x.dtype.kind in "iu" and np.any(y < 0):
         raise errors.InvalidArgumentError("Integers to negative integer powers are not allowed")
@@ -101,7 +106,7 @@ BINARY_OPS = [
     ("Sub",        "sub",         NUMERIC, np.subtract),
     ("Mul",        "mul",         NUMERIC, np.multiply),
     ("RealDiv",    "div",         FLOATS,  np.true_divide),
-    ("FloorDiv",   "floordiv",    NUMERIC, _int_safe(np.floor_divide, "floordiv")),
+    ("FloorDiv",   "floordiv",    NUMERIC, _int_safe(_floordiv, "floordiv")),
     ("FloorMod",   "mod",         NUMERIC, _int_safe(np.mod, "mod")),
     ("Pow",        "pow",         NUMERIC, _pow),
     ("Maximum",    "maximum",     NUMERIC, np.maximum),
@@ -367,10 +372,12 @@ def add_n(inputs, name=None):
 
 # -- reductions -----------------------------------------------------------------------------
 def _reduced_shape(shape: TensorShape, axis, keepdims) -> TensorShape:
+    if axis is None and not keepdims:  # a full reduction is a scalar, whatever the rank
+        return TensorShape([])
     if shape.dims is None:
         return TensorShape(None)
     if axis is None:
-        return TensorShape([1] * len(shape.dims) if keepdims else [])
+        return TensorShape([1] * len(shape.dims))
     if keepdims:
         return TensorShape([1 if i in axis else d for i, d in enumerate(shape.dims)])
     return TensorShape([d for i, d in enumerate(shape.dims) if i not in axis])

@@ -1,0 +1,67 @@
+"""Runs IR on numpy: the reference semantics of any Func, at any stage of the pipeline."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from flowjit import errors
+from flowjit.ir.core import FUSION, Func, Instr, Value
+
+
+def evaluate(func: Func, inputs: Sequence[np.ndarray],
+             trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
+    """Evaluates `func` on `inputs` (one per param). If `trace` is given, every value
+    computed is stored in it (to find where two pipelines diverge)."""
+    if len(inputs) != len(func.params):
+        raise errors.InternalError(f"{func.name} takes {len(func.params)} inputs, got "
+                                   f"{len(inputs)}")
+    env: Dict[Value, np.ndarray] = {p.value: x for p, x in zip(func.params, inputs)}
+    for instr in func.body:
+        outputs = execute(instr, [env[v] for v in instr.operands], trace)
+        for value, output in zip(instr.results, outputs):
+            env[value] = output
+    if trace is not None:
+        trace.update(env)
+    return [env[r.value] for r in func.results]
+
+
+def execute(instr: Instr, inputs: List[np.ndarray],
+            trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
+    """One instruction: its op's numpy kernel, or its region for a fusion."""
+    if instr.op == FUSION:
+        return evaluate(instr.region, inputs, trace)
+    op_def = instr.op_def
+    try:
+        with np.errstate(all="ignore"):  # inf/nan propagate silently, as in TF
+            result = op_def.kernel(*inputs, **instr.attrs)
+    except errors.OpError as e:
+        raise type(e)(f"{e.message}\n  in {instr.describe()}{_shapes(inputs)}") from None
+    except MemoryError:
+        raise errors.ResourceExhaustedError(
+            f"Out of memory computing {instr.describe()}{_shapes(inputs)}") from None
+    except (ValueError, IndexError, TypeError, ArithmeticError) as e:
+        raise errors.InvalidArgumentError(
+            f"{e}\n  in {instr.describe()}{_shapes(inputs)}") from None
+    outputs = [np.asarray(r) for r in result] if isinstance(result, tuple) \
+        else [np.asarray(result)]
+    _check_outputs(instr, outputs)
+    return outputs
+
+
+def _check_outputs(instr: Instr, outputs: List[np.ndarray]) -> None:
+    """A kernel that breaks its op's type contract is a flowjit bug: say so loudly."""
+    for value, output in zip(instr.results, outputs):
+        declared = value.type
+        shape_ok = declared.shape is None or (
+            len(declared.shape) == output.ndim
+            and all(d is None or d == o for d, o in zip(declared.shape, output.shape)))
+        if output.dtype != declared.dtype.np_dtype or not shape_ok:
+            raise errors.InternalError(
+                f"kernel of {instr.describe()} returned {output.dtype}{list(output.shape)} "
+                f"where the IR declares {declared}. This is a flowjit bug; please report it.")
+
+
+def _shapes(inputs) -> str:
+    shapes = ", ".join(f"{x.dtype}{list(x.shape)}" for x in inputs)
+    return f" with inputs [{shapes}]" if inputs else ""

@@ -1,0 +1,161 @@
+"""The IR's textual form. Deterministic: values are renamed in order of definition (params
+keep their sanitized names), attributes are sorted, so dumps diff cleanly.
+
+    func @main(%x: f32[?,784] {feed="x:0"}, %W: f32[784,10] {var="W"}) {
+      %0: f32[?,10] = matmul %x, %W {transpose_a=false, transpose_b=false}  loc("MatMul" ...)
+      return %0 {fetch="MatMul:0"}
+    }
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List
+
+import numpy as np
+
+from flowjit import dtypes
+from flowjit.graph.shape import TensorShape
+from flowjit.ir.core import Func, Instr, Location, Value
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def print_func(func: Func, elide_constants_over: int = 0) -> str:
+    """The text of `func`. `elide_constants_over` > 0 abbreviates constants with more
+    elements than that (for human-facing dumps; such text does not parse back)."""
+    return "\n".join(_Printer(elide_constants_over).func(func, indent="")) + "\n"
+
+
+class _Printer:
+    def __init__(self, elide_over: int) -> None:
+        self.elide_over = elide_over
+
+    def func(self, func: Func, indent: str, names: Dict[Value, str] = None,
+             header: str = None) -> List[str]:
+        names = {} if names is None else names
+        taken = set(names.values())
+        params = []
+        for p in func.params:
+            name = _unique(_sanitize(p.value.name or "arg"), taken)
+            names[p.value] = name
+            params.append(f"%{name}: {p.value.type} {{{p.role}={_string(p.key)}}}")
+        counter = [0]
+        lines = [header or f"{indent}func @{func.name}({', '.join(params)}) {{"]
+        for instr in func.body:
+            lines.extend(self.instr(instr, names, taken, counter, indent + "  "))
+        results = ", ".join(f"%{names[r.value]} {{{r.role}={_string(r.key)}}}"
+                            for r in func.results)
+        lines.append(f"{indent}  return {results}" if results else f"{indent}  return")
+        lines.append(f"{indent}}}")
+        return lines
+
+    def instr(self, instr: Instr, names, taken, counter, indent: str) -> List[str]:
+        for r in instr.results:
+            while str(counter[0]) in taken:
+                counter[0] += 1
+            names[r] = str(counter[0])
+            taken.add(names[r])
+            counter[0] += 1
+        lhs = ", ".join(f"%{names[r]}: {r.type}" for r in instr.results)
+        text = f"{indent}{lhs} = {instr.op}" if lhs else f"{indent}{instr.op}"
+        if instr.operands:
+            text += " " + ", ".join(f"%{names[v]}" for v in instr.operands)
+        if instr.attrs:
+            text += " {" + ", ".join(f"{k}={self.attr(v)}"
+                                     for k, v in sorted(instr.attrs.items())) + "}"
+        if instr.loc is not None:
+            text = f"{text:<60}  {format_location(instr.loc)}"
+        if instr.region is None:
+            return [text]
+        # A fusion's region: its params are the fusion's operands, in order.
+        region = instr.region
+        sub_names = dict(names)
+        sub_taken = set(taken)
+        params = []
+        for p in region.params:
+            name = _unique(_sanitize(p.value.name or "p"), sub_taken)
+            sub_names[p.value] = name
+            params.append(f"%{name}: {p.value.type}")
+        lines = [text + " {", f"{indent}  ^({', '.join(params)}):"]
+        sub_counter = [0]
+        for sub in region.body:
+            lines.extend(self.instr(sub, sub_names, sub_taken, sub_counter, indent + "    "))
+        lines.append(f"{indent}    yield " + ", ".join(f"%{sub_names[r.value]}"
+                                                      for r in region.results))
+        lines.append(f"{indent}}}")
+        return lines
+
+    def attr(self, value: Any) -> str:
+        return format_attr(value, self.elide_over)
+
+
+def format_attr(value: Any, elide_over: int = 0) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _float(float(value))
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, dtypes.DType):
+        return value.ir_name
+    if isinstance(value, TensorShape):
+        if value.dims is None:
+            return "shape<*>"
+        return "shape<" + ",".join("?" if d is None else str(d) for d in value.dims) + ">"
+    if isinstance(value, np.ndarray):
+        return _dense(value, elide_over)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(format_attr(v, elide_over) for v in value) + "]"
+    raise TypeError(f"cannot print attribute value {value!r}")
+
+
+def _dense(array: np.ndarray, elide_over: int) -> str:
+    dtype = dtypes.as_dtype(array.dtype)
+    dims = ",".join(str(d) for d in array.shape)
+    head = f"dense<{dtype.ir_name}[{dims}]"
+    if elide_over and array.size > elide_over:
+        return f"{head}, ...>"
+    flat = array.reshape(-1)
+    if array.size and np.all(flat == flat[0]) and array.size > 1:
+        return f"{head}, splat {format_attr(flat[0].item())}>"
+    return f"{head}, [" + ", ".join(format_attr(x.item()) for x in flat) + "]>"
+
+
+def _float(x: float) -> str:
+    if np.isnan(x):
+        return "nan"
+    if np.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    text = repr(x)
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+def _string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_location(loc: Location) -> str:
+    parts = [_string(loc.name)]
+    if loc.op_type:
+        parts.append(_string(loc.op_type))
+    if loc.site:
+        parts.append(_string(loc.site))
+    return f"loc({', '.join(parts)})"
+
+
+def _sanitize(name: str) -> str:
+    name = _NAME_OK.sub("_", name.replace("/", ".").replace(":", "_"))
+    return name or "v"
+
+
+def _unique(name: str, taken: set) -> str:
+    candidate, i = name, 1
+    while candidate in taken or candidate.isdigit():
+        candidate = f"{name}_{i}"
+        i += 1
+    taken.add(candidate)
+    return candidate

@@ -1,0 +1,162 @@
+"""Lowering: the part of the user's graph one run needs -> a pure SSA Func.
+
+    lower(fetches, targets, feed_types) -> Func
+
+Feeds, the variables read at the start of the run, random-op run counters and Session-state
+queries become parameters. Variable assignments become ordinary values (`Assign` is its value,
+`AssignAdd` an `add`), resolved with the TF1 read-before-write rule computed by
+`graph.plan`; the Func returns the fetches and each assigned variable's final value.
+
+Every instruction's type is recomputed with its op's shape rule from the concrete feed types,
+so a Func compiled for one feed signature has fully known shapes.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+from flowjit import errors
+from flowjit.graph.core import Operation, Tensor
+from flowjit.graph.plan import RunPlan, build_plan
+from flowjit.graph.registry import ShapeInferenceError
+from flowjit.ir.core import (FEED, FETCH, RNG_COUNTER, VARIABLE, Func, Instr, Location, Param,
+                             Result, TensorType, Value)
+
+QUERY = "query"  # a parameter the Session computes from its state (is a variable initialized)
+
+
+def lower(fetches: Sequence[object], targets: Sequence[Operation] = (),
+          feed_types: Optional[Mapping[Tensor, TensorType]] = None,
+          variable_types: Optional[Mapping[Operation, TensorType]] = None,
+          name: str = "main") -> Func:
+    """Lowers the subgraph that `fetches` (tensors or ops) and `targets` need."""
+    feed_types = dict(feed_types or {})
+    plan = build_plan(list(fetches), list(targets), list(feed_types))
+    return lower_plan(plan, feed_types, variable_types or {}, name)
+
+
+def lower_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
+               variable_types: Mapping[Operation, TensorType], name: str = "main") -> Func:
+    return _Lowering(plan, feed_types, variable_types).run(name)
+
+
+class _Lowering:
+    def __init__(self, plan: RunPlan, feed_types, variable_types) -> None:
+        self.plan = plan
+        self.variable_types = variable_types
+        self.env: Dict[Tensor, Value] = {}
+        self.params: List[Param] = []
+        self.body: List[Instr] = []
+        self.variable_params: Dict[Operation, Value] = {}
+        for tensor in plan.feeds:
+            value = Value(feed_types[tensor], tensor.op.name)
+            self.params.append(Param(value, FEED, tensor.name))
+            self.env[tensor] = value
+
+    def run(self, name: str) -> Func:
+        for op in self.plan.ops:
+            special = _SPECIAL.get(op.type)
+            if special is not None:
+                special(self, op)
+            elif op.op_def.assigns_variable:
+                self.assignment(op)
+            else:
+                self.emit(op, op.op_def.mnemonic, self.operands(op))
+        results = []
+        for fetch in self.plan.fetches:
+            if isinstance(fetch, Tensor):
+                if fetch in self.plan.snapshot_fetches and fetch not in self.env:
+                    value = self.variable_at_start(fetch.op)
+                else:
+                    value = self.env[fetch]
+                results.append(Result(value, FETCH, fetch.name))
+        for var, assign in self.plan.final_writes.items():
+            results.append(Result(self.env[assign.outputs[0]], VARIABLE, var.name))
+        return Func(name, self.params, self.body, results)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def operands(self, op: Operation) -> List[Value]:
+        values = [self.env.get(t) for t in op.inputs]
+        for read in self.plan.reads.get(op, ()):
+            if read.source is not None:
+                values[read.index] = self.env[read.source.outputs[0]]
+            else:
+                values[read.index] = self.variable_at_start(read.variable)
+        return values
+
+    def variable_at_start(self, var: Operation) -> Value:
+        value = self.variable_params.get(var)
+        if value is None:
+            value = Value(self.variable_type(var), var.name)
+            self.variable_params[var] = value
+            self.params.append(Param(value, VARIABLE, var.name))
+        return value
+
+    def variable_type(self, var: Operation) -> TensorType:
+        if var in self.variable_types:
+            return self.variable_types[var]
+        return TensorType.from_spec(var.outputs[0].spec)
+
+    def emit(self, op: Operation, mnemonic: str, operands: List[Value],
+             attrs: Optional[dict] = None) -> List[Value]:
+        attrs = op.attrs if attrs is None else attrs
+        op_def = op.op_def if mnemonic == op.op_def.mnemonic else _op_def(mnemonic)
+        try:
+            specs = op_def.infer([v.type.to_spec() for v in operands], **attrs)
+        except ShapeInferenceError as e:
+            shapes = ", ".join(str(v.type) for v in operands)
+            raise errors.InvalidArgumentError(f"{e} in {op.describe()} (operands: {shapes})",
+                                              op) from None
+        results = [Value(TensorType.from_spec(s)) for s in specs]
+        self.body.append(Instr(mnemonic, operands, attrs, results, location_of(op)))
+        for tensor, value in zip(op.outputs, results):
+            self.env[tensor] = value
+        return results
+
+    def assignment(self, op: Operation) -> None:
+        current, value = self.operands(op)
+        var = op.inputs[0].op
+        if op.type == "Assign":
+            var_type = self.variable_type(var)
+            if op.attrs.get("validate_shape", True) and var_type.shape != value.type.shape \
+                    and var_type.is_static and value.type.is_static:
+                raise errors.InvalidArgumentError(
+                    f"{op.describe()}: cannot assign a value of type {value.type} to variable "
+                    f"'{var.name}' of type {var_type}", op)
+            self.env[op.outputs[0]] = value
+            return
+        mnemonic = {"AssignAdd": "add", "AssignSub": "sub"}[op.type]
+        self.emit(op, mnemonic, [current, value], attrs={})
+
+    def parameter(self, op: Operation, role: str) -> None:
+        value = Value(TensorType.from_spec(op.outputs[0].spec), op.name)
+        self.params.append(Param(value, role, op.name))
+        self.env[op.outputs[0]] = value
+
+
+def location_of(op: Operation) -> Location:
+    return Location(op.name, op.type, op.site)
+
+
+def _op_def(mnemonic: str):
+    from flowjit.graph.registry import get_op_def_by_mnemonic
+    return get_op_def_by_mnemonic(mnemonic)
+
+
+def _unfed(lowering: _Lowering, op: Operation) -> None:
+    from flowjit.graph.session import unfed_placeholder_error
+    raise unfed_placeholder_error(op.outputs[0], lowering.plan.needed_by.get(op))
+
+
+def _default_or_fed(lowering: _Lowering, op: Operation) -> None:
+    lowering.env[op.outputs[0]] = lowering.operands(op)[0]
+
+
+# Graph ops that are not computations: each lowers to a parameter or to nothing.
+_SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
+    "NoOp": lambda lowering, op: None,
+    "Placeholder": _unfed,
+    "PlaceholderWithDefault": _default_or_fed,
+    "RngCounter": lambda lowering, op: lowering.parameter(op, RNG_COUNTER),
+    "ReportUninitializedVariables": lambda lowering, op: lowering.parameter(op, QUERY),
+    "IsVariableInitialized": lambda lowering, op: lowering.parameter(op, QUERY),
+}

@@ -1,0 +1,177 @@
+"""Algebraic simplification. Each rule looks at one instruction (and the producers of its
+operands) and either forwards an existing value or builds a simpler instruction:
+
+    identity(x), stop_gradient(x), convert(x: T -> T)  -> x
+    x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1, x ** 1   -> x   (when no broadcast grows x)
+    x ** 2                                              -> square(x)
+    neg(neg(x))                                         -> x
+    transpose(transpose(x, p), q)                       -> transpose(x, p.q), or x
+    reshape(reshape(x)), squeeze/expand_dims            -> one reshape, or x
+    binary(x, broadcast_scalar(c)) keeping x's shape    -> binary(x, c)
+
+stop_gradient is removed here because gradient generation runs before this pass.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Tuple, Union
+
+import numpy as np
+
+from flowjit.ir.core import FUSION, Func, Instr, Value, substitute
+
+Rewrite = Union[Value, Instr, None]
+
+
+class _Context:
+    def __init__(self) -> None:
+        self.producer: Dict[Value, Instr] = {}
+
+    def splat(self, value: Value) -> Optional[float]:
+        """The single scalar a value is filled with, if it is a constant splat."""
+        instr = self.producer.get(value)
+        if instr is None:
+            return None
+        if instr.op == "constant":
+            array = instr.attrs["value"]
+            flat = array.reshape(-1)
+            if flat.size and np.all(flat == flat[0]):
+                return flat[0].item()
+        if instr.op == "broadcast_scalar":
+            return self.splat(instr.operands[0])
+        return None
+
+
+def _same_type(a: Value, b: Value) -> bool:
+    return a.type == b.type
+
+
+def _forward_if_neutral(neutral: float, positions=(0, 1)):
+    """x op neutral -> x (and neutral op x -> x for commutative ops)."""
+    def rule(instr: Instr, ctx: _Context) -> Rewrite:
+        x, y = instr.operands
+        result = instr.result
+        if 1 in positions and ctx.splat(y) == neutral and _same_type(x, result):
+            return x
+        if 0 in positions and ctx.splat(x) == neutral and _same_type(y, result):
+            return y
+        return None
+    return rule
+
+
+def _forward_operand(instr: Instr, ctx: _Context) -> Rewrite:
+    return instr.operands[0]
+
+
+def _convert(instr: Instr, ctx: _Context) -> Rewrite:
+    return instr.operands[0] if _same_type(instr.operands[0], instr.result) else None
+
+
+def _pow(instr: Instr, ctx: _Context) -> Rewrite:
+    x, y = instr.operands
+    exponent = ctx.splat(y)
+    if exponent == 1 and _same_type(x, instr.result):
+        return x
+    if exponent == 2 and _same_type(x, instr.result):
+        return Instr("square", [x], {}, instr.results, instr.loc)
+    return None
+
+
+def _neg(instr: Instr, ctx: _Context) -> Rewrite:
+    inner = ctx.producer.get(instr.operands[0])
+    if inner is not None and inner.op == "neg":
+        return inner.operands[0]
+    return None
+
+
+def _transpose(instr: Instr, ctx: _Context) -> Rewrite:
+    perm = tuple(instr.attrs["perm"])
+    x = instr.operands[0]
+    inner = ctx.producer.get(x)
+    if inner is not None and inner.op == "transpose":
+        inner_perm = tuple(inner.attrs["perm"])
+        perm = tuple(inner_perm[p] for p in perm)
+        x = inner.operands[0]
+    if perm == tuple(range(len(perm))):
+        return x
+    if x is instr.operands[0]:
+        return None
+    return Instr("transpose", [x], {"perm": perm}, instr.results, instr.loc)
+
+
+def _reshape_like(instr: Instr, ctx: _Context) -> Rewrite:
+    """reshape / squeeze / expand_dims with a static result: one reshape of the source."""
+    result = instr.result
+    if not result.type.is_static:
+        return None
+    x = instr.operands[0]
+    inner = ctx.producer.get(x)
+    if inner is not None and inner.op in ("reshape", "squeeze", "expand_dims"):
+        x = inner.operands[0]
+    if x.type == result.type:
+        return x
+    if instr.op == "reshape" and x is instr.operands[0]:
+        return None
+    return Instr("reshape", [x], {"shape": tuple(result.type.shape)}, instr.results, instr.loc)
+
+
+def _drop_scalar_broadcast(instr: Instr, ctx: _Context) -> Rewrite:
+    """binary(x, broadcast_scalar(c)) -> binary(x, c) when x alone has the result's shape."""
+    if not instr.op_def.elementwise or len(instr.operands) != 2:
+        return None
+    operands = list(instr.operands)
+    for i, j in ((0, 1), (1, 0)):
+        producer = ctx.producer.get(operands[i])
+        if producer is not None and producer.op == "broadcast_scalar" and \
+                operands[j].type.shape == instr.result.type.shape:
+            operands[i] = producer.operands[0]
+            return Instr(instr.op, operands, instr.attrs, instr.results, instr.loc)
+    return None
+
+
+RULES: Dict[str, Callable[[Instr, _Context], Rewrite]] = {
+    "identity": _forward_operand,
+    "stop_gradient": _forward_operand,
+    "convert": _convert,
+    "add": _forward_if_neutral(0),
+    "sub": _forward_if_neutral(0, positions=(1,)),
+    "mul": _forward_if_neutral(1),
+    "div": _forward_if_neutral(1, positions=(1,)),
+    "pow": _pow,
+    "neg": _neg,
+    "transpose": _transpose,
+    "reshape": _reshape_like,
+    "squeeze": _reshape_like,
+    "expand_dims": _reshape_like,
+}
+
+
+def run(func: Func) -> Tuple[Func, bool]:
+    ctx = _Context()
+    replaced: Dict[Value, Value] = {}
+    body = []
+    changed = False
+    for instr in func.body:
+        operands = substitute(instr.operands, replaced)
+        if operands != instr.operands:
+            instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
+        rewrite = None
+        if instr.op != FUSION:
+            rule = RULES.get(instr.op)
+            rewrite = rule(instr, ctx) if rule else None
+            if rewrite is None:
+                rewrite = _drop_scalar_broadcast(instr, ctx)
+        if isinstance(rewrite, Value):
+            replaced[instr.result] = rewrite
+            changed = True
+            continue
+        if isinstance(rewrite, Instr):
+            instr = rewrite
+            changed = True
+        for r in instr.results:
+            ctx.producer[r] = instr
+        body.append(instr)
+    if not changed:
+        return func, False
+    results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
+               for r in func.results]
+    return func.replace(body=body, results=results), True

@@ -1,0 +1,112 @@
+"""Op fusion: groups of instructions become one `fusion` instruction whose region codegen
+turns into a single loop nest (no intermediate buffers).
+
+Groups are trees with one output, grown from each instruction towards its operands:
+  - `loop`:   elementwise ops whose intermediate results have a single user;
+  - `reduce`: a reduction fed by such an elementwise tree (x*w -> reduce_sum);
+  - `matmul`: a matmul whose single user is an elementwise tree (bias add + activation
+              epilogue), the matmul being a leaf of that tree.
+Only single-use producers join a group, so no value is computed twice and every group can
+be placed where its root was.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Set, Tuple
+
+from flowjit.ir.core import FUSION, Func, Instr, Param, Result, Value
+
+REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
+              "reduce_any", "reduce_all")
+
+
+def _elementwise(instr: Instr) -> bool:
+    return instr.op != FUSION and instr.op_def.elementwise
+
+
+def run(func: Func) -> Tuple[Func, bool]:
+    producer: Dict[Value, Instr] = {}
+    for instr in func.body:
+        for r in instr.results:
+            producer[r] = instr
+    uses = func.uses()
+
+    def single_use_producer(value: Value):
+        instr = producer.get(value)
+        if instr is not None and uses.get(value, 0) == 1 and len(instr.results) == 1:
+            return instr
+        return None
+
+    root_of: Dict[Instr, Instr] = {}     # member -> root of its group
+    members: Dict[Instr, List[Instr]] = {}
+    kinds: Dict[Instr, str] = {}
+    # Visit roots last-to-first so a root claims its operands before they form groups.
+    for instr in reversed(func.body):
+        if instr in root_of:
+            continue
+        if _elementwise(instr):
+            kind = "loop"
+        elif instr.op in REDUCTIONS:
+            kind = "reduce"
+        else:
+            continue
+        group = [instr]
+        has_matmul = False
+        frontier = [instr]
+        while frontier:
+            current = frontier.pop()
+            for operand in current.operands:
+                candidate = single_use_producer(operand)
+                if candidate is None or candidate in root_of:
+                    continue
+                if _elementwise(candidate):
+                    group.append(candidate)
+                    frontier.append(candidate)
+                elif candidate.op == "matmul" and kind == "loop" and not has_matmul:
+                    group.append(candidate)  # a leaf: its operands stay outside
+                    has_matmul = True
+        if len(group) < 2:
+            continue
+        for member in group:
+            root_of[member] = instr
+        members[instr] = group
+        kinds[instr] = "matmul" if has_matmul else kind
+    if not members:
+        return func, False
+
+    body: List[Instr] = []
+    for instr in func.body:
+        root = root_of.get(instr)
+        if root is None:
+            body.append(instr)
+        elif root is instr:
+            body.append(_fuse(members[instr], kinds[instr], func.body))
+    return func.replace(body=body), True
+
+
+def _fuse(group: List[Instr], kind: str, order: List[Instr]) -> Instr:
+    """One fusion instruction computing `group`, whose root is group[0]."""
+    root = group[0]
+    in_group: Set[Instr] = set(group)
+    position = {instr: i for i, instr in enumerate(order)}
+    ordered = sorted(group, key=position.__getitem__)
+    defined: Set[Value] = {r for instr in group for r in instr.results}
+    outer_operands: List[Value] = []
+    for instr in ordered:
+        for v in instr.operands:
+            if v not in defined and v not in outer_operands:
+                outer_operands.append(v)
+    inner: Dict[Value, Value] = {}
+    params = []
+    for v in outer_operands:
+        inner[v] = Value(v.type, "p")
+        params.append(Param(inner[v], "operand", ""))
+    region_body = []
+    for instr in ordered:
+        results = [Value(r.type) for r in instr.results]
+        inner.update(zip(instr.results, results))
+        region_body.append(Instr(instr.op, [inner[v] for v in instr.operands], instr.attrs,
+                                 results, instr.loc))
+    assert all(i in in_group for i in ordered)
+    region = Func("region", params, region_body,
+                  [Result(inner[r], "yield", "") for r in root.results])
+    return Instr(FUSION, outer_operands, {"kind": kind}, root.results, root.loc, region)

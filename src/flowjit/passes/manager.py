@@ -1,0 +1,82 @@
+"""The pass pipeline: ordered passes, verification after each, timing, dumps.
+
+    manager = PassManager(default_pipeline(), verify=True, dump=write_stage)
+    optimized = manager.run(func)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from flowjit.ir.core import Func
+from flowjit.ir.verifier import verify
+
+PassFn = Callable[[Func], Tuple[Func, bool]]
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: PassFn
+
+
+@dataclass
+class PassRecord:
+    name: str
+    seconds: float
+    changed: bool
+
+
+@dataclass
+class PassManager:
+    """Runs `passes` in order. `verify` checks the IR after each pass; `dump(stage, func)`
+    sees the IR before the pipeline ('ir') and after each pass that changed it."""
+
+    passes: Sequence[Pass]
+    verify: bool = False
+    dump: Optional[Callable[[str, Func], None]] = None
+    disabled: Sequence[str] = ()
+    records: List[PassRecord] = field(default_factory=list)
+
+    def run(self, func: Func) -> Func:
+        if self.verify:
+            verify(func)
+        if self.dump:
+            self.dump("ir", func)
+        for index, p in enumerate(self.passes):
+            if p.name in self.disabled:
+                continue
+            start = time.perf_counter()
+            func, changed = p.run(func)
+            self.records.append(PassRecord(p.name, time.perf_counter() - start, changed))
+            if self.verify:
+                try:
+                    verify(func)
+                except AssertionError as e:
+                    raise AssertionError(f"IR invalid after pass '{p.name}': {e}") from None
+            if self.dump:
+                self.dump(f"{index + 1:02d}-{p.name}", func)
+        return func
+
+
+def available_passes() -> List[Pass]:
+    """Every pass by name (for --passes / --disable-pass)."""
+    from flowjit.passes import canonicalize, const_fold, cse, dce, fusion
+    return [Pass("canonicalize", canonicalize.run), Pass("const-fold", const_fold.run),
+            Pass("cse", cse.run), Pass("dce", dce.run), Pass("fusion", fusion.run)]
+
+
+def default_pipeline() -> List[Pass]:
+    """Simplify to a fixed point (twice is enough in practice), then fuse, then clean up."""
+    by_name = {p.name: p for p in available_passes()}
+    simplify = [by_name[n] for n in ("canonicalize", "const-fold", "cse", "dce")]
+    return simplify + simplify + [by_name["fusion"], by_name["dce"]]
+
+
+def pipeline_from_names(names: Sequence[str]) -> List[Pass]:
+    by_name = {p.name: p for p in available_passes()}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown pass(es) {unknown}; available: {sorted(by_name)}")
+    return [by_name[n] for n in names]
