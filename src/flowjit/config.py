@@ -1,6 +1,11 @@
 """flowjit's settings, all in one place. Environment variables are read here and nowhere else.
 
 FLOWJIT_BACKEND        default Session backend ("eager"; "llvm" once that backend lands)
+FLOWJIT_DUMP_DIR       if set, every executable a Session compiles is dumped there, one
+                       folder per executable, one file per pipeline stage (like XLA's
+                       --xla_dump_to); dumping never changes what is compiled or cached
+FLOWJIT_VERIFY         "1": verify the IR after every pass (the tests always do)
+FLOWJIT_DISABLE_PASSES comma-separated pass names to skip (e.g. "fusion,cse")
 FLOWJIT_NUMPY_REPR     "legacy" (default): numpy scalars print as 7.0, not np.float32(7.0),
                        so TF1-era programs print what they printed then; "numpy": leave
                        numpy's own setting alone
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 AVAILABLE_BACKENDS = ("eager",)
 
@@ -17,12 +23,19 @@ AVAILABLE_BACKENDS = ("eager",)
 class Config:
     backend: str = "eager"
     numpy_repr: str = "legacy"
+    dump_dir: Optional[str] = None
+    verify_ir: bool = False
+    disabled_passes: Tuple[str, ...] = ()
 
 
 def _from_environment() -> Config:
     config = Config()
     config.backend = os.environ.get("FLOWJIT_BACKEND", config.backend).strip().lower()
     config.numpy_repr = os.environ.get("FLOWJIT_NUMPY_REPR", config.numpy_repr).strip().lower()
+    config.dump_dir = os.environ.get("FLOWJIT_DUMP_DIR") or None
+    config.verify_ir = os.environ.get("FLOWJIT_VERIFY", "") not in ("", "0")
+    config.disabled_passes = tuple(
+        p.strip() for p in os.environ.get("FLOWJIT_DISABLE_PASSES", "").split(",") if p.strip())
     return config
 
 

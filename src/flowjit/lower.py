@@ -74,9 +74,11 @@ class _Lowering:
         return Func(name, self.params, self.body, results)
 
     # -- helpers ------------------------------------------------------------------------------
-    def operands(self, op: Operation) -> List[Value]:
+    def operands(self, op: Operation) -> List[Optional[Value]]:
         values = [self.env.get(t) for t in op.inputs]
         for read in self.plan.reads.get(op, ()):
+            if op.type == "Assign" and read.index == 0:
+                continue  # overwritten, not read: it may well be uninitialized
             if read.source is not None:
                 values[read.index] = self.env[read.source.outputs[0]]
             else:

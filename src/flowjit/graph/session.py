@@ -17,8 +17,10 @@ import numpy as np
 from flowjit import config as flowjit_config
 from flowjit import dtypes, errors
 from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
-from flowjit.graph.plan import build_plan
-from flowjit.interp.eager import EagerExecutable, SessionState
+from flowjit.compiler import CompileOptions, compile_plan
+from flowjit.graph.plan import RunPlan, build_plan
+from flowjit.ir.core import TensorType
+from flowjit.runtime.executable import Executable, SessionState
 
 
 class Session:
@@ -29,7 +31,9 @@ class Session:
         self._graph = graph if graph is not None else get_default_graph()
         self.backend = flowjit_config.resolve_backend(backend)
         self._state = SessionState()
-        self._executables: Dict[Tuple, EagerExecutable] = {}
+        self._options = CompileOptions.from_config(self.backend)
+        self._plans: Dict[Tuple, RunPlan] = {}
+        self._executables: Dict[Tuple, Executable] = {}
         self._closed = False
         self._lock = threading.Lock()
         self._default_context: List[Any] = []
@@ -53,25 +57,39 @@ class Session:
         rebuild = _flatten_fetches(fetches, leaves)
         elements = [self._fetch_element(leaf) for leaf in leaves]
         feeds = self._convert_feeds(feed_dict)
-        tensor_fetches = tuple(e for e in elements if isinstance(e, Tensor))
-        targets = tuple(e for e in elements if isinstance(e, Operation))
-        executable = self._executable(tensor_fetches + targets, targets, tuple(feeds))
+        tensor_fetches = tuple(dict.fromkeys(e for e in elements if isinstance(e, Tensor)))
+        targets = tuple(dict.fromkeys(e for e in elements if isinstance(e, Operation)))
+        executable = self._executable(tensor_fetches, targets, feeds)
         with self._lock:
             values, updates = executable.run(feeds, self._state)
             for var, value in updates.items():
+                value = np.asarray(value)
+                if value.flags.writeable and any(value is f for f in feeds.values()):
+                    value = value.copy()  # never alias the caller's feed array
                 value.setflags(write=False)  # state arrays are shared by readers
                 self._state.variables[var] = value
-        by_fetch = {}
-        for element, value in zip(tensor_fetches + targets, values):
-            by_fetch[element] = value
-        results = [_user_value(by_fetch[e], feeds) for e in elements]
+        results = [None if isinstance(e, Operation) else _user_value(values[e], feeds)
+                   for e in elements]
         return rebuild(iter(results))
 
-    def _executable(self, fetches, targets, feeds) -> EagerExecutable:
-        key = (fetches, targets, frozenset(feeds))
+    def _executable(self, fetches, targets, feeds: Dict[Tensor, np.ndarray]) -> Executable:
+        """The executable for this (fetches, targets, feed signature): compiled once."""
+        plan_key = (fetches, targets, frozenset(feeds))
+        plan = self._plans.get(plan_key)
+        if plan is None:
+            plan = build_plan(fetches, targets, tuple(feeds))
+            self._plans[plan_key] = plan
+        feed_types = {t: TensorType(t.dtype, v.shape) for t, v in feeds.items()}
+        variable_types = {}
+        for var in _variables_read(plan):
+            value = self._state.variables.get(var)
+            if value is not None:
+                variable_types[var] = TensorType(var.outputs[0].dtype, value.shape)
+        key = (plan_key, tuple(sorted((t.name, ty.shape) for t, ty in feed_types.items())),
+               tuple(sorted((v.name, ty.shape) for v, ty in variable_types.items())))
         executable = self._executables.get(key)
         if executable is None:
-            executable = EagerExecutable(build_plan(fetches, targets, feeds))
+            executable = compile_plan(plan, feed_types, variable_types, self._options)
             self._executables[key] = executable
         return executable
 
@@ -227,6 +245,27 @@ def _flatten_fetches(fetches, leaves: List[Any]):
         raise TypeError("Fetch argument None has invalid type <class 'NoneType'>")
     leaves.append(fetches)
     return lambda values: next(values)
+
+
+def _variables_read(plan: RunPlan):
+    seen = {}
+    for reads in plan.reads.values():
+        for read in reads:
+            seen[read.variable] = None
+    for var in plan.snapshot_fetches.values():
+        seen[var] = None
+    return list(seen)
+
+
+def unfed_placeholder_error(tensor: Tensor, needed_by) -> errors.InvalidArgumentError:
+    shape = tensor.shape
+    shape_text = "<unknown>" if shape.dims is None else \
+        "[" + ",".join("?" if d is None else str(d) for d in shape.dims) + "]"
+    need = f"; it is needed to compute '{needed_by.name}'" if needed_by is not None else ""
+    return errors.InvalidArgumentError(
+        f"You must feed a value for placeholder tensor '{tensor.op.name}' with dtype "
+        f"{tensor.dtype.name} and shape {shape_text} (created at {tensor.op.site}){need}.",
+        tensor.op)
 
 
 def _user_value(value, feeds):

@@ -1,2 +1,2 @@
-"""The numpy reference interpreter: runs a RunPlan op by op with the registered kernels."""
-from flowjit.interp.eager import EagerExecutable, run_kernel  # noqa: F401
+"""The numpy reference interpreter: evaluates IR at any stage with the registered kernels."""
+from flowjit.interp.evaluate import evaluate, execute  # noqa: F401

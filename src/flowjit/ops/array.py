@@ -225,6 +225,7 @@ def _concat_infer(inputs, *, axis):
     if not ranks:
         return [TensorSpec(dtype, TensorShape(None))]
     rank = ranks.pop()
+    axis = normalize_axis(axis, rank)
     dims: List[Optional[int]] = [None] * rank
     total: Optional[int] = 0
     for spec in inputs:
@@ -273,7 +274,7 @@ def _pack_infer(inputs, *, axis):
     if shape.dims is None:
         return [TensorSpec(dtype, TensorShape(None))]
     dims = list(shape.dims)
-    dims.insert(axis, len(inputs))
+    dims.insert(normalize_axis(axis, len(dims) + 1), len(inputs))
     return [TensorSpec(dtype, TensorShape(dims))]
 
 
@@ -552,6 +553,7 @@ def _gather_infer(inputs, *, axis):
     if params.shape.dims is None or indices.shape.dims is None:
         return [TensorSpec(params.dtype, TensorShape(None))]
     d = params.shape.dims
+    axis = normalize_axis(axis, len(d))
     return [TensorSpec(params.dtype, TensorShape(d[:axis] + indices.shape.dims + d[axis + 1:]))]
 
 

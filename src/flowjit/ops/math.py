@@ -388,8 +388,8 @@ def reduction_rule(allowed, out_dtype=None):
         (x,) = inputs
         check_dtype(x, allowed)
         if axis is not None and x.shape.ndims is not None:
-            for a in axis:
-                normalize_axis(a, x.shape.ndims)
+            # Axes stay negative when the graph did not know the rank; resolve them now.
+            axis = tuple(normalize_axis(a, x.shape.ndims) for a in axis)
         return [TensorSpec(out_dtype or x.dtype, _reduced_shape(x.shape, axis, keepdims))]
     return infer
 

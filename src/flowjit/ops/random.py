@@ -112,6 +112,12 @@ def set_random_seed(seed: Optional[int]) -> None:
 
 
 # -- ops --------------------------------------------------------------------------------------
+# Each random op takes its run counter as input 0: an `RngCounter` op that the Session
+# answers with how many times the op has run. That keeps the kernels (and the IR) pure.
+register_op("RngCounter", "rng_counter",
+            lambda inputs: [TensorSpec(dtypes.int64, TensorShape([]))], None, stateful=True)
+
+
 def _random_infer(allowed):
     def infer(inputs, *, shape, dtype, seed, seed2, **_bounds):
         check_dtype(TensorSpec(dtype, TensorShape(shape)), allowed, "dtype")
@@ -119,25 +125,26 @@ def _random_infer(allowed):
     return infer
 
 
-def _normal_kernel(*, shape, dtype, seed, seed2, rng_counter):
+def _normal_kernel(counter, *, shape, dtype, seed, seed2):
     n = int(np.prod(shape, dtype=np.int64))
-    return standard_normal(n, dtype.np_dtype, seed, seed2, rng_counter).reshape(shape)
+    return standard_normal(n, dtype.np_dtype, seed, seed2, int(counter)).reshape(shape)
 
 
-def _truncated_kernel(*, shape, dtype, seed, seed2, rng_counter):
+def _truncated_kernel(counter, *, shape, dtype, seed, seed2):
     n = int(np.prod(shape, dtype=np.int64))
-    return truncated_standard_normal(n, dtype.np_dtype, seed, seed2, rng_counter).reshape(shape)
+    return truncated_standard_normal(n, dtype.np_dtype, seed, seed2,
+                                     int(counter)).reshape(shape)
 
 
-def _uniform_kernel(*, shape, dtype, seed, seed2, rng_counter):
+def _uniform_kernel(counter, *, shape, dtype, seed, seed2):
     n = int(np.prod(shape, dtype=np.int64))
-    return uniform01(n, dtype.np_dtype, seed, seed2, rng_counter).reshape(shape)
+    return uniform01(n, dtype.np_dtype, seed, seed2, int(counter)).reshape(shape)
 
 
-def _uniform_int_kernel(*, shape, dtype, seed, seed2, minval, maxval, rng_counter):
+def _uniform_int_kernel(counter, *, shape, dtype, seed, seed2, minval, maxval):
     n = int(np.prod(shape, dtype=np.int64))
     span = np.uint64(maxval - minval)
-    bits = random_bits(2 * n, seed, seed2, rng_counter).astype(np.uint64)
+    bits = random_bits(2 * n, seed, seed2, int(counter)).astype(np.uint64)
     wide = (bits[0::2] << np.uint64(32)) | bits[1::2]
     return (minval + (wide % span).astype(np.int64)).astype(dtype.np_dtype).reshape(shape)
 
@@ -153,12 +160,12 @@ register_op("RandomUniformInt", "rng_uniform_int", _random_infer(INTS), _uniform
 
 
 def _uniform_like_infer(inputs, *, dtype, seed, seed2):
-    check_dtype(inputs[0], FLOATS, "x")
-    return [TensorSpec(dtype, inputs[0].shape)]
+    check_dtype(inputs[1], FLOATS, "x")
+    return [TensorSpec(dtype, inputs[1].shape)]
 
 
-def _uniform_like_kernel(x, *, dtype, seed, seed2, rng_counter):
-    return uniform01(x.size, dtype.np_dtype, seed, seed2, rng_counter).reshape(x.shape)
+def _uniform_like_kernel(counter, x, *, dtype, seed, seed2):
+    return uniform01(x.size, dtype.np_dtype, seed, seed2, int(counter)).reshape(x.shape)
 
 
 # Uniform noise shaped like its input: dropout on tensors with unknown (None) dims.
@@ -166,11 +173,19 @@ register_op("RandomUniformLike", "rng_uniform_like", _uniform_like_infer, _unifo
             uses_rng=True)
 
 
+def _apply_random(op_type: str, inputs, attrs, name, default_name):
+    counter = apply_op("RngCounter", [], name=None,
+                       default_name=f"{name.rstrip('/') if name else default_name}_counter")
+    return apply_op(op_type, [counter] + list(inputs), attrs, name=name,
+                    default_name=default_name)
+
+
 def random_uniform_like(x, seed=None, name=None):
     """Uniform [0, 1) numbers with the run-time shape and dtype of `x`."""
     seed, seed2 = get_seed(seed)
-    return apply_op("RandomUniformLike", [x], {"dtype": x.dtype, "seed": seed, "seed2": seed2},
-                    name=name, default_name="RandomUniformLike")
+    return _apply_random("RandomUniformLike", [x],
+                         {"dtype": x.dtype, "seed": seed, "seed2": seed2}, name,
+                         "RandomUniformLike")
 
 
 def _random_op(op_type: str, shape, dtype, seed, name, default_name, **extra):
@@ -180,7 +195,7 @@ def _random_op(op_type: str, shape, dtype, seed, name, default_name, **extra):
     seed, seed2 = get_seed(seed)
     attrs = {"shape": shape, "dtype": dtypes.as_dtype(dtype), "seed": seed, "seed2": seed2,
              **extra}
-    return apply_op(op_type, [], attrs, name=name, default_name=default_name)
+    return _apply_random(op_type, [], attrs, name, default_name)
 
 
 def random_normal(shape, mean=0.0, stddev=1.0, dtype=dtypes.float32, seed=None, name=None):

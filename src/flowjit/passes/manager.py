@@ -55,7 +55,7 @@ class PassManager:
                     verify(func)
                 except AssertionError as e:
                     raise AssertionError(f"IR invalid after pass '{p.name}': {e}") from None
-            if self.dump:
+            if self.dump and changed:
                 self.dump(f"{index + 1:02d}-{p.name}", func)
         return func
 

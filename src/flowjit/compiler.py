@@ -1,0 +1,84 @@
+"""Compilation, in stages (each one dumpable):
+
+    graph plan --lower--> ir --passes--> opt --backend--> Executable
+
+The eager backend evaluates the optimized IR with the numpy interpreter; the LLVM and PTX
+backends will code-generate it.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence, Tuple
+
+from flowjit.config import config
+from flowjit.graph.core import Operation, Tensor
+from flowjit.graph.plan import RunPlan
+from flowjit.interp.evaluate import evaluate
+from flowjit.ir.core import Func, TensorType
+from flowjit.ir.printer import print_func
+from flowjit.lower import lower_plan
+from flowjit.passes.manager import PassManager, default_pipeline, pipeline_from_names
+from flowjit.runtime.executable import Executable
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What changes the compiled code (and so is part of a cache key). Dumping is not."""
+
+    backend: str = "eager"
+    passes: Optional[Tuple[str, ...]] = None      # None: the default pipeline
+    disabled_passes: Tuple[str, ...] = ()
+    verify: bool = False
+
+    @staticmethod
+    def from_config(backend: str) -> "CompileOptions":
+        return CompileOptions(backend=backend, disabled_passes=config.disabled_passes,
+                              verify=config.verify_ir)
+
+
+_dump_counter = itertools.count()
+
+
+def optimize(func: Func, options: CompileOptions, dump_to: Optional[str] = None) -> Func:
+    passes = default_pipeline() if options.passes is None else pipeline_from_names(
+        options.passes)
+    dump = _stage_writer(dump_to) if dump_to else None
+    manager = PassManager(passes, verify=options.verify, dump=dump,
+                          disabled=options.disabled_passes)
+    optimized = manager.run(func)
+    if dump:
+        dump("opt", optimized)
+    return optimized
+
+
+def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
+                 variable_types: Mapping[Operation, TensorType],
+                 options: CompileOptions) -> Executable:
+    name = _func_name(plan)
+    func = lower_plan(plan, feed_types, variable_types, name)
+    dump_to = None
+    if config.dump_dir:
+        dump_to = os.path.join(config.dump_dir, f"{next(_dump_counter):03d}-{name}")
+    optimized = optimize(func, options, dump_to)
+    return Executable(optimized, plan, options.backend,
+                      lambda inputs: evaluate(optimized, inputs))
+
+
+def _func_name(plan: RunPlan) -> str:
+    """A readable, deterministic name: the first fetch or target."""
+    first = (plan.fetches + plan.targets)[0]
+    name = first.name.split(":")[0] if isinstance(first, Tensor) else first.name
+    return re.sub(r"[^A-Za-z0-9_.]", "_", name)
+
+
+def _stage_writer(directory: str):
+    os.makedirs(directory, exist_ok=True)
+
+    def write(stage: str, func: Func) -> None:
+        path = os.path.join(directory, f"{stage}.ir")
+        with open(path, "w") as f:
+            f.write(print_func(func, elide_constants_over=16))
+    return write

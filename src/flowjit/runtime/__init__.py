@@ -1,0 +1,1 @@
+"""Running compiled code: executables bound to a Session's feeds and variables."""

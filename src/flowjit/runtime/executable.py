@@ -1,0 +1,115 @@
+"""An Executable is a compiled Func plus how its parameters and results bind to one run:
+which feed, variable, random counter or state query fills each parameter, and which fetch
+or variable each result goes to. The binding is computed once, at compile time, so a cache
+hit does no graph or IR work."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from flowjit import errors
+from flowjit.graph.core import Operation, Tensor
+from flowjit.graph.plan import RunPlan
+from flowjit.ir.core import FEED, FETCH, RNG_COUNTER, VARIABLE, Func
+from flowjit.lower import QUERY
+
+
+class SessionState:
+    """What a Session keeps between runs: variable values and random-op run counters."""
+
+    def __init__(self) -> None:
+        self.variables: Dict[Operation, np.ndarray] = {}
+        self.rng_counters: Dict[Operation, int] = {}
+
+
+@dataclass
+class Binding:
+    feeds: List[Tuple[int, Tensor]]
+    variables: List[Tuple[int, Operation, Optional[object]]]  # position, var, fetch needing it
+    counters: List[Tuple[int, Operation]]
+    queries: List[Tuple[int, Operation]]
+    fetches: Dict[Tensor, int]
+    updates: List[Tuple[int, Operation]]
+
+
+def bind(func: Func, plan: RunPlan) -> Binding:
+    graph = (plan.fetches + plan.targets)[0].graph
+    by_name = {t.name: t for t in plan.feeds}
+    reader: Dict[Operation, object] = {}
+    for op, reads in plan.reads.items():
+        for read in reads:
+            if read.source is None:
+                reader.setdefault(read.variable, plan.needed_by.get(op))
+    for tensor, var in plan.snapshot_fetches.items():
+        reader.setdefault(var, tensor)
+    binding = Binding([], [], [], [], {}, [])
+    for i, p in enumerate(func.params):
+        if p.role == FEED:
+            binding.feeds.append((i, by_name[p.key]))
+        elif p.role == VARIABLE:
+            var = graph.get_operation_by_name(p.key)
+            binding.variables.append((i, var, reader.get(var)))
+        elif p.role == RNG_COUNTER:
+            binding.counters.append((i, graph.get_operation_by_name(p.key)))
+        elif p.role == QUERY:
+            binding.queries.append((i, graph.get_operation_by_name(p.key)))
+        else:
+            raise errors.InternalError(f"unknown parameter role {p.role!r}")
+    for i, r in enumerate(func.results):
+        if r.role == FETCH:
+            binding.fetches.setdefault(graph.get_tensor_by_name(r.key), i)
+        elif r.role == VARIABLE:
+            binding.updates.append((i, graph.get_operation_by_name(r.key)))
+    return binding
+
+
+class Executable:
+    """A compiled run. `run_fn(inputs) -> outputs` is the backend's entry point."""
+
+    def __init__(self, func: Func, plan: RunPlan, backend: str,
+                 run_fn: Callable[[Sequence[np.ndarray]], List[np.ndarray]]) -> None:
+        self.func = func
+        self.plan = plan
+        self.backend = backend
+        self.binding = bind(func, plan)
+        self._run_fn = run_fn
+
+    def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState
+            ) -> Tuple[Dict[Tensor, np.ndarray], Dict[Operation, np.ndarray]]:
+        b = self.binding
+        inputs: List[Optional[np.ndarray]] = [None] * len(self.func.params)
+        for i, tensor in b.feeds:
+            inputs[i] = feeds[tensor]
+        for i, var, needed_by in b.variables:
+            value = state.variables.get(var)
+            if value is None:
+                raise uninitialized_error(var, needed_by)
+            inputs[i] = value
+        for i, counter in b.counters:
+            count = state.rng_counters.get(counter, 0)
+            state.rng_counters[counter] = count + 1
+            inputs[i] = np.array(count, np.int64)
+        for i, op in b.queries:
+            inputs[i] = _answer_query(op, state)
+        outputs = self._run_fn(inputs)
+        fetched = {t: outputs[i] for t, i in b.fetches.items()}
+        updates = {var: outputs[i] for i, var in b.updates}
+        return fetched, updates
+
+
+def _answer_query(op: Operation, state: SessionState) -> np.ndarray:
+    variables = [op.graph.get_operation_by_name(n) for n in op.attrs["variables"]]
+    if op.type == "IsVariableInitialized":
+        return np.array(state.variables.get(variables[0]) is not None)
+    names = [v.name for v in variables if state.variables.get(v) is None]
+    return np.array(names, dtype=object).reshape(-1)
+
+
+def uninitialized_error(variable: Operation, needed_by) -> errors.UninitializedVariableError:
+    need = f"; it is needed to compute '{needed_by.name}'" if needed_by is not None else ""
+    return errors.UninitializedVariableError(
+        f"Attempting to use uninitialized value {variable.name} (Variable created at "
+        f"{variable.site}){need}. Run sess.run(tf.global_variables_initializer()) first.",
+        variable)
