@@ -17,7 +17,7 @@ PROGRAMS = [
     ("constant_add.py", None),
     ("relu_graph.py", None),
     ("relu_gradients.py", "gradients"),
-    ("training_table.py", "train"),
+    ("training_table.py", "gradients"),
 ]
 
 

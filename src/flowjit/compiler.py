@@ -35,8 +35,8 @@ class CompileOptions:
 
     @staticmethod
     def from_config(backend: str) -> "CompileOptions":
-        return CompileOptions(backend=backend, disabled_passes=config.disabled_passes,
-                              verify=config.verify_ir)
+        return CompileOptions(backend=backend, passes=config.passes,
+                              disabled_passes=config.disabled_passes, verify=config.verify_ir)
 
 
 _dump_counter = itertools.count()

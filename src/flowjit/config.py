@@ -6,6 +6,7 @@ FLOWJIT_DUMP_DIR       if set, every executable a Session compiles is dumped the
                        --xla_dump_to); dumping never changes what is compiled or cached
 FLOWJIT_VERIFY         "1": verify the IR after every pass (the tests always do)
 FLOWJIT_DISABLE_PASSES comma-separated pass names to skip (e.g. "fusion,cse")
+FLOWJIT_PASSES         comma-separated pass names to run instead of the default pipeline
 FLOWJIT_NUMPY_REPR     "legacy" (default): numpy scalars print as 7.0, not np.float32(7.0),
                        so TF1-era programs print what they printed then; "numpy": leave
                        numpy's own setting alone
@@ -26,6 +27,7 @@ class Config:
     dump_dir: Optional[str] = None
     verify_ir: bool = False
     disabled_passes: Tuple[str, ...] = ()
+    passes: Optional[Tuple[str, ...]] = None
 
 
 def _from_environment() -> Config:
@@ -36,6 +38,9 @@ def _from_environment() -> Config:
     config.verify_ir = os.environ.get("FLOWJIT_VERIFY", "") not in ("", "0")
     config.disabled_passes = tuple(
         p.strip() for p in os.environ.get("FLOWJIT_DISABLE_PASSES", "").split(",") if p.strip())
+    if os.environ.get("FLOWJIT_PASSES"):
+        config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")
+                              if p.strip())
     return config
 
 

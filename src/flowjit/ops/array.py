@@ -833,7 +833,7 @@ def _select_infer(inputs):
     return [TensorSpec(dtype, shape)]
 
 
-register_op("Select", "select", _select_infer, np.where)
+register_op("Select", "select", _select_infer, np.where, elementwise=True)
 
 
 def _where_coords_infer(inputs):

@@ -125,11 +125,12 @@ COMPARISON_OPS = [
 ]
 
 for _type, _mnemonic, _allowed, _kernel in UNARY_OPS:
-    register_op(_type, _mnemonic, unary_rule(_allowed), _kernel)
+    register_op(_type, _mnemonic, unary_rule(_allowed), _kernel, elementwise=True)
 for _type, _mnemonic, _allowed, _kernel in BINARY_OPS:
-    register_op(_type, _mnemonic, binary_rule(_allowed), _kernel)
+    register_op(_type, _mnemonic, binary_rule(_allowed), _kernel, elementwise=True)
 for _type, _mnemonic, _allowed, _kernel in COMPARISON_OPS:
-    register_op(_type, _mnemonic, binary_rule(_allowed, dtypes.bool_), _kernel)
+    register_op(_type, _mnemonic, binary_rule(_allowed, dtypes.bool_), _kernel,
+                elementwise=True)
 
 
 def _unary(op_type: str, default_name: Optional[str] = None):
@@ -235,7 +236,7 @@ def _cast_kernel(x, *, dtype):
     return x.astype(dtype.np_dtype)
 
 
-register_op("Cast", "convert", _cast_infer, _cast_kernel)
+register_op("Cast", "convert", _cast_infer, _cast_kernel, elementwise=True)
 
 
 def cast(x, dtype, name=None):

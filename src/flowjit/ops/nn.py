@@ -33,10 +33,10 @@ def _elu(x):
     return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype)
 
 
-register_op("Relu", "relu", unary_rule(NUMERIC), _relu)
-register_op("Relu6", "relu6", unary_rule(NUMERIC), _relu6)
-register_op("Softplus", "softplus", unary_rule(FLOATS), _softplus)
-register_op("Elu", "elu", unary_rule(FLOATS), _elu)
+register_op("Relu", "relu", unary_rule(NUMERIC), _relu, elementwise=True)
+register_op("Relu6", "relu6", unary_rule(NUMERIC), _relu6, elementwise=True)
+register_op("Softplus", "softplus", unary_rule(FLOATS), _softplus, elementwise=True)
+register_op("Elu", "elu", unary_rule(FLOATS), _elu, elementwise=True)
 
 
 def _activation(op_type: str):
