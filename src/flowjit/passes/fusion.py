@@ -6,7 +6,7 @@ Groups are trees with one output, grown from each instruction towards its operan
   - `reduce`: a reduction fed by such an elementwise tree (x*w -> reduce_sum);
   - `matmul`: a matmul whose single user is an elementwise tree (bias add + activation
               epilogue), the matmul being a leaf of that tree.
-Only single-use producers join a group, so no value is computed twice and every group can
+Only producers with a single user join a group, so no value is computed twice and every group can
 be placed where its root was.
 """
 from __future__ import annotations
@@ -25,14 +25,19 @@ def _elementwise(instr: Instr) -> bool:
 
 def run(func: Func) -> Tuple[Func, bool]:
     producer: Dict[Value, Instr] = {}
+    users: Dict[Value, Set[Instr]] = {}
     for instr in func.body:
         for r in instr.results:
             producer[r] = instr
-    uses = func.uses()
+        for v in instr.operands:
+            users.setdefault(v, set()).add(instr)
+    returned = {r.value for r in func.results}
 
-    def single_use_producer(value: Value):
+    def single_user_producer(value: Value):
+        """The producer of `value` if exactly one instruction (and no result) uses it."""
         instr = producer.get(value)
-        if instr is not None and uses.get(value, 0) == 1 and len(instr.results) == 1:
+        if instr is not None and len(users.get(value, ())) == 1 and value not in returned \
+                and len(instr.results) == 1:
             return instr
         return None
 
@@ -55,8 +60,8 @@ def run(func: Func) -> Tuple[Func, bool]:
         while frontier:
             current = frontier.pop()
             for operand in current.operands:
-                candidate = single_use_producer(operand)
-                if candidate is None or candidate in root_of:
+                candidate = single_user_producer(operand)
+                if candidate is None or candidate in root_of or candidate in group:
                     continue
                 if _elementwise(candidate):
                     group.append(candidate)
