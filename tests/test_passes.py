@@ -265,3 +265,21 @@ def test_every_pass_and_the_pipeline_preserve_values(steps, seed):
             for ref, out in zip(reference, got):
                 np.testing.assert_allclose(out, ref, rtol=1e-6, atol=0,
                                            err_msg=f"pass {name} changed a value")
+
+
+def test_fusion_copies_scalar_constants_into_the_region():
+    func = parse_func(textwrap.dedent("""
+        func @f(%x: f32[4] {feed="x:0"}) {
+          %0: f32[] = constant {dtype=f32, value=dense<f32[], [2.0]>}
+          %1: f32[4] = mul %x, %0
+          %2: f32[4] = tanh %1
+          return %2 {fetch="a:0"}
+        }"""))
+    fused, _ = fusion.run(func)
+    cleaned, _ = dce.run(fused)
+    verify(cleaned)
+    text = print_func(cleaned)
+    assert "fusion %x {" in text  # one operand: the constant travels inside
+    assert text.count("= constant") == 1 and text.index("fusion") < text.index("constant")
+    (out,) = evaluate(cleaned, [np.array([0.0, 1.0, -1.0, 3.0], np.float32)])
+    np.testing.assert_allclose(out, np.tanh(2 * np.array([0, 1, -1, 3], np.float32)))

@@ -84,14 +84,15 @@ def run(func: Func) -> Tuple[Func, bool]:
         if root is None:
             body.append(instr)
         elif root is instr:
-            body.append(_fuse(members[instr], kinds[instr], func.body))
+            body.append(_fuse(members[instr], kinds[instr], func.body, producer))
     return func.replace(body=body), True
 
 
-def _fuse(group: List[Instr], kind: str, order: List[Instr]) -> Instr:
-    """One fusion instruction computing `group`, whose root is group[0]."""
+def _fuse(group: List[Instr], kind: str, order: List[Instr],
+          producer: Dict[Value, Instr]) -> Instr:
+    """One fusion instruction computing `group`, whose root is group[0]. Scalar constants
+    are copied into the region (codegen makes them immediates) instead of passed in."""
     root = group[0]
-    in_group: Set[Instr] = set(group)
     position = {instr: i for i, instr in enumerate(order)}
     ordered = sorted(group, key=position.__getitem__)
     defined: Set[Value] = {r for instr in group for r in instr.results}
@@ -102,16 +103,21 @@ def _fuse(group: List[Instr], kind: str, order: List[Instr]) -> Instr:
                 outer_operands.append(v)
     inner: Dict[Value, Value] = {}
     params = []
-    for v in outer_operands:
-        inner[v] = Value(v.type, "p")
-        params.append(Param(inner[v], "operand", ""))
     region_body = []
+    for v in list(outer_operands):
+        source = producer.get(v)
+        if source is not None and source.op == "constant" and source.attrs["value"].size <= 1:
+            inner[v] = Value(v.type)
+            region_body.append(Instr("constant", [], source.attrs, [inner[v]], source.loc))
+            outer_operands.remove(v)
+        else:
+            inner[v] = Value(v.type, "p")
+            params.append(Param(inner[v], "operand", ""))
     for instr in ordered:
         results = [Value(r.type) for r in instr.results]
         inner.update(zip(instr.results, results))
         region_body.append(Instr(instr.op, [inner[v] for v in instr.operands], instr.attrs,
                                  results, instr.loc))
-    assert all(i in in_group for i in ordered)
     region = Func("region", params, region_body,
                   [Result(inner[r], "yield", "") for r in root.results])
     return Instr(FUSION, outer_operands, {"kind": kind}, root.results, root.loc, region)
