@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as _np
 
 import flowjit.ops  # noqa: F401 - registers every op
-from flowjit import errors, initializers, nn  # noqa: F401
+from flowjit import errors, initializers, nn, train  # noqa: F401
 from flowjit.config import config as _config
 from flowjit.dtypes import (DType, as_dtype, bool_ as bool, double, float16, float32,  # noqa: F401
                             float64, half, int8, int16, int32, int64, string, uint8)
@@ -21,12 +21,14 @@ from flowjit.graph.core import (Graph, GraphKeys, Operation, Tensor, add_to_coll
                                 reset_default_graph)
 from flowjit.graph.session import InteractiveSession, Session, get_default_session  # noqa: F401
 from flowjit.graph.shape import TensorShape  # noqa: F401
-from flowjit.ops.array import (concat, expand_dims, fill, gather, identity, one_hot,  # noqa: F401
+from flowjit.ops.array import (broadcast_to, concat, expand_dims, fill, gather, identity, one_hot,  # noqa: F401
                                ones, ones_like, pad, pack, placeholder,
                                placeholder_with_default, range, rank, reshape, shape, size,
                                slice, split, squeeze, stack, stop_gradient, strided_slice, tile,
-                               transpose, unpack, unstack, where, where_v2, zeros, zeros_like)
+                               transpose, unpack, unsorted_segment_sum, unstack, where, where_v2,
+                               zeros, zeros_like)
 from flowjit.ops.base import constant, convert_to_tensor  # noqa: F401
+from flowjit.ops.gradients import gradients  # noqa: F401
 from flowjit.ops.math import (abs, add, add_n, argmax, argmin, cast, ceil, clip_by_value,  # noqa: F401
                               cos, count_nonzero, div, divide, equal, exp, expm1, floor,
                               floordiv, floormod, greater, greater_equal, less, less_equal, log,

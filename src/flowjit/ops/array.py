@@ -867,3 +867,80 @@ def where(condition, x=None, y=None, name=None):
         if cond.shape.ndims == 1 and rank > 1:
             cond = reshape(cond, [-1] + [1] * (rank - 1))
     return where_v2(cond, x, y, name=name)
+
+
+# -- broadcasting and scattering (also the adjoints used by gradients) ----------------------
+def _broadcast_to_infer(inputs, *, shape):
+    (x,) = inputs
+    if broadcast_shapes(x.shape, TensorShape(shape)) != TensorShape(shape):
+        raise ShapeInferenceError(f"cannot broadcast shape {x.shape} to {list(shape)}")
+    return [TensorSpec(x.dtype, TensorShape(shape))]
+
+
+register_op("BroadcastTo", "broadcast_to", _broadcast_to_infer,
+            lambda x, *, shape: np.array(np.broadcast_to(x, shape)))
+
+
+def broadcast_to(input, shape, name=None):
+    shape = static_int_list(shape, "shape")
+    return apply_op("BroadcastTo", [convert_to_tensor(input)], {"shape": shape}, name=name,
+                    default_name="BroadcastTo")
+
+
+def _segment_sum_infer(inputs, *, num_segments):
+    data, ids = inputs
+    check_dtype(ids, INDEX_DTYPES, "segment_ids")
+    if data.shape.dims is None or ids.shape.dims is None:
+        return [TensorSpec(data.dtype, TensorShape(None))]
+    if not TensorShape(data.shape.dims[:len(ids.shape.dims)]).is_compatible_with(ids.shape):
+        raise ShapeInferenceError(f"segment_ids shape {ids.shape} must be a prefix of the "
+                                  f"data shape {data.shape}")
+    return [TensorSpec(data.dtype,
+                       TensorShape((num_segments,) + data.shape.dims[len(ids.shape.dims):]))]
+
+
+def _segment_sum_kernel(data, ids, *, num_segments):
+    bad = (ids < 0) | (ids >= num_segments)
+    if np.any(bad):
+        raise errors.IndexOutOfRangeError(f"segment id {int(ids[bad][0])} is not in "
+                                          f"[0, {num_segments})")
+    out = np.zeros((num_segments,) + data.shape[ids.ndim:], dtype=data.dtype)
+    np.add.at(out, ids, data)
+    return out
+
+
+register_op("UnsortedSegmentSum", "segment_sum", _segment_sum_infer, _segment_sum_kernel)
+
+
+def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
+    """out[i] = sum of data[j] over j with segment_ids[j] == i (the adjoint of gather)."""
+    return apply_op("UnsortedSegmentSum",
+                    [convert_to_tensor(data),
+                     convert_to_tensor(segment_ids, dtype_hint=dtypes.int32)],
+                    {"num_segments": static_int(num_segments, "num_segments")}, name=name,
+                    default_name="UnsortedSegmentSum")
+
+
+def _strided_slice_grad_infer(inputs, *, spec, shape):
+    return [TensorSpec(inputs[0].dtype, TensorShape(shape))]
+
+
+def _strided_slice_grad_kernel(g, *, spec, shape):
+    """Zeros of the sliced tensor's shape with `g` written where the slice read."""
+    out = np.zeros(shape, dtype=g.dtype)
+    index = tuple(None if e[0] == "newaxis" else e[1] if e[0] == "index"
+                  else builtins.slice(*e[1:]) for e in spec if e[0] != "newaxis")
+    squeezed = g.reshape([d for d, e in zip(g.shape, _output_entries(spec, g.ndim))
+                          if e != "newaxis"])
+    out[index] = squeezed
+    return out
+
+
+def _output_entries(spec, rank):
+    """For each output dimension of a strided slice, the kind of entry that made it."""
+    kinds = [e[0] for e in spec if e[0] != "index"]
+    return kinds + ["range"] * (rank - len(kinds))
+
+
+register_op("StridedSliceGrad", "strided_slice_grad", _strided_slice_grad_infer,
+            _strided_slice_grad_kernel)

@@ -44,8 +44,9 @@ class PassManager:
             verify(func)
         if self.dump:
             self.dump("ir", func)
+        required = {p.name for p in required_passes()}
         for index, p in enumerate(self.passes):
-            if p.name in self.disabled:
+            if p.name in self.disabled and p.name not in required:
                 continue
             start = time.perf_counter()
             func, changed = p.run(func)
@@ -61,17 +62,24 @@ class PassManager:
 
 
 def available_passes() -> List[Pass]:
-    """Every pass by name (for --passes / --disable-pass)."""
+    """Every optional pass by name (for --passes / --disable-pass)."""
     from flowjit.passes import canonicalize, const_fold, cse, dce, fusion
     return [Pass("canonicalize", canonicalize.run), Pass("const-fold", const_fold.run),
             Pass("cse", cse.run), Pass("dce", dce.run), Pass("fusion", fusion.run)]
+
+
+def required_passes() -> List[Pass]:
+    """Passes every pipeline starts with: without them the IR cannot run (gradient
+    requests have no kernel), so they cannot be disabled."""
+    from flowjit.passes import autodiff
+    return [Pass("autodiff", autodiff.run)]
 
 
 def default_pipeline() -> List[Pass]:
     """Simplify to a fixed point (twice is enough in practice), then fuse, then clean up."""
     by_name = {p.name: p for p in available_passes()}
     simplify = [by_name[n] for n in ("canonicalize", "const-fold", "cse", "dce")]
-    return simplify + simplify + [by_name["fusion"], by_name["dce"]]
+    return required_passes() + simplify + simplify + [by_name["fusion"], by_name["dce"]]
 
 
 def pipeline_from_names(names: Sequence[str]) -> List[Pass]:
@@ -79,4 +87,4 @@ def pipeline_from_names(names: Sequence[str]) -> List[Pass]:
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ValueError(f"unknown pass(es) {unknown}; available: {sorted(by_name)}")
-    return [by_name[n] for n in names]
+    return required_passes() + [by_name[n] for n in names]

@@ -1,0 +1,120 @@
+"""`tf.gradients`: adds a `Gradients` op to the graph; its outputs are d(sum ys)/d(xs).
+
+The op is not computed by a kernel: the lowering emits it as a `gradients` IR instruction and
+the autodiff pass (first in every pipeline) replaces it with the backward computation, built
+from each op's registered gradient rule. Which xs are connected to ys, and whether every op
+in between has a rule, is decided here at graph-build time, as TF1 does: an unconnected x
+gets None, an op without a rule raises LookupError.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Set
+
+from flowjit import dtypes
+from flowjit.graph.core import Operation, Tensor
+from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.ops.base import FLOATS, apply_op, convert_to_tensor
+
+
+def _gradients_infer(inputs, *, n_ys, n_xs, n_grad_ys, n_stops):
+    xs = inputs[n_ys:n_ys + n_xs]
+    for x in xs:
+        if x.dtype not in FLOATS:
+            raise ShapeInferenceError(f"gradients are only defined for floating point "
+                                      f"tensors, got dtype {x.dtype.name}")
+    return [TensorSpec(x.dtype, x.shape) for x in xs]
+
+
+register_op("Gradients", "gradients", _gradients_infer, None)
+
+
+def _flat(values) -> List:
+    if values is None:
+        return []
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    return [values]
+
+
+def gradients(ys, xs, grad_ys=None, name: str = "gradients", colocate_gradients_with_ops=False,
+              gate_gradients=False, aggregation_method=None,
+              stop_gradients=None) -> List[Optional[Tensor]]:
+    """Symbolic d(sum(ys))/d(x) for each x in xs; None where x does not affect ys."""
+    ys = [convert_to_tensor(y) for y in _flat(ys)]
+    xs = [convert_to_tensor(x) for x in _flat(xs)]
+    grad_ys = [None if g is None else convert_to_tensor(g, dtype=y.dtype)
+               for g, y in zip(_flat(grad_ys) or [None] * len(ys), ys)]
+    stops = [convert_to_tensor(s) for s in _flat(stop_gradients)]
+    if len(grad_ys) != len(ys):
+        raise ValueError(f"grad_ys has {len(grad_ys)} entries for {len(ys)} ys")
+    for y in ys:
+        if not y.dtype.is_floating:
+            raise TypeError(f"tf.gradients: y {y.describe()} has dtype {y.dtype.name}; "
+                            f"only floating point tensors can be differentiated")
+    connected = _connected(ys, xs, set(stops))
+    wanted = [x for x in xs if x in connected]
+    if not wanted:
+        return [None] * len(xs)
+    explicit = [g for g in grad_ys if g is not None]
+    if explicit and len(explicit) != len(ys):
+        raise ValueError("grad_ys must be given for all ys or for none")
+    attrs = {"n_ys": len(ys), "n_xs": len(wanted), "n_grad_ys": len(explicit),
+             "n_stops": len(stops)}
+    outputs = apply_op("Gradients", ys + wanted + explicit + stops, attrs, name=name)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    by_x = dict(zip(wanted, outputs))
+    return [by_x.get(x) for x in xs]
+
+
+def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -> Set[Tensor]:
+    """The xs that some y depends on through differentiable ops; raises LookupError for an
+    op on such a path that has no gradient rule."""
+    # Tensors ys depend on (data edges), not looking past stop_gradient or `stops`.
+    upstream: Set[Tensor] = set()
+    stack = [y for y in ys if y not in stops]
+    while stack:
+        t = stack.pop()
+        if t in upstream:
+            continue
+        upstream.add(t)
+        if t.op.type == "StopGradient":
+            continue
+        stack.extend(i for i in t.op.inputs if i not in stops)
+    # Ops between xs and ys: downstream of some x and upstream of some y.
+    x_set = set(xs)
+    between: Dict[Operation, bool] = {}
+
+    def depends_on_x(t: Tensor) -> bool:
+        if t in x_set:
+            return True
+        if t not in upstream or t.op.type == "StopGradient":
+            return False
+        op = t.op
+        if op not in between:
+            between[op] = False  # cycles are impossible; this guards re-entry
+            between[op] = any(depends_on_x(i) for i in op.inputs)
+        return between[op]
+
+    for y in ys:
+        _iterative_depends(y, depends_on_x)
+    for op, on_path in between.items():
+        if on_path and op.op_def.grad is None:
+            raise LookupError(f"No gradient defined for operation '{op.name}' (op type: "
+                              f"{op.type}, created at {op.site})")
+    return {x for x in xs if x in upstream}
+
+
+def _iterative_depends(y: Tensor, depends_on_x) -> None:
+    """Evaluates depends_on_x bottom-up so deep graphs do not exhaust Python's stack."""
+    order: List[Tensor] = []
+    seen: Set[Tensor] = set()
+    stack = [y]
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        order.append(t)
+        stack.extend(t.op.inputs)
+    for t in reversed(order):
+        depends_on_x(t)

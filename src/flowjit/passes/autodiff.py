@@ -1,0 +1,116 @@
+"""Gradient generation: replaces each `gradients` instruction with the reverse-mode
+backward computation of its ys with respect to its xs.
+
+    %g = gradients %y, %x {n_ys=1, n_xs=1, n_grad_ys=0, n_stops=0}
+
+becomes the instructions of d(sum y)/dx, inserted where the `gradients` instruction was
+(everything it reads is defined before it). Each op contributes its own rule, registered in
+the op table (`flowjit/ops/*_grad.py`): `rule(builder, instr, output_grads)` returns one
+gradient (or None) per operand. Contributions to a value from several uses are summed.
+Because this runs first, the backward code is folded, CSE'd and fused with the forward code.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Set, Tuple
+
+from flowjit import errors
+from flowjit.ir.builder import Builder
+from flowjit.ir.core import FUSION, Func, Instr, Location, Value, substitute
+
+GRADIENTS = "gradients"
+
+
+def run(func: Func) -> Tuple[Func, bool]:
+    if not any(instr.op == GRADIENTS for instr in func.body):
+        return func, False
+    body: List[Instr] = []
+    replaced: Dict[Value, Value] = {}
+    for instr in func.body:
+        operands = substitute(instr.operands, replaced)
+        if operands != instr.operands:
+            instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
+        if instr.op != GRADIENTS:
+            body.append(instr)
+            continue
+        backward, grads = _differentiate(body, instr)
+        body.extend(backward)
+        replaced.update(zip(instr.results, grads))
+    results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
+               for r in func.results]
+    return func.replace(body=body, results=results), True
+
+
+def _differentiate(forward: List[Instr], request: Instr) -> Tuple[List[Instr], List[Value]]:
+    n_ys, n_xs = request.attrs["n_ys"], request.attrs["n_xs"]
+    n_grad_ys = request.attrs["n_grad_ys"]
+    operands = request.operands
+    ys = operands[:n_ys]
+    xs = operands[n_ys:n_ys + n_xs]
+    grad_ys = operands[n_ys + n_xs:n_ys + n_xs + n_grad_ys]
+    stops = set(operands[n_ys + n_xs + n_grad_ys:])
+    builder = Builder(_gradient_loc(request.loc, "seed"))
+    adjoint: Dict[Value, Value] = {}
+
+    def accumulate(value: Value, grad: Optional[Value], b: Builder) -> None:
+        if grad is None or value in stops or not value.type.dtype.is_floating:
+            return
+        if grad.type != value.type:
+            grad = b.sum_to(grad, value.type) if grad.type.shape != value.type.shape else grad
+        adjoint[value] = b.add(adjoint[value], grad) if value in adjoint else grad
+
+    for i, y in enumerate(ys):
+        accumulate(y, grad_ys[i] if grad_ys else builder.ones_like(y), builder)
+
+    needed = _on_path(forward, xs, ys, stops)
+    for instr in reversed(forward):
+        if instr not in needed:
+            continue
+        grads = [adjoint.get(r) for r in instr.results]
+        if all(g is None for g in grads):
+            continue
+        b = Builder(_gradient_loc(instr.loc, instr.op))
+        b.instrs = builder.instrs  # one instruction list, in emission order
+        rule = _rule(instr)
+        try:
+            operand_grads = rule(b, instr, grads)
+        except ValueError as e:
+            raise errors.UnimplementedError(f"gradient of {instr.describe()}: {e}") from None
+        for operand, g in zip(instr.operands, operand_grads):
+            accumulate(operand, g, b)
+    result = []
+    for x in xs:
+        g = adjoint.get(x)
+        result.append(g if g is not None else builder.zeros_like(x))
+    return builder.instrs, result
+
+
+def _rule(instr: Instr):
+    if instr.op == FUSION:
+        raise errors.InternalError("autodiff must run before fusion")
+    rule = instr.op_def.grad
+    if rule is None:
+        raise LookupError(f"No gradient defined for {instr.describe()} (IR op '{instr.op}')")
+    return rule
+
+
+def _on_path(forward: List[Instr], xs, ys, stops: Set[Value]) -> Set[Instr]:
+    """Instructions that depend on some x and that some y depends on."""
+    from_x: Set[Value] = set(xs)
+    downstream: Set[Instr] = set()
+    for instr in forward:
+        if any(v in from_x and v not in stops for v in instr.operands):
+            downstream.add(instr)
+            from_x.update(instr.results)
+    to_y: Set[Value] = set(ys)
+    needed: Set[Instr] = set()
+    for instr in reversed(forward):
+        if instr in downstream and any(r in to_y for r in instr.results):
+            needed.add(instr)
+            to_y.update(instr.operands)
+    return needed
+
+
+def _gradient_loc(loc: Optional[Location], op: str) -> Optional[Location]:
+    if loc is None:
+        return Location(f"gradients/{op}_grad")
+    return Location(f"gradients/{loc.name}_grad", loc.op_type, loc.site)
