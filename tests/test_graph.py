@@ -1,5 +1,4 @@
 """The graph API: names, scopes, collections, lookup, printing, static shapes."""
-import numpy as np
 import pytest
 
 import flowjit as tf

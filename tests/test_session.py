@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import flowjit as tf
-from flowjit import errors
 
 
 def test_fetch_structures_are_preserved():

@@ -11,7 +11,7 @@ import itertools
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Tuple
 
 from flowjit.config import config
 from flowjit.graph.core import Operation, Tensor
@@ -76,6 +76,9 @@ def _func_name(plan: RunPlan) -> str:
 
 def _stage_writer(directory: str):
     os.makedirs(directory, exist_ok=True)
+    for stale in os.listdir(directory):  # an earlier run's stages must not mix in
+        if stale.endswith(".ir"):
+            os.remove(os.path.join(directory, stale))
 
     def write(stage: str, func: Func) -> None:
         path = os.path.join(directory, f"{stage}.ir")

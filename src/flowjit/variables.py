@@ -6,7 +6,7 @@ A Variable is a `VariableV2` op (its output, 'w:0', is how the graph reads it) p
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 

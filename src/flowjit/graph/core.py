@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from flowjit import dtypes, errors
+from flowjit import errors
 from flowjit.graph.registry import (DTypeInferenceError, OpDef, ShapeInferenceError,
                                     TensorSpec, get_op_def)
 from flowjit.graph.shape import TensorShape, as_shape
@@ -310,6 +310,7 @@ class Graph:
                 op_name = base[:-1]
                 if op_name in self._ops_by_name:
                     raise ValueError(f"Duplicate op name '{op_name}'")
+                self._names_in_use.setdefault(op_name.lower(), 1)  # later uniquing sees it
             else:
                 op_name = self.unique_name(base)
             site = user_call_site()

@@ -130,7 +130,7 @@ class _Parser:
         results = []
         if self.peek()[0] == "value":
             while True:
-                results.append(self.define(scope, allow_redefine=False))
+                results.append(self.define(scope))
                 if not self.accept(","):
                     break
             self.expect("punct", "=")
@@ -167,7 +167,7 @@ class _Parser:
         self.expect("punct", "}")
         return Func("region", params, body, results)
 
-    def define(self, scope, allow_redefine: bool = False) -> Value:
+    def define(self, scope) -> Value:
         name = self.expect("value")[1:]
         self.expect("punct", ":")
         value = Value(self.type(), name)

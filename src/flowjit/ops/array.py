@@ -3,7 +3,7 @@ tile, pad, shape queries, range, fill, identity, select, placeholders."""
 from __future__ import annotations
 
 import builtins
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape, as_shape, broadcast_shapes
-from flowjit.ops.base import (INTS, NUMERIC, apply_op, check_dtype, check_same_dtype, constant,
+from flowjit.ops.base import (INTS, apply_op, check_dtype, check_same_dtype, constant,
                               convert_operands, convert_to_tensor, convert_value,
                               normalize_axis, static_int, static_int_list)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Set
 
-from flowjit import dtypes
+from flowjit import errors
 from flowjit.graph.core import Operation, Tensor
-from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.registry import (ShapeInferenceError, TensorSpec, register_gradient,
+                                    register_op)
 from flowjit.ops.base import FLOATS, apply_op, convert_to_tensor
 
 
@@ -26,6 +27,14 @@ def _gradients_infer(inputs, *, n_ys, n_xs, n_grad_ys, n_stops):
 
 
 register_op("Gradients", "gradients", _gradients_infer, None)
+
+
+@register_gradient("Gradients")
+def _nested(b, instr, grads):
+    """Gradients of gradients (second derivatives) are differentiable: the autodiff pass
+    expands an inner `gradients` request into ordinary instructions before it reaches the
+    outer one, so this rule is never called on the IR."""
+    raise errors.InternalError("a nested gradients request was not expanded first")
 
 
 def _flat(values) -> List:

@@ -5,7 +5,7 @@ dtypes, numpy kernel), so adding an op is adding a row.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape, broadcast_shapes
-from flowjit.ops.base import (FLOATS, INTS, NUMERIC, apply_op, check_dtype, check_same_dtype,
+from flowjit.ops.base import (FLOATS, NUMERIC, apply_op, check_dtype, check_same_dtype,
                               convert_operands, convert_to_tensor, normalize_axis,
                               static_int_list)
 

@@ -2,8 +2,6 @@
 (numerically stable, via log-sum-exp), bias_add, l2_loss and dropout."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from flowjit import dtypes, errors
@@ -14,7 +12,7 @@ from flowjit.ops import array, math
 from flowjit.ops.array import INDEX_DTYPES
 from flowjit.ops.base import (FLOATS, NUMERIC, apply_op, check_dtype, check_same_dtype,
                               convert_operands, convert_to_tensor, normalize_axis)
-from flowjit.ops.math import sigmoid, tanh, unary_rule  # noqa: F401 - tf.nn re-exports
+from flowjit.ops.math import unary_rule
 
 
 def _relu(x):
