@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean ir-dumps
 
 venv: $(STAMP)
 
@@ -21,6 +21,11 @@ demo: $(STAMP)
 ## make test: the whole test suite
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
+
+## make ir-dumps: regenerate ir_dumps/ (the example MLP's IR at every compile stage)
+ir-dumps: $(STAMP)
+	rm -rf ir_dumps/mlp
+	$(VENV)/bin/flowjit-dump examples/mlp.py --out ir_dumps/mlp --dot
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

@@ -283,3 +283,25 @@ def test_fusion_copies_scalar_constants_into_the_region():
     assert text.count("= constant") == 1 and text.index("fusion") < text.index("constant")
     (out,) = evaluate(cleaned, [np.array([0.0, 1.0, -1.0, 3.0], np.float32)])
     np.testing.assert_allclose(out, np.tanh(2 * np.array([0, 1, -1, 3], np.float32)))
+
+
+def test_canonicalize_turns_static_ones_like_into_a_constant():
+    out, _ = run_pass(canonicalize, CANONICALIZE_HEADER + """
+          %3: f32[2,3] = ones_like %x
+          %4: f32[] = reduce_sum %x {axis=none, keepdims=false}
+          %5: f32[] = zeros_like %4
+          return %3 {fetch="a:0"}, %5 {fetch="b:0"}
+        }""")
+    assert "ones_like" not in out and "zeros_like" not in out
+    assert "= broadcast_to" in out and "value=dense<f32[], [0.0]>" in out
+
+
+def test_canonicalize_uses_a_scalar_for_a_splat_constant_operand():
+    out, changed = run_pass(canonicalize, CANONICALIZE_HEADER + """
+          %3: f32[2,3] = constant {dtype=f32, value=dense<f32[2,3], splat 2.0>}
+          %4: f32[2,3] = mul %x, %3
+          return %4 {fetch="y:0"}
+        }""")
+    func = parse_func(out)
+    mul = [i for i in func.body if i.op == "mul"][0]
+    assert changed and mul.operands[1].type.shape == ()

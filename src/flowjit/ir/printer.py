@@ -117,11 +117,11 @@ def _dense(array: np.ndarray, elide_over: int) -> str:
     dtype = dtypes.as_dtype(array.dtype)
     dims = ",".join(str(d) for d in array.shape)
     head = f"dense<{dtype.ir_name}[{dims}]"
+    flat = array.reshape(-1)
+    if array.size > 1 and np.all(flat == flat[0]):
+        return f"{head}, splat {format_attr(flat[0].item())}>"
     if elide_over and array.size > elide_over:
         return f"{head}, ...>"
-    flat = array.reshape(-1)
-    if array.size and np.all(flat == flat[0]) and array.size > 1:
-        return f"{head}, splat {format_attr(flat[0].item())}>"
     return f"{head}, [" + ", ".join(format_attr(x.item()) for x in flat) + "]>"
 
 

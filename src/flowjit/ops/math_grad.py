@@ -160,7 +160,7 @@ def _min_max(select_x_when: str):
     def rule(b, instr, grads):
         x, y = instr.operands
         g = grads[0]
-        zeros = b.zeros_like(g)
+        zeros = b.scalar_like(0, g)  # select broadcasts: no need for a full zeros tensor
         pick_x = b.emit(select_x_when, [x, y])[0]
         return [b.select(pick_x, g, zeros), b.select(pick_x, zeros, g)]
     return rule
@@ -174,7 +174,7 @@ register_gradient("Minimum")(_min_max("le"))
 def _select(b, instr, grads):
     cond = instr.operands[0]
     g = grads[0]
-    zeros = b.zeros_like(g)
+    zeros = b.scalar_like(0, g)
     return [None, b.select(cond, g, zeros), b.select(cond, zeros, g)]
 
 

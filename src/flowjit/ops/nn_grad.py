@@ -8,7 +8,7 @@ from flowjit.graph.registry import register_gradient
 def _relu(b, instr, grads):
     x = instr.operands[0]
     g = grads[0]
-    return [b.select(b.gt(x, b.scalar_like(0, x)), g, b.zeros_like(g))]
+    return [b.select(b.gt(x, b.scalar_like(0, x)), g, b.scalar_like(0, g))]
 
 
 @register_gradient("Relu6")
@@ -16,7 +16,7 @@ def _relu6(b, instr, grads):
     x = instr.operands[0]
     g = grads[0]
     inside = b.emit("and", [b.gt(x, b.scalar_like(0, x)), b.lt(x, b.scalar_like(6, x))])[0]
-    return [b.select(inside, g, b.zeros_like(g))]
+    return [b.select(inside, g, b.scalar_like(0, g))]
 
 
 @register_gradient("Softplus")

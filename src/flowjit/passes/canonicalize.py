@@ -8,18 +8,19 @@ operands) and either forwards an existing value or builds a simpler instruction:
     transpose(transpose(x, p), q)                       -> transpose(x, p.q), or x
     reshape(reshape(x)), squeeze/expand_dims            -> one reshape, or x
     binary(x, broadcast_scalar(c)) keeping x's shape    -> binary(x, c)
+    zeros_like(x), ones_like(x) of a static shape       -> a constant (broadcast if large)
 
 stop_gradient is removed here because gradient generation runs before this pass.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from flowjit.ir.core import FUSION, Func, Instr, Value, substitute
+from flowjit.ir.core import FUSION, Func, Instr, TensorType, Value, substitute
 
-Rewrite = Union[Value, Instr, None]
+Rewrite = Union[Value, Instr, List[Instr], None]  # a list: the last one defines the result
 
 
 class _Context:
@@ -115,17 +116,49 @@ def _reshape_like(instr: Instr, ctx: _Context) -> Rewrite:
 
 
 def _drop_scalar_broadcast(instr: Instr, ctx: _Context) -> Rewrite:
-    """binary(x, broadcast_scalar(c)) -> binary(x, c) when x alone has the result's shape."""
+    """binary(x, broadcast(c)) -> binary(x, c) when x alone has the result's shape; a
+    splat constant operand becomes a scalar constant the same way."""
     if not instr.op_def.elementwise or len(instr.operands) != 2:
         return None
     operands = list(instr.operands)
     for i, j in ((0, 1), (1, 0)):
         producer = ctx.producer.get(operands[i])
-        if producer is not None and producer.op == "broadcast_scalar" and \
-                operands[j].type.shape == instr.result.type.shape:
+        if producer is None or operands[j].type.shape != instr.result.type.shape:
+            continue
+        if producer.op in ("broadcast_scalar", "broadcast_to") and \
+                producer.operands[0].type.shape == ():
             operands[i] = producer.operands[0]
             return Instr(instr.op, operands, instr.attrs, instr.results, instr.loc)
+        splat = ctx.splat(operands[i])
+        if producer.op == "constant" and splat is not None and operands[i].type.shape != ():
+            dtype = operands[i].type.dtype
+            scalar = Value(TensorType(dtype, ()))
+            operands[i] = scalar
+            return [Instr("constant", [], {"dtype": dtype,
+                                           "value": np.full((), splat, dtype.np_dtype)},
+                          [scalar], producer.loc),
+                    Instr(instr.op, operands, instr.attrs, instr.results, instr.loc)]
     return None
+
+
+def _filled_like(fill: float):
+    """zeros_like / ones_like of a static shape: a constant the folder can use."""
+    def rule(instr: Instr, ctx: _Context) -> Rewrite:
+        result = instr.result
+        if not result.type.is_static:
+            return None
+        dtype = result.type.dtype
+        if result.type.num_elements <= 1:
+            value = np.full(result.type.shape, fill, dtype.np_dtype)
+            return Instr("constant", [], {"dtype": dtype, "value": value}, instr.results,
+                         instr.loc)
+        scalar = Value(TensorType(dtype, ()))
+        constant = Instr("constant", [], {"dtype": dtype,
+                                          "value": np.full((), fill, dtype.np_dtype)},
+                         [scalar], instr.loc)
+        return [constant, Instr("broadcast_to", [scalar], {"shape": result.type.shape},
+                                instr.results, instr.loc)]
+    return rule
 
 
 RULES: Dict[str, Callable[[Instr, _Context], Rewrite]] = {
@@ -142,6 +175,8 @@ RULES: Dict[str, Callable[[Instr, _Context], Rewrite]] = {
     "reshape": _reshape_like,
     "squeeze": _reshape_like,
     "expand_dims": _reshape_like,
+    "zeros_like": _filled_like(0),
+    "ones_like": _filled_like(1),
 }
 
 
@@ -164,12 +199,12 @@ def run(func: Func) -> Tuple[Func, bool]:
             replaced[instr.result] = rewrite
             changed = True
             continue
-        if isinstance(rewrite, Instr):
-            instr = rewrite
-            changed = True
-        for r in instr.results:
-            ctx.producer[r] = instr
-        body.append(instr)
+        new_instrs = [rewrite] if isinstance(rewrite, Instr) else rewrite or [instr]
+        changed = changed or rewrite is not None
+        for new in new_instrs:
+            for r in new.results:
+                ctx.producer[r] = new
+            body.append(new)
     if not changed:
         return func, False
     results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
