@@ -11,7 +11,7 @@ import itertools
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 from flowjit.config import config
 from flowjit.graph.core import Operation, Tensor
@@ -39,7 +39,9 @@ class CompileOptions:
                               disabled_passes=config.disabled_passes, verify=config.verify_ir)
 
 
-_dump_counter = itertools.count()
+# Executables are numbered per dump directory, in compilation order: deterministic for a
+# given program, whatever else the process compiled before.
+_dump_counters: Dict[str, "itertools.count[int]"] = {}
 
 
 def optimize(func: Func, options: CompileOptions, dump_to: Optional[str] = None) -> Func:
@@ -61,7 +63,8 @@ def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
     func = lower_plan(plan, feed_types, variable_types, name)
     dump_to = None
     if config.dump_dir:
-        dump_to = os.path.join(config.dump_dir, f"{next(_dump_counter):03d}-{name}")
+        counter = _dump_counters.setdefault(config.dump_dir, itertools.count())
+        dump_to = os.path.join(config.dump_dir, f"{next(counter):03d}-{name}")
     optimized = optimize(func, options, dump_to)
     return Executable(optimized, plan, options.backend,
                       lambda inputs: evaluate(optimized, inputs))
