@@ -584,8 +584,9 @@ def test_two_adam_optimizers_in_one_graph():
     train_op = tf.group(opt_w.minimize(loss, var_list=[W]), opt_b.minimize(loss, var_list=[b]))
     names = [v.name for v in tf.global_variables()]
     assert len(names) == len(set(names))
-    ref_w = RefAdam(0.0625, 0.9, 0.999, 1e-8)
-    ref_b = RefAdam(0.03125, 0.9, 0.999, 1e-8)
+    f32 = lambda v: float(np.float32(v))  # noqa: E731 - TF1 rounds Python floats to float32
+    ref_w = RefAdam(0.0625, f32(0.9), f32(0.999), f32(1e-8))
+    ref_b = RefAdam(0.03125, f32(0.9), f32(0.999), f32(1e-8))
     Wv, bv = W0.copy(), B0.copy()
     sw, sb = {"m": 0.0, "v": 0.0}, {"m": 0.0, "v": 0.0}
     with tf.Session() as sess:
@@ -664,14 +665,8 @@ def test_exponential_decay_requires_global_step():
 
 
 # ---------------------------------------------------------------------------------------------
-# deviations from TF1 (bugs found while writing these tests)
+# details where TF1 is easy to get wrong (bugs found, and fixed, while writing these tests)
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "flowjit bug: RMSPropOptimizer(centered=True) names its slot variables in a different "
-    "order from TF1. TF1's _create_slots makes 'rms', then 'mg', then 'momentum', so 'mg' is "
-    "'<var>/RMSProp_1' and 'momentum' is '<var>/RMSProp_2'; flowjit hard-codes the suffixes "
-    "(src/flowjit/train/optimizer.py:240-242: momentum -> '_1', mg -> '_2'), so the two are "
-    "swapped against TF1 checkpoints/graphs."))
 def test_rmsprop_centered_slot_variable_names_follow_tf1_creation_order():
     W, b, loss = _build_problem(tf.float32, np.float32)
     opt = tf.train.RMSPropOptimizer(0.1, centered=True)
@@ -697,13 +692,6 @@ def test_rmsprop_uncentered_and_adam_slot_variable_names():
     assert ada.get_slot(W, "accum_update").name == "W/Adadelta_1:0"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "flowjit numerics deviate from TF1 for float64 variables: TF1's _prepare converts "
-    "Python-float hyper-parameters with ops.convert_to_tensor (-> float32) and _apply_dense "
-    "casts them to the variable's dtype, so a float64 Adam uses beta2 = float32(0.999) = "
-    "0.99900001287 and v = (1 - beta2) * g^2 is 1.3e-5 smaller (relative) than with an exact "
-    "0.999. flowjit's Optimizer._hyper (src/flowjit/train/optimizer.py:130-134) converts the "
-    "Python float straight to float64."))
 def test_float64_variables_use_float32_rounded_python_hyperparameters_like_tf1():
     W = tf.Variable(np.ones(3), dtype=tf.float64, name="W")
     g = np.array([1.0, 2.0, 3.0])

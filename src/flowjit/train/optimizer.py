@@ -128,9 +128,14 @@ class Optimizer:
         return self._non_slot[name]
 
     def _hyper(self, value, var: Variable, name: str) -> Tensor:
-        """A hyper-parameter (float, tensor, placeholder or callable) in the var's dtype."""
+        """A hyper-parameter (float, tensor, placeholder or callable) in the var's dtype.
+        Python numbers become float32 first, then the var's dtype, exactly as in TF1 (so a
+        float64 Adam uses float32(0.999), like TF1 does)."""
         value = value() if callable(value) else value
-        tensor = convert_to_tensor(value, dtype_hint=var.dtype, name=name)
+        if isinstance(value, (int, float)):
+            tensor = convert_to_tensor(value, dtype=dtypes.float32, name=name)
+        else:
+            tensor = convert_to_tensor(value, dtype_hint=var.dtype, name=name)
         return tensor if tensor.dtype is var.dtype else math.cast(tensor, var.dtype)
 
 
@@ -235,11 +240,11 @@ class RMSPropOptimizer(Optimizer):
         self._momentum, self._epsilon, self._centered = momentum, epsilon, centered
 
     def _create_slots(self, var_list):
-        for v in var_list:
+        for v in var_list:  # TF1's creation order, which decides the _1/_2 names
             self._slot(v, "rms", 1.0)
-            self._slot(v, "momentum", 0.0, suffix="_1")
             if self._centered:
-                self._slot(v, "mg", 0.0, suffix="_2")
+                self._slot(v, "mg", 0.0, suffix="_1")
+            self._slot(v, "momentum", 0.0, suffix="_2" if self._centered else "_1")
 
     def _apply_dense(self, grad, var):
         lr = self._hyper(self._learning_rate, var, "learning_rate")
