@@ -15,13 +15,6 @@ TF_DTYPE = {np.float32: tf.float32, np.float64: tf.float64, np.int32: tf.int32,
             np.int64: tf.int64, np.bool_: tf.bool}
 
 
-@pytest.fixture(autouse=True)
-def fresh_graph():
-    tf.reset_default_graph()
-    yield
-    tf.reset_default_graph()
-
-
 def run(fetches, feed_dict=None):
     with tf.Session() as sess:
         return sess.run(fetches, feed_dict)

@@ -15,13 +15,6 @@ N = 100_000
 TRUNC_SD = 0.8796256610342398   # sd of a standard normal truncated to [-2, 2]
 
 
-@pytest.fixture(autouse=True)
-def fresh_graph():
-    tf.reset_default_graph()
-    yield
-    tf.reset_default_graph()
-
-
 def run(fetches, feed_dict=None):
     with tf.Session() as sess:
         return sess.run(fetches, feed_dict)
