@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/run_seeds.py
 
-## make test: the whole test suite
+## make test: the whole test suite, on the default (LLVM) backend and on the eager interpreter
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
+	FLOWJIT_BACKEND=eager $(PY) -m pytest -n 2 tests
 
 ## make ir-dumps: regenerate ir_dumps/ (the example MLP's IR at every compile stage)
 ir-dumps: $(STAMP)

@@ -66,6 +66,10 @@ def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
         counter = _dump_counters.setdefault(config.dump_dir, itertools.count())
         dump_to = os.path.join(config.dump_dir, f"{next(counter):03d}-{name}")
     optimized = optimize(func, options, dump_to)
+    if options.backend == "llvm":
+        from flowjit.runtime import cpu
+        run_fn, _stats = cpu.build(optimized)
+        return Executable(optimized, plan, options.backend, run_fn)
     return Executable(optimized, plan, options.backend,
                       lambda inputs: evaluate(optimized, inputs))
 

@@ -1,6 +1,6 @@
 """flowjit's settings, all in one place. Environment variables are read here and nowhere else.
 
-FLOWJIT_BACKEND        default Session backend ("eager"; "llvm" once that backend lands)
+FLOWJIT_BACKEND        default Session backend: "llvm" (native code) or "eager" (numpy reference)
 FLOWJIT_DUMP_DIR       if set, every executable a Session compiles is dumped there, one
                        folder per executable, one file per pipeline stage (like XLA's
                        --xla_dump_to); dumping never changes what is compiled or cached
@@ -17,12 +17,12 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-AVAILABLE_BACKENDS = ("eager",)
+AVAILABLE_BACKENDS = ("eager", "llvm")
 
 
 @dataclass
 class Config:
-    backend: str = "eager"
+    backend: str = "llvm"
     numpy_repr: str = "legacy"
     dump_dir: Optional[str] = None
     verify_ir: bool = False

@@ -1,0 +1,320 @@
+"""Loop nests for IR instructions: each compiled instruction (or fusion) becomes one kernel
+function `void kernel(ptr* buffers)` whose buffers are its outputs, then its inputs, all
+dense row-major arrays of the static shapes in the IR.
+
+Three kinds of kernel:
+  elementwise  one loop nest over the output; operands are read through broadcast strides
+               (stride 0 along broadcast dimensions), fused ops are evaluated per element;
+  reduce       the output is set to the reduction's identity, then one loop nest over the
+               input accumulates into it (out[kept index] op= value), then mean divides;
+               inner-axis and outer-axis reductions both become vectorizable inner loops;
+  matmul       C = A @ B with the inner loop over contiguous memory (j for A@B, k for
+               A@B^T), then the fused epilogue as an elementwise pass over C.
+`can_compile(instr)` says whether an instruction is one of these; others run in numpy.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from llvmlite import ir
+
+from flowjit import dtypes
+from flowjit.codegen import scalar
+from flowjit.ir.core import FUSION, Func, Instr, TensorType, Value
+
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR])
+
+REDUCTIONS = {"reduce_sum": "add", "reduce_mean": "add", "reduce_max": "max",
+              "reduce_min": "min", "reduce_prod": "mul", "reduce_any": "or",
+              "reduce_all": "and"}
+FAST = ("reassoc", "contract")  # lets LLVM vectorize reductions (order of additions changes)
+
+
+# -- what can be compiled -----------------------------------------------------------------------
+def _static(values: Sequence[Value]) -> bool:
+    return all(v.type.is_static and scalar.supported_dtype(v.type.dtype) for v in values)
+
+
+def _elementwise_ok(instr: Instr) -> bool:
+    return scalar.can_emit(instr.op, [v.type.dtype for v in instr.operands],
+                           instr.result.type.dtype)
+
+
+def kernel_kind(instr: Instr) -> Optional[str]:
+    """'elementwise', 'reduce' or 'matmul' if `instr` compiles to a kernel, else None."""
+    if len(instr.results) != 1 or not _static(instr.operands + instr.results):
+        return None
+    if instr.op == FUSION:
+        body = instr.region.body
+        if not _static([r for i in body for r in i.results]):
+            return None
+        kind = instr.attrs["kind"]
+        root, rest = body[-1], [i for i in body[:-1] if i.op != "constant"]
+        if kind == "loop" and all(_elementwise_ok(i) for i in rest + [root]):
+            return "elementwise"
+        if kind == "reduce" and _reduction_ok(root) and all(_elementwise_ok(i) for i in rest):
+            return "reduce"
+        if kind == "matmul":
+            matmuls = [i for i in rest + [root] if i.op == "matmul"]
+            epilogue = [i for i in rest + [root] if i.op != "matmul"]
+            if len(matmuls) == 1 and _matmul_ok(matmuls[0], instr.result.type) and \
+                    all(_elementwise_ok(i) for i in epilogue):
+                return "matmul"
+        return None
+    if instr.op_def.elementwise and _elementwise_ok(instr):
+        return "elementwise"
+    if instr.op in REDUCTIONS and _reduction_ok(instr):
+        return "reduce"
+    if instr.op == "matmul" and _matmul_ok(instr, instr.result.type):
+        return "matmul"
+    return None
+
+
+def _reduction_ok(instr: Instr) -> bool:
+    dtype = instr.operands[0].type.dtype
+    if instr.op not in REDUCTIONS or not scalar.supported_dtype(dtype):
+        return False
+    if instr.op == "reduce_mean" and dtype not in scalar.FLOAT_TYPES:
+        return False  # integer mean truncates; numpy does it
+    return True
+
+
+def _matmul_ok(instr: Instr, output: TensorType) -> bool:
+    a, b = instr.operands
+    return (len(a.type.shape) == 2 and len(b.type.shape) == 2
+            and a.type.dtype in scalar.FLOAT_TYPES and instr.result.type == output)
+
+
+# -- loops ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def loop(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
+    """for (i = 0; i < count; ++i) { body }"""
+    entry = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    exit_ = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(ir.Constant(I64, 0), entry)
+    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, exit_)
+    b.position_at_end(body)
+    yield index
+    index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
+    b.branch(header)
+    b.position_at_end(exit_)
+
+
+@contextlib.contextmanager
+def loop_nest(b: ir.IRBuilder, shape: Sequence[int]) -> Iterator[List[ir.Value]]:
+    """Nested loops over `shape`, outermost first; yields the index of each dimension."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(loop(b, n, f"i{d}")) for d, n in enumerate(shape)]
+
+
+def broadcast_strides(shape: Sequence[int], space: Sequence[int]) -> List[int]:
+    """Element strides of a row-major array of `shape` read over the index `space` it is
+    broadcast to (numpy rules): 0 along broadcast dimensions."""
+    strides, step = [0] * len(space), 1
+    for d in range(1, len(shape) + 1):
+        if shape[-d] != 1:
+            strides[-d] = step
+        step *= shape[-d]
+    return strides
+
+
+def offset(b: ir.IRBuilder, index: Sequence[ir.Value], strides: Sequence[int]) -> ir.Value:
+    total = ir.Constant(I64, 0)
+    for i, s in zip(index, strides):
+        if s:
+            total = b.add(total, b.mul(i, ir.Constant(I64, s)))
+    return total
+
+
+def load(b: ir.IRBuilder, pointer: ir.Value, dtype: dtypes.DType, at: ir.Value) -> ir.Value:
+    value = b.load(b.gep(pointer, [at], source_etype=scalar.storage_type(dtype)),
+                   typ=scalar.storage_type(dtype))
+    return b.trunc(value, ir.IntType(1)) if dtype is dtypes.bool_ else value
+
+
+def store(b: ir.IRBuilder, value: ir.Value, pointer: ir.Value, dtype: dtypes.DType,
+          at: ir.Value) -> None:
+    if dtype is dtypes.bool_:
+        value = b.zext(value, scalar.BOOL_STORAGE)
+    b.store(value, b.gep(pointer, [at], source_etype=scalar.storage_type(dtype)))
+
+
+# -- evaluating fused instructions at one index -------------------------------------------------
+class Region:
+    """The instructions of a kernel (a fusion's region, or one instruction) with their inputs
+    bound to buffers."""
+
+    def __init__(self, instr: Instr) -> None:
+        if instr.op == FUSION:
+            self.params = [p.value for p in instr.region.params]
+            self.body = instr.region.body
+        else:
+            self.params = [Value(v.type) for v in instr.operands]
+            self.body = [Instr(instr.op, self.params, instr.attrs, instr.results, instr.loc)]
+
+    def evaluate(self, b: ir.IRBuilder, pointers: Dict[Value, ir.Value], index, space,
+                 upto: Optional[Instr] = None, known: Optional[Dict[Value, ir.Value]] = None
+                 ) -> Dict[Value, ir.Value]:
+        """LLVM values of the region's values at `index` of the iteration `space`, for the
+        instructions before `upto` (all of them when None)."""
+        env: Dict[Value, ir.Value] = dict(known or {})
+
+        def value_of(v: Value) -> ir.Value:
+            if v not in env:  # a parameter, loaded where first used: only what is read
+                strides = broadcast_strides(v.type.shape, space)
+                env[v] = load(b, pointers[v], v.type.dtype, offset(b, index, strides))
+            return env[v]
+
+        for instr in self.body:
+            if instr is upto:
+                break
+            if instr.result in env:
+                continue
+            if instr.op == "constant":
+                value = instr.attrs["value"]
+                env[instr.result] = ir.Constant(scalar.llvm_type(instr.result.type.dtype),
+                                                value.item())
+                continue
+            args = [value_of(v) for v in instr.operands]
+            env[instr.result] = scalar.emit(b, instr.op, args,
+                                            [v.type.dtype for v in instr.operands],
+                                            instr.result.type.dtype, instr.attrs)
+        return env
+
+
+# -- kernels --------------------------------------------------------------------------------
+def emit_kernel(module: ir.Module, name: str, instr: Instr) -> str:
+    """Adds `void name(ptr* buffers)` computing `instr` to `module`; returns the kind."""
+    kind = kernel_kind(instr)
+    fn = ir.Function(module, KERNEL_TYPE, name)
+    fn.args[0].add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    region = Region(instr)
+    buffers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
+               for i in range(1 + len(region.params))]
+    out, inputs = buffers[0], dict(zip(region.params, buffers[1:]))
+    {"elementwise": _elementwise, "reduce": _reduce, "matmul": _matmul}[kind](
+        b, region, out, inputs, instr.result.type)
+    b.ret_void()
+    return kind
+
+
+def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
+                 known_root: Optional[Tuple[Value, ir.Value]] = None) -> None:
+    space = out_type.shape
+    root = region.body[-1].result
+    with loop_nest(b, space) as index:
+        at = offset(b, index, broadcast_strides(space, space))
+        known = None
+        if known_root is not None:  # the matmul result, read back from the output buffer
+            value, pointer = known_root
+            known = {value: load(b, pointer, out_type.dtype, at)}
+        env = region.evaluate(b, inputs, index, space, known=known)
+        store(b, env[root], out, out_type.dtype, at)
+
+
+def _identity(op: str, dtype: dtypes.DType):
+    if dtype is dtypes.bool_:
+        return {"or": 0, "and": 1}[op]
+    if dtype in scalar.FLOAT_TYPES:
+        return {"add": 0.0, "mul": 1.0, "max": float("-inf"), "min": float("inf")}[op]
+    import numpy as np
+    info = np.iinfo(dtype.np_dtype)
+    return {"add": 0, "mul": 1, "max": int(info.min), "min": int(info.max)}[op]
+
+
+def _combine(b: ir.IRBuilder, op: str, acc: ir.Value, x: ir.Value, dtype) -> ir.Value:
+    is_float = dtype in scalar.FLOAT_TYPES
+    if op in ("add", "mul"):
+        result = getattr(b, ("f" if is_float else "") + op)(acc, x)
+        if is_float:
+            result.flags.extend(FAST)
+        return result
+    if op in ("max", "min"):
+        if is_float:  # NaN propagates, as in numpy
+            return scalar.call_intrinsic(b, f"llvm.{op}imum", [acc, x])
+        return b.select(b.icmp_signed(">" if op == "max" else "<", x, acc), x, acc)
+    return b.or_(acc, x) if op == "or" else b.and_(acc, x)
+
+
+def _reduce(b, region: Region, out, inputs, out_type: TensorType) -> None:
+    root = region.body[-1]
+    op = REDUCTIONS[root.op]
+    source = root.operands[0]
+    in_shape = source.type.shape
+    dtype = out_type.dtype
+    axes = range(len(in_shape)) if root.attrs["axis"] is None else root.attrs["axis"]
+    axes = {a % len(in_shape) for a in axes} if in_shape else set()
+    kept = [1 if i in axes else d for i, d in enumerate(in_shape)]
+    out_strides = broadcast_strides(kept, in_shape)
+    out_size = out_type.num_elements
+    init = ir.Constant(scalar.llvm_type(dtype), _identity(op, dtype))
+    with loop(b, out_size, "o") as i:
+        store(b, init, out, dtype, i)
+    with loop_nest(b, in_shape) as index:
+        env = region.evaluate(b, inputs, index, in_shape, upto=root)
+        value = env[source] if source in env else load(  # an unfused reduction
+            b, inputs[source], dtype, offset(b, index, broadcast_strides(in_shape, in_shape)))
+        at = offset(b, index, out_strides)
+        store(b, _combine(b, op, load(b, out, dtype, at), value, dtype), out, dtype, at)
+    if root.op == "reduce_mean":
+        count = 1
+        for a in axes:
+            count *= in_shape[a]
+        divisor = ir.Constant(scalar.llvm_type(dtype), float(max(count, 1)))
+        with loop(b, out_size, "m") as i:
+            store(b, b.fdiv(load(b, out, dtype, i), divisor), out, dtype, i)
+
+
+def _matmul(b, region: Region, out, inputs, out_type: TensorType) -> None:
+    mm = next(i for i in region.body if i.op == "matmul")
+    a_val, b_val = mm.operands
+    a_ptr = inputs.get(a_val)
+    b_ptr = inputs.get(b_val)
+    ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
+    m, n = out_type.shape
+    k = a_val.type.shape[0] if ta else a_val.type.shape[1]
+    dtype = out_type.dtype
+    zero = ir.Constant(scalar.llvm_type(dtype), 0.0)
+    acc = b.alloca(scalar.llvm_type(dtype))  # in the entry block, so it becomes a register
+
+    def a_at(i, kk):
+        return offset(b, [i, kk], [1, m] if ta else [k, 1])
+
+    def b_at(kk, j):
+        return offset(b, [kk, j], [1, k] if tb else [n, 1])
+
+    if not tb:  # C[i, :] += A[i, kk] * B[kk, :]: the inner loop is contiguous in j
+        with loop(b, m * n, "z") as i:
+            store(b, zero, out, dtype, i)
+        with loop(b, m, "mi") as i, loop(b, k, "mk") as kk:
+            a = load(b, a_ptr, dtype, a_at(i, kk))
+            with loop(b, n, "mj") as j:
+                at = offset(b, [i, j], [n, 1])
+                prod = b.fmul(a, load(b, b_ptr, dtype, b_at(kk, j)))
+                total = b.fadd(load(b, out, dtype, at), prod)
+                total.flags.extend(FAST)
+                store(b, total, out, dtype, at)
+    else:  # C[i, j] = dot(A[i, :], B[j, :]): the inner loop is contiguous in k
+        with loop(b, m, "mi") as i, loop(b, n, "mj") as j:
+            b.store(zero, acc)
+            with loop(b, k, "mk") as kk:
+                prod = b.fmul(load(b, a_ptr, dtype, a_at(i, kk)),
+                              load(b, b_ptr, dtype, b_at(kk, j)))
+                total = b.fadd(b.load(acc), prod)
+                total.flags.extend(FAST)
+                b.store(total, acc)
+            store(b, b.load(acc), out, dtype, offset(b, [i, j], [n, 1]))
+    if len(region.body) > 1:  # the epilogue, elementwise over C, in place
+        epilogue = Region.__new__(Region)
+        epilogue.params = region.params
+        epilogue.body = [i for i in region.body if i is not mm]
+        _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out))

@@ -1,0 +1,85 @@
+"""Targets: what differs between the CPU and (later) the GPU backend.
+
+The kernel emitter writes target-neutral LLVM IR loops; a Target names the triple and
+features, optimizes (the new pass builder at O3, vectorizing for the host's vector width) and
+turns a module into something callable. The CPU target JIT-compiles with MCJIT; a PTX target
+will emit PTX from the same IR through llvmlite's NVPTX backend and launch it with pycuda.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import threading
+from typing import Callable, Dict, Tuple
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+KernelFn = Callable[[ctypes.Array], None]
+_KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class CPUTarget:
+    """The host CPU: its exact model and features (AVX-512 where present, AVX2 otherwise)."""
+
+    name = "cpu"
+
+    def __init__(self) -> None:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.cpu = llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten()
+        target = llvm.Target.from_default_triple()
+        self.machine = target.create_target_machine(cpu=self.cpu, features=self.features,
+                                                    opt=3, jit=True)
+        self.triple = llvm.get_default_triple()
+        self._lock = threading.Lock()
+        self._cache: Dict[str, Tuple[object, KernelFn]] = {}
+
+    def new_module(self, name: str) -> ir.Module:
+        module = ir.Module(name=name)
+        module.triple = self.triple
+        module.data_layout = str(self.machine.target_data)
+        return module
+
+    def optimize(self, module: llvm.ModuleRef) -> None:
+        options = llvm.create_pipeline_tuning_options(speed_level=3)
+        options.loop_vectorization = True
+        options.slp_vectorization = True
+        options.loop_unrolling = True
+        builder = llvm.create_pass_builder(self.machine, options)
+        builder.getModulePassManager().run(module, builder)
+
+    def compile_kernel(self, module: ir.Module, name: str) -> KernelFn:
+        """Optimizes and JIT-compiles `module`; returns its function `name`. Identical
+        kernels (same LLVM IR) are compiled once per process."""
+        text = str(module)
+        key = hashlib.sha256(text.replace(f'"{name}"', '"kernel"').encode()).hexdigest()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached[1]
+            parsed = llvm.parse_assembly(text)
+            parsed.verify()
+            self.optimize(parsed)
+            engine = llvm.create_mcjit_compiler(parsed, self.machine)
+            engine.finalize_object()
+            fn = _KERNEL_SIGNATURE(engine.get_function_address(name))
+            self._cache[key] = (engine, fn)  # the engine owns the code: keep it alive
+            return fn
+
+    def optimized_ir(self, module: ir.Module) -> str:
+        """The LLVM IR after optimization (for dumps)."""
+        parsed = llvm.parse_assembly(str(module))
+        self.optimize(parsed)
+        return str(parsed)
+
+
+_cpu_target = None
+
+
+def cpu_target() -> CPUTarget:
+    global _cpu_target
+    if _cpu_target is None:
+        _cpu_target = CPUTarget()
+    return _cpu_target

@@ -1,0 +1,111 @@
+"""The LLVM backend against the eager interpreter, and the safety of native calls."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import flowjit as tf
+from flowjit import errors
+from flowjit.codegen import kernels
+from flowjit.compiler import CompileOptions, optimize
+from flowjit.ir.core import TensorType
+from flowjit.lower import lower
+from flowjit.runtime import cpu
+
+from test_passes import _build, programs
+
+
+def run_both(fetches, feed):
+    with tf.Session(backend="eager") as eager, tf.Session(backend="llvm") as native:
+        return eager.run(fetches, feed), native.run(fetches, feed)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(), st.integers(0, 2 ** 31 - 1))
+def test_random_graphs_compile_to_what_the_interpreter_computes(steps, seed):
+    with tf.Graph().as_default():
+        x, v, outputs = _build(steps)
+        rng = np.random.default_rng(seed)
+        feed = {x: rng.standard_normal((3, 4)).astype(np.float32),
+                v: rng.standard_normal(4).astype(np.float32)}
+        reference, compiled = run_both(outputs, feed)
+        for ref, got in zip(reference, compiled):
+            # float32; sums may be reassociated by the vectorizer
+            np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64, tf.int32, tf.int64])
+def test_elementwise_reduce_and_compare_per_dtype(dtype):
+    a = tf.placeholder(dtype, [3, 5])
+    b = tf.placeholder(dtype, [5])
+    out = [a + b, a * b - a, tf.maximum(a, b), tf.reduce_sum(a, 0), tf.reduce_max(a, 1),
+           tf.cast(a < b, tf.int32), tf.abs(a), tf.square(a)]
+    rng = np.random.default_rng(1)
+    feed = {a: (rng.standard_normal((3, 5)) * 10).astype(dtype.np_dtype),
+            b: (rng.standard_normal(5) * 10).astype(dtype.np_dtype)}
+    reference, compiled = run_both(out, feed)
+    for ref, got in zip(reference, compiled):
+        assert got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_matmul_and_its_epilogue(ta, tb):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((5, 7) if not ta else (7, 5)).astype(np.float32)
+    b = rng.standard_normal((7, 3) if not tb else (3, 7)).astype(np.float32)
+    pa, pb = tf.placeholder(tf.float32, a.shape), tf.placeholder(tf.float32, b.shape)
+    bias = tf.constant(rng.standard_normal(3).astype(np.float32))
+    y = tf.nn.relu(tf.matmul(pa, pb, transpose_a=ta, transpose_b=tb) + bias)
+    reference, compiled = run_both([y], {pa: a, pb: b})
+    np.testing.assert_allclose(compiled[0], reference[0], rtol=1e-5, atol=1e-6)
+
+
+def test_special_values_match_numpy():
+    x = tf.placeholder(tf.float32, [6])
+    values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40], np.float32)
+    out = [tf.maximum(x, 0.0), tf.nn.relu(x), tf.sign(x), tf.exp(x), tf.sigmoid(x),
+           tf.reduce_max(x), x / 0.0, tf.cast(tf.not_equal(x, x), tf.int32)]
+    reference, compiled = run_both(out, {x: values})
+    for ref, got in zip(reference, compiled):
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_the_training_step_is_mostly_native():
+    x = tf.placeholder(tf.float32, [8, 20], name="x")
+    y = tf.placeholder(tf.int32, [8], name="y")
+    w = tf.Variable(np.ones((20, 5), np.float32) * 0.1)
+    b = tf.Variable(np.zeros(5, np.float32))
+    h = tf.nn.relu(tf.matmul(x, w) + b)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h))
+    train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+    func = optimize(lower([loss], [train], {x: TensorType(tf.float32, (8, 20)),
+                                            y: TensorType(tf.int32, (8,))}), CompileOptions())
+    _, stats = cpu.build(func)
+    kinds = {kernels.kernel_kind(i) for i in func.body}
+    assert {"elementwise", "reduce", "matmul"} <= kinds
+    assert stats["native"] >= 3 * stats["numpy"]
+
+
+def test_a_native_kernel_refuses_a_buffer_of_the_wrong_shape():
+    x = tf.placeholder(tf.float32, [4], name="x")
+    func = optimize(lower([tf.exp(x) * 2.0], [], {x: TensorType(tf.float32, (4,))}),
+                    CompileOptions())
+    run, stats = cpu.build(func)
+    assert stats["native"] == 1
+    np.testing.assert_allclose(run([np.ones(4, np.float32)])[0], 2 * np.e, rtol=1e-6)
+    with pytest.raises(errors.InternalError, match="compiled for float32\\[4\\]"):
+        run([np.ones(1 << 20, np.float32)])  # would overrun the output if it got through
+    with pytest.raises(errors.InternalError):
+        run([np.ones(4, np.float64)])
+
+
+def test_a_new_batch_size_recompiles_and_both_stay_correct():
+    x = tf.placeholder(tf.float32, [None, 3])
+    y = tf.reduce_sum(tf.tanh(x) * 2.0, axis=1)
+    with tf.Session(backend="llvm") as sess:
+        for n in (2, 5, 2):
+            data = np.arange(n * 3, dtype=np.float32).reshape(n, 3) / 7
+            np.testing.assert_allclose(sess.run(y, {x: data}),
+                                       (np.tanh(data) * 2).sum(1), rtol=1e-5)
+        assert len(sess._executables) == 2
