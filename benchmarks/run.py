@@ -1,0 +1,215 @@
+"""flowjit vs numpy (and TF1 / JAX / PyTorch when importable) on the backend issue's
+workloads. Every figure is the median of several runs after warm-up, and is also given as a
+ratio to numpy measured in the same process.
+
+    python benchmarks/run.py [--quick] [--only NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+import flowjit as tf
+
+
+def median_time(fn: Callable[[], object], repeats: int, number: int = 1) -> float:
+    fn()  # warm-up (and compilation)
+    times = []
+    for _ in range(repeats):
+        gc.disable()
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+        gc.enable()
+    return statistics.median(times)
+
+
+# -- workloads ----------------------------------------------------------------------------------
+def tiny_run(repeats: int) -> Dict[str, float]:
+    """sess.run(a + b, {a: 4., b: 5.}) per call."""
+    out = {}
+    for backend in ("llvm", "eager"):
+        with tf.Graph().as_default():
+            a, b = tf.placeholder(tf.float32), tf.placeholder(tf.float32)
+            y = a + b
+            sess = tf.Session(backend=backend)
+            out[f"flowjit-{backend}"] = median_time(lambda: sess.run(y, {a: 4.0, b: 5.0}),
+                                                    repeats, number=2000)
+    x, z = np.float32(4.0), np.float32(5.0)
+    out["numpy"] = median_time(lambda: np.add(x, z), repeats, number=2000)
+    return out
+
+
+def fused_chain(repeats: int, n: int) -> Dict[str, float]:
+    """relu(1.5*x + 0.25) * sigmoid(x) - 0.5*tanh(x) on n float32."""
+    data = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    out = {}
+    for backend in ("llvm",):
+        with tf.Graph().as_default():
+            x = tf.placeholder(tf.float32, [n])
+            y = tf.nn.relu(1.5 * x + 0.25) * tf.sigmoid(x) - 0.5 * tf.tanh(x)
+            sess = tf.Session(backend=backend)
+            out[f"flowjit-{backend}"] = median_time(lambda: sess.run(y, {x: data}), repeats)
+
+    def numpy_chain():
+        return np.maximum(1.5 * data + 0.25, 0) * (1 / (1 + np.exp(-data))) - 0.5 * np.tanh(data)
+    out["numpy"] = median_time(numpy_chain, repeats)
+    return out
+
+
+def mlp_graph(batch: int):
+    tf.set_random_seed(0)
+    x = tf.placeholder(tf.float32, [batch, 784])
+    y = tf.placeholder(tf.int32, [batch])
+    sizes = [784, 256, 128, 10]
+    h = x
+    for i, (m, n) in enumerate(zip(sizes, sizes[1:])):
+        w = tf.Variable(tf.truncated_normal([m, n], stddev=0.05), name=f"W{i}")
+        b = tf.Variable(tf.zeros([n]), name=f"b{i}")
+        h = tf.matmul(h, w) + b
+        if i < 2:
+            h = tf.nn.relu(h)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h))
+    train = tf.train.GradientDescentOptimizer(0.01).minimize(loss)
+    return x, y, loss, train
+
+
+def numpy_mlp_step(batch: int):
+    rng = np.random.default_rng(0)
+    sizes = [784, 256, 128, 10]
+    params = [(rng.standard_normal((m, n)).astype(np.float32) * 0.05, np.zeros(n, np.float32))
+              for m, n in zip(sizes, sizes[1:])]
+
+    def step(x, y):
+        acts = [x]
+        for i, (w, b) in enumerate(params):
+            z = acts[-1] @ w + b
+            acts.append(np.maximum(z, 0) if i < 2 else z)
+        logits = acts[-1]
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        p = e / e.sum(1, keepdims=True)
+        p[np.arange(batch), y] -= 1
+        g = p / batch
+        for i in reversed(range(3)):
+            w, b = params[i]
+            gw, gb = acts[i].T @ g, g.sum(0)
+            if i:
+                g = (g @ w.T) * (acts[i] > 0)
+            w -= 0.01 * gw
+            b -= 0.01 * gb
+    return step
+
+
+def mlp_train_step(repeats: int, batch: int = 128) -> Dict[str, float]:
+    rng = np.random.default_rng(1)
+    images = rng.standard_normal((batch, 784)).astype(np.float32)
+    labels = rng.integers(0, 10, batch).astype(np.int32)
+    out = {}
+    for backend in ("llvm", "eager"):
+        with tf.Graph().as_default():
+            x, y, loss, train = mlp_graph(batch)
+            sess = tf.Session(backend=backend)
+            sess.run(tf.global_variables_initializer())
+            out[f"flowjit-{backend}"] = median_time(
+                lambda: sess.run([loss, train], {x: images, y: labels}), repeats, number=5)
+    step = numpy_mlp_step(batch)
+    out["numpy"] = median_time(lambda: step(images, labels), repeats, number=5)
+    return out
+
+
+def gemm(repeats: int, n: int = 1024) -> Dict[str, float]:
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    out = {}
+    with tf.Graph().as_default():
+        pa, pb = tf.placeholder(tf.float32, [n, n]), tf.placeholder(tf.float32, [n, n])
+        c = tf.matmul(pa, pb)
+        sess = tf.Session(backend="llvm")
+        out["flowjit-llvm"] = median_time(lambda: sess.run(c, {pa: a, pb: b}), repeats)
+    out["numpy"] = median_time(lambda: a @ b, repeats)
+    return out
+
+
+def cold_start() -> Dict[str, float]:
+    """Build + compile + first training step of the MLP, in a fresh process."""
+    code = ("import time; t=time.perf_counter(); import numpy as np; import flowjit as tf;"
+            "import sys; sys.path.insert(0, 'benchmarks'); from run import mlp_graph;"
+            "x,y,loss,train=mlp_graph(128); s=tf.Session();"
+            "s.run(tf.global_variables_initializer());"
+            "s.run([loss,train],{x:np.zeros((128,784),np.float32),y:np.zeros(128,np.int32)});"
+            "print(time.perf_counter()-t)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    seconds = [float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                    text=True, env=env, check=True).stdout)
+               for _ in range(3)]
+    return {"flowjit-llvm": statistics.median(seconds)}
+
+
+def memory(steps: int) -> Dict[str, float]:
+    """Peak RSS (MiB) after `steps` MLP training steps, and its growth in the second half."""
+    images = np.zeros((128, 784), np.float32)
+    labels = np.zeros(128, np.int32)
+    x, y, loss, train = mlp_graph(128)
+    sess = tf.Session()
+    sess.run(tf.global_variables_initializer())
+    half = None
+    for i in range(steps):
+        sess.run([loss, train], {x: images, y: labels})
+        if i == steps // 2:
+            half = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak MiB": end, "growth MiB (2nd half)": end - half}
+
+
+# -- report ---------------------------------------------------------------------------------
+def table(name: str, results: Dict[str, float], unit: str, scale: float) -> List[str]:
+    numpy_time = results.get("numpy")
+    rows = []
+    for system, seconds in results.items():
+        ratio = f"{numpy_time / seconds:6.2f}x numpy" if numpy_time else ""
+        rows.append(f"| {name} | {system} | {seconds * scale:10.3f} {unit} | {ratio} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller chain")
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    repeats = 5 if args.quick else 7
+    chain_n = 1 << 22 if args.quick else 1 << 24
+    workloads: List[Tuple[str, Callable[[], Dict[str, float]], str, float]] = [
+        ("1 tiny run a+b", lambda: tiny_run(repeats), "us", 1e6),
+        (f"2 fused chain ({chain_n} f32)", lambda: fused_chain(repeats, chain_n), "ms", 1e3),
+        ("3 MLP train step (b=128)", lambda: mlp_train_step(repeats), "ms", 1e3),
+        ("4 GEMM 1024^3 f32", lambda: gemm(repeats), "ms", 1e3),
+        ("5 cold build+compile+step", cold_start, "s", 1.0),
+    ]
+    print(f"flowjit {tf.__version__}, numpy {np.__version__}, {os.cpu_count()} cores; "
+          f"median of {repeats} runs after warm-up")
+    print("| workload | system | time | vs numpy (same run) |")
+    print("|---|---|---|---|")
+    for name, fn, unit, scale in workloads:
+        if args.only and not any(o in name for o in args.only):
+            continue
+        for row in table(name, fn(), unit, scale):
+            print(row, flush=True)
+    if not args.only or any("memory" in o for o in args.only):
+        mem = memory(200 if args.quick else 1000)
+        print(f"| 6 memory, MLP train steps | flowjit-llvm | peak {mem['peak MiB']:.0f} MiB, "
+              f"growth over the 2nd half {mem['growth MiB (2nd half)']:.1f} MiB | |")
+
+
+if __name__ == "__main__":
+    main()
