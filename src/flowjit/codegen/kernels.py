@@ -25,7 +25,8 @@ from flowjit.ir.core import FUSION, Func, Instr, TensorType, Value
 
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
-KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR])
+# void kernel(ptr* buffers, i64 begin, i64 end): [begin, end) of the outer dimension.
+KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 
 REDUCTIONS = {"reduce_sum": "add", "reduce_mean": "add", "reduce_max": "max",
               "reduce_min": "min", "reduce_prod": "mul", "reduce_any": "or",
@@ -92,6 +93,14 @@ def _matmul_ok(instr: Instr, output: TensorType) -> bool:
 @contextlib.contextmanager
 def loop(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
     """for (i = 0; i < count; ++i) { body }"""
+    with loop_range(b, ir.Constant(I64, 0), ir.Constant(I64, count), name) as index:
+        yield index
+
+
+@contextlib.contextmanager
+def loop_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value,
+               name: str = "i") -> Iterator[ir.Value]:
+    """for (i = start; i < stop; ++i) { body }"""
     entry = b.block
     header = b.append_basic_block(f"{name}.header")
     body = b.append_basic_block(f"{name}.body")
@@ -99,8 +108,8 @@ def loop(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
     b.branch(header)
     b.position_at_end(header)
     index = b.phi(I64, name=name)
-    index.add_incoming(ir.Constant(I64, 0), entry)
-    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, exit_)
+    index.add_incoming(start, entry)
+    b.cbranch(b.icmp_signed("<", index, stop), body, exit_)
     b.position_at_end(body)
     yield index
     index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
@@ -109,10 +118,18 @@ def loop(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
 
 
 @contextlib.contextmanager
-def loop_nest(b: ir.IRBuilder, shape: Sequence[int]) -> Iterator[List[ir.Value]]:
-    """Nested loops over `shape`, outermost first; yields the index of each dimension."""
+def loop_nest(b: ir.IRBuilder, shape: Sequence[int],
+              outer: Optional[Tuple[ir.Value, ir.Value]] = None) -> Iterator[List[ir.Value]]:
+    """Nested loops over `shape`, outermost first; yields the index of each dimension.
+    `outer` restricts the outermost dimension to [begin, end)."""
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(loop(b, n, f"i{d}")) for d, n in enumerate(shape)]
+        index = []
+        for d, n in enumerate(shape):
+            if d == 0 and outer is not None:
+                index.append(stack.enter_context(loop_range(b, *outer, f"i{d}")))
+            else:
+                index.append(stack.enter_context(loop(b, n, f"i{d}")))
+        yield index
 
 
 def broadcast_strides(shape: Sequence[int], space: Sequence[int]) -> List[int]:
@@ -191,27 +208,55 @@ class Region:
 
 
 # -- kernels --------------------------------------------------------------------------------
-def emit_kernel(module: ir.Module, name: str, instr: Instr) -> str:
-    """Adds `void name(ptr* buffers)` computing `instr` to `module`; returns the kind."""
+class KernelInfo:
+    """How to call a kernel: its kind, the extent of the dimension its calls may split
+    (1: not splittable), the work per unit of that extent, the granularity shares must be
+    multiples of, and its scratch needs."""
+
+    def __init__(self, kind: str, extent: int, work_per_row: int, scratch: int = 0,
+                 align: int = 1) -> None:
+        self.kind, self.extent, self.work_per_row = kind, extent, work_per_row
+        self.scratch, self.align = scratch, align
+
+
+def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> KernelInfo:
+    """Adds `void name(ptr* buffers, i64 begin, i64 end)` computing `instr` to `module`.
+    Buffers are the output, the inputs, then scratch space if the kernel needs it."""
     kind = kernel_kind(instr)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     region = Region(instr)
     buffers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
-               for i in range(1 + len(region.params))]
+               for i in range(2 + len(region.params))]
     out, inputs = buffers[0], dict(zip(region.params, buffers[1:]))
-    {"elementwise": _elementwise, "reduce": _reduce, "matmul": _matmul}[kind](
-        b, region, out, inputs, instr.result.type)
+    scratch = buffers[-1]
+    out_type = instr.result.type
+    rows = (fn.args[1], fn.args[2])
+    if kind == "elementwise":
+        _elementwise(b, region, out, inputs, out_type, rows=rows)
+        shape = out_type.shape
+        info = KernelInfo(kind, shape[0] if shape else 1,
+                          max(1, out_type.num_elements // max(1, shape[0] if shape else 1)))
+    elif kind == "reduce":
+        _reduce(b, region, out, inputs, out_type)
+        info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements)
+    else:
+        scratch_size = _matmul(b, region, out, inputs, out_type, scratch, lanes, rows)
+        mm = next(i for i in region.body if i.op == "matmul")
+        m, n = out_type.shape
+        k = mm.operands[0].type.shape[0 if mm.attrs["transpose_a"] else 1]
+        from flowjit.codegen.gemm import MR
+        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=MR)
     b.ret_void()
-    return kind
+    return info
 
 
 def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
-                 known_root: Optional[Tuple[Value, ir.Value]] = None) -> None:
+                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None) -> None:
     space = out_type.shape
     root = region.body[-1].result
-    with loop_nest(b, space) as index:
+    with loop_nest(b, space, outer=rows if space else None) as index:
         at = offset(b, index, broadcast_strides(space, space))
         known = None
         if known_root is not None:  # the matmul result, read back from the output buffer
@@ -274,47 +319,24 @@ def _reduce(b, region: Region, out, inputs, out_type: TensorType) -> None:
             store(b, b.fdiv(load(b, out, dtype, i), divisor), out, dtype, i)
 
 
-def _matmul(b, region: Region, out, inputs, out_type: TensorType) -> None:
+def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes: int,
+            rows) -> int:
+    """Rows [begin, end) of C, then the fused epilogue on them; returns the scratch size."""
+    from flowjit.codegen.gemm import emit_gemm
     mm = next(i for i in region.body if i.op == "matmul")
     a_val, b_val = mm.operands
-    a_ptr = inputs.get(a_val)
-    b_ptr = inputs.get(b_val)
     ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
     m, n = out_type.shape
     k = a_val.type.shape[0] if ta else a_val.type.shape[1]
     dtype = out_type.dtype
-    zero = ir.Constant(scalar.llvm_type(dtype), 0.0)
-    acc = b.alloca(scalar.llvm_type(dtype))  # in the entry block, so it becomes a register
-
-    def a_at(i, kk):
-        return offset(b, [i, kk], [1, m] if ta else [k, 1])
-
-    def b_at(kk, j):
-        return offset(b, [kk, j], [1, k] if tb else [n, 1])
-
-    if not tb:  # C[i, :] += A[i, kk] * B[kk, :]: the inner loop is contiguous in j
-        with loop(b, m * n, "z") as i:
-            store(b, zero, out, dtype, i)
-        with loop(b, m, "mi") as i, loop(b, k, "mk") as kk:
-            a = load(b, a_ptr, dtype, a_at(i, kk))
-            with loop(b, n, "mj") as j:
-                at = offset(b, [i, j], [n, 1])
-                prod = b.fmul(a, load(b, b_ptr, dtype, b_at(kk, j)))
-                total = b.fadd(load(b, out, dtype, at), prod)
-                total.flags.extend(FAST)
-                store(b, total, out, dtype, at)
-    else:  # C[i, j] = dot(A[i, :], B[j, :]): the inner loop is contiguous in k
-        with loop(b, m, "mi") as i, loop(b, n, "mj") as j:
-            b.store(zero, acc)
-            with loop(b, k, "mk") as kk:
-                prod = b.fmul(load(b, a_ptr, dtype, a_at(i, kk)),
-                              load(b, b_ptr, dtype, b_at(kk, j)))
-                total = b.fadd(b.load(acc), prod)
-                total.flags.extend(FAST)
-                b.store(total, acc)
-            store(b, b.load(acc), out, dtype, offset(b, [i, j], [n, 1]))
-    if len(region.body) > 1:  # the epilogue, elementwise over C, in place
+    if dtype is dtypes.float64:
+        lanes = max(1, lanes // 2)
+    emit_gemm(b, inputs[a_val], inputs[b_val], out, scratch, m, n, k, ta, tb, dtype, lanes,
+              *rows)
+    if len(region.body) > 1:  # the epilogue, elementwise over these rows of C, in place
         epilogue = Region.__new__(Region)
         epilogue.params = region.params
         epilogue.body = [i for i in region.body if i is not mm]
-        _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out))
+        _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
+                     rows=rows)
+    return n * k if tb else 0

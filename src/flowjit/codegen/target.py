@@ -15,8 +15,10 @@ from typing import Callable, Dict, Tuple
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-KernelFn = Callable[[ctypes.Array], None]
-_KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+KernelFn = Callable[[ctypes.Array, int, int], None]
+# void kernel(ptr* buffers, i64 begin, i64 end); ctypes releases the GIL during the call,
+# so Python threads can run pieces of one kernel on several cores.
+_KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
 class CPUTarget:
@@ -33,6 +35,8 @@ class CPUTarget:
         self.machine = target.create_target_machine(cpu=self.cpu, features=self.features,
                                                     opt=3, jit=True)
         self.triple = llvm.get_default_triple()
+        # float32 lanes of the widest vector unit: the GEMM micro-kernel's tile width
+        self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
         self._lock = threading.Lock()
         self._cache: Dict[str, Tuple[object, KernelFn]] = {}
 

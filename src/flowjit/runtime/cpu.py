@@ -8,6 +8,8 @@ kernel was compiled for, so generated code never reads or writes out of bounds.
 from __future__ import annotations
 
 import ctypes
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,25 +21,45 @@ from flowjit.interp.evaluate import execute
 from flowjit.ir.core import Func, Instr, Value
 
 
+# Kernels with less work than this run on one core: a thread hand-off costs ~20 us.
+PARALLEL_MIN_WORK = 1 << 18
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                   thread_name_prefix="flowjit")
+    return _pool
+
+
 class NativeThunk:
-    """Calls one compiled kernel: buffers are [output, *inputs]."""
+    """Calls one compiled kernel: buffers are [output, *inputs, scratch]."""
 
-    __slots__ = ("fn", "instr", "inputs", "output", "shape", "dtype", "expected", "kind")
+    __slots__ = ("fn", "instr", "inputs", "output", "shape", "dtype", "expected", "info",
+                 "chunks")
 
-    def __init__(self, fn, instr: Instr, inputs: List[int], output: int, kind: str) -> None:
+    def __init__(self, fn, instr: Instr, inputs: List[int], output: int,
+                 info: kernels.KernelInfo) -> None:
         self.fn = fn
         self.instr = instr
         self.inputs = inputs
         self.output = output
-        self.kind = kind
+        self.info = info
         result = instr.result.type
         self.shape, self.dtype = tuple(result.shape), result.dtype.np_dtype
         self.expected = [(tuple(v.type.shape), v.type.dtype.np_dtype) for v in instr.operands]
+        work = info.extent * info.work_per_row
+        units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
+        parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
+        bounds = [min(info.extent, units * p // parts * info.align) for p in range(parts + 1)]
+        self.chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
-        args = (ctypes.c_void_p * (1 + len(self.inputs)))()
+        n = len(self.inputs)
         out = np.empty(self.shape, self.dtype)
-        args[0] = out.ctypes.data
+        pointers = [out.ctypes.data]
         for position, (slot, (shape, dtype)) in enumerate(zip(self.inputs, self.expected), 1):
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype:
@@ -46,8 +68,21 @@ class NativeThunk:
                     f"{array.dtype}{list(array.shape)}, compiled for {dtype}{list(shape)}")
             if not array.flags.c_contiguous:
                 array = slots[slot] = np.ascontiguousarray(array)
-            args[position] = array.ctypes.data
-        self.fn(args)
+            pointers.append(array.ctypes.data)
+        calls = []
+        for begin, end in self.chunks:
+            scratch = np.empty(self.info.scratch, self.dtype) if self.info.scratch else None
+            args = (ctypes.c_void_p * (n + 2))(*pointers, None if scratch is None
+                                               else scratch.ctypes.data)
+            calls.append((args, begin, end, scratch))
+        if len(calls) == 1:
+            args, begin, end, _ = calls[0]
+            self.fn(args, begin, end)
+        else:
+            futures = [_thread_pool().submit(self.fn, args, begin, end)
+                       for args, begin, end, _ in calls]
+            for future in futures:
+                future.result()
         slots[self.output] = out
 
 
@@ -85,9 +120,9 @@ def build(func: Func, target: Optional[CPUTarget] = None
             continue
         name = f"k{index}_{instr.op}"
         module = target.new_module(name)
-        kernels.emit_kernel(module, name, instr)
+        info = kernels.emit_kernel(module, name, instr, target.lanes)
         fn = target.compile_kernel(module, name)
-        thunks.append(NativeThunk(fn, instr, inputs, slot[instr.result], kind))
+        thunks.append(NativeThunk(fn, instr, inputs, slot[instr.result], info))
         stats["native"] += 1
     n_params = len(func.params)
     n_slots = len(slot)
