@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 from llvmlite import ir
 
 from flowjit import dtypes
+from flowjit.codegen import vmath
 from flowjit.graph.registry import get_op_def_by_mnemonic
 
 FLOAT_TYPES = {dtypes.float32: ir.FloatType(), dtypes.float64: ir.DoubleType()}
@@ -180,10 +181,28 @@ def _unary_intrinsic(name: str) -> Emitter:
     return lambda c, a: c.intrinsic(name, a)
 
 
-for _mnemonic, _intrinsic in [("sqrt", "llvm.sqrt"), ("exp", "llvm.exp"), ("log", "llvm.log"),
-                              ("sin", "llvm.sin"), ("cos", "llvm.cos"),
+for _mnemonic, _intrinsic in [("sqrt", "llvm.sqrt"), ("sin", "llvm.sin"), ("cos", "llvm.cos"),
                               ("floor", "llvm.floor"), ("ceil", "llvm.ceil")]:
     emitter(_mnemonic, float_only=True)(_unary_intrinsic(_intrinsic))
+
+
+def _exp(c: Ctx, x: ir.Value) -> ir.Value:
+    """Vectorizable for float32 (see vmath.py); LLVM's intrinsic for float64."""
+    if isinstance(x.type, ir.FloatType):
+        return vmath.exp_f32(c.b, x)
+    return c.intrinsic("llvm.exp", [x])
+
+
+@emitter("exp", float_only=True)
+def _exp_op(c, a):
+    return _exp(c, a[0])
+
+
+@emitter("log", float_only=True)
+def _log(c, a):
+    if isinstance(a[0].type, ir.FloatType):
+        return vmath.log_f32(c.b, a[0])
+    return c.intrinsic("llvm.log", a)
 
 
 @emitter("round")
@@ -208,6 +227,8 @@ def _log1p(c, a):
 
 @emitter("tanh", float_only=True)
 def _tanh(c, a):
+    if isinstance(a[0].type, ir.FloatType):
+        return vmath.tanh_f32(c.b, a[0])
     return _libm(c, "tanh", a[0])
 
 
@@ -224,7 +245,7 @@ def _libm(c: Ctx, name: str, x: ir.Value) -> ir.Value:
 def _sigmoid(c, a):
     """1/(1+exp(-x)) for x >= 0, exp(x)/(1+exp(x)) otherwise: no overflow on either tail."""
     x = a[0]
-    e = c.intrinsic("llvm.exp", [c.b.fneg(c.intrinsic("llvm.fabs", [x]))])
+    e = _exp(c, c.b.fneg(c.intrinsic("llvm.fabs", [x])))
     one = c.const(1.0)
     denominator = c.b.fadd(one, e)
     positive = c.b.fdiv(one, denominator)
@@ -235,7 +256,7 @@ def _sigmoid(c, a):
 @emitter("softplus", float_only=True)
 def _softplus(c, a):
     x = a[0]
-    e = c.intrinsic("llvm.exp", [c.b.fneg(c.intrinsic("llvm.fabs", [x]))])
+    e = _exp(c, c.b.fneg(c.intrinsic("llvm.fabs", [x])))
     return c.b.fadd(EMITTERS["maximum"](c, [x, c.const(0.0)]), _libm(c, "log1p", e))
 
 
