@@ -34,6 +34,8 @@ class Session:
         self._options = CompileOptions.from_config(self.backend)
         self._plans: Dict[Tuple, RunPlan] = {}
         self._executables: Dict[Tuple, Executable] = {}
+        self._requests: Dict[Any, _Request] = {}
+        self._variable_shapes_version = 0
         self._closed = False
         self._lock = threading.Lock()
         self._default_context: List[Any] = []
@@ -53,31 +55,57 @@ class Session:
         numpy values (None for ops)."""
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
-        leaves: List[Any] = []
-        rebuild = _flatten_fetches(fetches, leaves)
-        elements = [self._fetch_element(leaf) for leaf in leaves]
+        request = self._request(fetches)
         feeds = self._convert_feeds(feed_dict)
-        tensor_fetches = tuple(dict.fromkeys(e for e in elements if isinstance(e, Tensor)))
-        targets = tuple(dict.fromkeys(e for e in elements if isinstance(e, Operation)))
-        executable = self._executable(tensor_fetches, targets, feeds)
+        executable = self._executable(request, feeds)
         with self._lock:
             values, updates = executable.run(feeds, self._state)
             for var, value in updates.items():
-                value = np.asarray(value)
-                if value.flags.writeable and any(value is f for f in feeds.values()):
-                    value = value.copy()  # never alias the caller's feed array
-                value.setflags(write=False)  # state arrays are shared by readers
-                self._state.variables[var] = value
+                self._commit(var, value, feeds)
         results = [None if isinstance(e, Operation) else _user_value(values[e], feeds)
-                   for e in elements]
-        return rebuild(iter(results))
+                   for e in request.elements]
+        return request.rebuild(iter(results))
 
-    def _executable(self, fetches, targets, feeds: Dict[Tensor, np.ndarray]) -> Executable:
+    def _request(self, fetches) -> "_Request":
+        """The resolved fetches; cached for the usual shapes of `fetches` (a tensor, an op,
+        a name, or a flat list/tuple of those), so a repeated run does no resolution."""
+        key = _request_key(fetches)
+        request = self._requests.get(key) if key is not None else None
+        if request is None:
+            leaves: List[Any] = []
+            rebuild = _flatten_fetches(fetches, leaves)
+            request = _Request([self._fetch_element(leaf) for leaf in leaves], rebuild)
+            if key is not None:
+                if len(self._requests) > 4096:
+                    self._requests.clear()
+                self._requests[key] = request
+        return request
+
+    def _commit(self, var: Operation, value, feeds) -> None:
+        value = np.asarray(value)
+        if value.flags.writeable and any(value is f for f in feeds.values()):
+            value = value.copy()  # never alias the caller's feed array
+        value.setflags(write=False)  # state arrays are shared by readers
+        previous = self._state.variables.get(var)
+        if previous is not None and previous.shape != value.shape:
+            self._variable_shapes_version += 1  # executables specialized on shapes are stale
+        self._state.variables[var] = value
+
+    def _executable(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
         """The executable for this (fetches, targets, feed signature): compiled once."""
-        plan_key = (fetches, targets, frozenset(feeds))
+        signature = frozenset((t, v.shape, v.dtype) for t, v in feeds.items())
+        key = (request.tensors, request.targets, signature, self._variable_shapes_version)
+        executable = self._executables.get(key)
+        if executable is None:
+            executable = self._compile(request, feeds)
+            self._executables[key] = executable
+        return executable
+
+    def _compile(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
+        plan_key = (request.tensors, request.targets, frozenset(feeds))
         plan = self._plans.get(plan_key)
         if plan is None:
-            plan = build_plan(fetches, targets, tuple(feeds))
+            plan = build_plan(request.tensors, request.targets, tuple(feeds))
             self._plans[plan_key] = plan
         feed_types = {t: TensorType(t.dtype, v.shape) for t, v in feeds.items()}
         variable_types = {}
@@ -85,13 +113,7 @@ class Session:
             value = self._state.variables.get(var)
             if value is not None:
                 variable_types[var] = TensorType(var.outputs[0].dtype, value.shape)
-        key = (plan_key, tuple(sorted((t.name, ty.shape) for t, ty in feed_types.items())),
-               tuple(sorted((v.name, ty.shape) for v, ty in variable_types.items())))
-        executable = self._executables.get(key)
-        if executable is None:
-            executable = compile_plan(plan, feed_types, variable_types, self._options)
-            self._executables[key] = executable
-        return executable
+        return compile_plan(plan, feed_types, variable_types, self._options)
 
     def _fetch_element(self, fetch) -> Any:
         if isinstance(fetch, (Tensor, Operation)) and fetch.graph is not self._graph:
@@ -190,6 +212,30 @@ class InteractiveSession(Session):
         super().close()
 
 
+class _Request:
+    """Fetches resolved to graph elements, with the function that rebuilds their nesting."""
+
+    __slots__ = ("elements", "rebuild", "tensors", "targets")
+
+    def __init__(self, elements: List[Any], rebuild) -> None:
+        self.elements = elements
+        self.rebuild = rebuild
+        self.tensors = tuple(dict.fromkeys(e for e in elements if isinstance(e, Tensor)))
+        self.targets = tuple(dict.fromkeys(e for e in elements if isinstance(e, Operation)))
+
+
+_SIMPLE_FETCH = (Tensor, Operation, str)
+
+
+def _request_key(fetches):
+    """A hashable key for fetches whose resolution can be cached, else None."""
+    if isinstance(fetches, _SIMPLE_FETCH):
+        return fetches
+    if type(fetches) in (list, tuple) and all(isinstance(f, _SIMPLE_FETCH) for f in fetches):
+        return (type(fetches), tuple(fetches))
+    return None
+
+
 # -- the default session ------------------------------------------------------------------------
 _thread_local = threading.local()
 
@@ -281,8 +327,26 @@ def _user_value(value, feeds):
 
 
 # -- feed checking --------------------------------------------------------------------------------
+def _shape_fits(dims, shape) -> bool:
+    if dims is None:
+        return True
+    if len(dims) != len(shape):
+        return False
+    for d, s in zip(dims, shape):
+        if d is not None and d != s:
+            return False
+    return True
+
+
 def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
     """Checks and converts one fed value; errors name the tensor and where it was created."""
+    np_dtype = tensor.dtype.np_dtype
+    if type(value) is np.ndarray and value.dtype == np_dtype:  # the common case, fast
+        if _shape_fits(tensor._shape.dims, value.shape):
+            return value
+    elif type(value) is float and tensor.dtype.is_floating and \
+            _shape_fits(tensor._shape.dims, ()):
+        return np.array(value, np_dtype)
     if isinstance(value, (Tensor, Operation)) or hasattr(value, "_as_graph_element"):
         raise errors.FeedError(
             f"The value fed to {tensor.describe()} is a graph element ({value!r}); feed values "

@@ -37,19 +37,21 @@ def _thread_pool() -> ThreadPoolExecutor:
 class NativeThunk:
     """Calls one compiled kernel: buffers are [output, *inputs, scratch]."""
 
-    __slots__ = ("fn", "instr", "inputs", "output", "shape", "dtype", "expected", "info",
-                 "chunks")
+    __slots__ = ("fn", "instr", "checks", "output", "shape", "dtype", "info", "chunks",
+                 "args_type")
 
     def __init__(self, fn, instr: Instr, inputs: List[int], output: int,
                  info: kernels.KernelInfo) -> None:
         self.fn = fn
         self.instr = instr
-        self.inputs = inputs
         self.output = output
         self.info = info
         result = instr.result.type
         self.shape, self.dtype = tuple(result.shape), result.dtype.np_dtype
-        self.expected = [(tuple(v.type.shape), v.type.dtype.np_dtype) for v in instr.operands]
+        # (slot, shape, dtype) of each input: checked before every call
+        self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype)
+                       for slot, v in zip(inputs, instr.operands)]
+        self.args_type = ctypes.c_void_p * (len(inputs) + 2)
         work = info.extent * info.work_per_row
         units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
         parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
@@ -57,10 +59,11 @@ class NativeThunk:
         self.chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
-        n = len(self.inputs)
         out = np.empty(self.shape, self.dtype)
-        pointers = [out.ctypes.data]
-        for position, (slot, (shape, dtype)) in enumerate(zip(self.inputs, self.expected), 1):
+        args = self.args_type()
+        args[0] = out.ctypes.data
+        position = 1
+        for slot, shape, dtype in self.checks:
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype:
                 raise errors.InternalError(
@@ -68,22 +71,32 @@ class NativeThunk:
                     f"{array.dtype}{list(array.shape)}, compiled for {dtype}{list(shape)}")
             if not array.flags.c_contiguous:
                 array = slots[slot] = np.ascontiguousarray(array)
-            pointers.append(array.ctypes.data)
-        calls = []
-        for begin, end in self.chunks:
-            scratch = np.empty(self.info.scratch, self.dtype) if self.info.scratch else None
-            args = (ctypes.c_void_p * (n + 2))(*pointers, None if scratch is None
-                                               else scratch.ctypes.data)
-            calls.append((args, begin, end, scratch))
-        if len(calls) == 1:
-            args, begin, end, _ = calls[0]
-            self.fn(args, begin, end)
+            args[position] = array.ctypes.data
+            position += 1
+        if len(self.chunks) == 1:
+            scratch = self._scratch(args, position)
+            self.fn(args, *self.chunks[0])
+            del scratch  # (kept alive through the call)
         else:
-            futures = [_thread_pool().submit(self.fn, args, begin, end)
-                       for args, begin, end, _ in calls]
-            for future in futures:
-                future.result()
+            self._run_in_parallel(args, position)
         slots[self.output] = out
+
+    def _scratch(self, args, position: int) -> Optional[np.ndarray]:
+        if not self.info.scratch:
+            return None
+        scratch = np.empty(self.info.scratch, self.dtype)
+        args[position] = scratch.ctypes.data
+        return scratch
+
+    def _run_in_parallel(self, args, position: int) -> None:
+        """One call per share of rows, on the thread pool (ctypes releases the GIL)."""
+        calls, scratches = [], []
+        for begin, end in self.chunks:
+            own = self.args_type(*args)
+            scratches.append(self._scratch(own, position))
+            calls.append(_thread_pool().submit(self.fn, own, begin, end))
+        for call in calls:
+            call.result()
 
 
 class NumpyThunk:
