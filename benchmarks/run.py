@@ -156,20 +156,41 @@ def cold_start() -> Dict[str, float]:
     return {"flowjit-llvm": statistics.median(seconds)}
 
 
-def memory(steps: int) -> Dict[str, float]:
-    """Peak RSS (MiB) after `steps` MLP training steps, and its growth in the second half."""
-    images = np.zeros((128, 784), np.float32)
-    labels = np.zeros(128, np.int32)
+_MEMORY_CODE = """
+import resource, sys, numpy as np
+sys.path.insert(0, 'benchmarks')
+from run import mlp_graph, numpy_mlp_step
+steps, system = int(sys.argv[1]), sys.argv[2]
+images = np.random.default_rng(0).standard_normal((128, 784)).astype(np.float32)
+labels = np.zeros(128, np.int32)
+if system == 'flowjit':
+    import flowjit as tf
     x, y, loss, train = mlp_graph(128)
     sess = tf.Session()
     sess.run(tf.global_variables_initializer())
-    half = None
-    for i in range(steps):
-        sess.run([loss, train], {x: images, y: labels})
-        if i == steps // 2:
-            half = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"peak MiB": end, "growth MiB (2nd half)": end - half}
+    step = lambda: sess.run([loss, train], {x: images, y: labels})
+else:
+    numpy_step = numpy_mlp_step(128)
+    step = lambda: numpy_step(images, labels)
+for i in range(steps):
+    step()
+    if i == 99:
+        at_100 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(at_100 / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def memory(steps: int) -> Dict[str, Tuple[float, float]]:
+    """Peak RSS (MiB) at step 100 and at the end of `steps` MLP training steps, each system
+    in a fresh process."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = {}
+    for system in ("flowjit", "numpy"):
+        done = subprocess.run([sys.executable, "-c", _MEMORY_CODE, str(steps), system],
+                              capture_output=True, text=True, env=env, check=True)
+        at_100, peak = (float(v) for v in done.stdout.split())
+        out[system] = (at_100, peak)
+    return out
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -206,9 +227,12 @@ def main() -> None:
         for row in table(name, fn(), unit, scale):
             print(row, flush=True)
     if not args.only or any("memory" in o for o in args.only):
-        mem = memory(200 if args.quick else 1000)
-        print(f"| 6 memory, MLP train steps | flowjit-llvm | peak {mem['peak MiB']:.0f} MiB, "
-              f"growth over the 2nd half {mem['growth MiB (2nd half)']:.1f} MiB | |")
+        steps = 300 if args.quick else 1000
+        mem = memory(steps)
+        for system, (at_100, peak) in mem.items():
+            ratio = peak / mem["numpy"][1]
+            print(f"| 6 peak RSS, {steps} MLP steps | {system} | {peak:.0f} MiB (step 100: "
+                  f"{at_100:.0f} MiB) | {ratio:.2f}x numpy's RSS |")
 
 
 if __name__ == "__main__":
