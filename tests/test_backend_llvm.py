@@ -109,3 +109,30 @@ def test_a_new_batch_size_recompiles_and_both_stay_correct():
             np.testing.assert_allclose(sess.run(y, {x: data}),
                                        (np.tanh(data) * 2).sum(1), rtol=1e-5)
         assert len(sess._executables) == 2
+
+
+def test_first_divergence_agrees_on_a_training_step_and_pinpoints_a_broken_kernel():
+    from flowjit import debug
+    from flowjit.codegen import scalar
+    x = tf.placeholder(tf.float32, [4, 6], name="x")
+    w = tf.Variable(np.linspace(-1, 1, 18, dtype=np.float32).reshape(6, 3), name="w")
+    h = tf.tanh(tf.matmul(x, w), name="hidden")
+    loss = tf.reduce_sum(tf.square(h - 0.5), name="loss")
+    train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+    feed = {x: np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)}
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert debug.first_divergence(sess, [loss, train], feed) is None
+        before = sess.run(w)
+        original = scalar.EMITTERS["square"]
+        scalar.EMITTERS["square"] = lambda c, a: c.b.fadd(a[0], a[0])  # a wrong kernel
+        try:
+            from flowjit.codegen.target import cpu_target
+            cpu_target()._cache.clear()
+            report = debug.first_divergence(sess, loss, feed)
+        finally:
+            scalar.EMITTERS["square"] = original
+            cpu_target()._cache.clear()
+        np.testing.assert_array_equal(sess.run(w), before)  # nothing was updated
+    assert report is not None and "'loss' (op: 'Sum'" in str(report)
+    assert 'kind="reduce"' in report.ir_line and report.max_abs_error > 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import threading
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -19,6 +19,19 @@ KernelFn = Callable[[ctypes.Array, int, int], None]
 # void kernel(ptr* buffers, i64 begin, i64 end); ctypes releases the GIL during the call,
 # so Python threads can run pieces of one kernel on several cores.
 _KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+
+
+class CompiledKernel:
+    """A native kernel and the engine that owns its code: whoever calls the kernel holds
+    this object, so the code lives as long as any caller (cache eviction is then safe)."""
+
+    __slots__ = ("engine", "fn")
+
+    def __init__(self, engine, fn: KernelFn) -> None:
+        self.engine, self.fn = engine, fn
+
+    def __call__(self, args, begin: int, end: int) -> None:
+        self.fn(args, begin, end)
 
 
 class CPUTarget:
@@ -38,7 +51,7 @@ class CPUTarget:
         # float32 lanes of the widest vector unit: the GEMM micro-kernel's tile width
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
         self._lock = threading.Lock()
-        self._cache: Dict[str, Tuple[object, KernelFn]] = {}
+        self._cache: Dict[str, "CompiledKernel"] = {}
 
     def new_module(self, name: str) -> ir.Module:
         module = ir.Module(name=name)
@@ -54,7 +67,7 @@ class CPUTarget:
         builder = llvm.create_pass_builder(self.machine, options)
         builder.getModulePassManager().run(module, builder)
 
-    def compile_kernel(self, module: ir.Module, name: str) -> KernelFn:
+    def compile_kernel(self, module: ir.Module, name: str) -> "CompiledKernel":
         """Optimizes and JIT-compiles `module`; returns its function `name`. Identical
         kernels (same LLVM IR) are compiled once per process."""
         text = str(module)
@@ -62,15 +75,21 @@ class CPUTarget:
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
-                return cached[1]
+                return cached
             parsed = llvm.parse_assembly(text)
             parsed.verify()
             self.optimize(parsed)
-            engine = llvm.create_mcjit_compiler(parsed, self.machine)
+            # An engine takes ownership of its target machine (and frees it): its own one.
+            engine = llvm.create_mcjit_compiler(parsed, self._new_machine())
             engine.finalize_object()
-            fn = _KERNEL_SIGNATURE(engine.get_function_address(name))
-            self._cache[key] = (engine, fn)  # the engine owns the code: keep it alive
-            return fn
+            kernel = CompiledKernel(engine, _KERNEL_SIGNATURE(engine.get_function_address(name)))
+            self._cache[key] = kernel
+            return kernel
+
+    def _new_machine(self):
+        target = llvm.Target.from_default_triple()
+        return target.create_target_machine(cpu=self.cpu, features=self.features, opt=3,
+                                            jit=True)
 
     def optimized_ir(self, module: ir.Module) -> str:
         """The LLVM IR after optimization (for dumps)."""

@@ -141,10 +141,13 @@ def build(func: Func, target: Optional[CPUTarget] = None
     n_slots = len(slot)
     result_slots = [slot[r.value] for r in func.results]
 
-    def run(inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+    def run(inputs: Sequence[np.ndarray],
+            trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
         slots: List[Optional[np.ndarray]] = list(inputs) + [None] * (n_slots - n_params)
         for thunk in thunks:
             thunk.run(slots)
+        if trace is not None:  # every intermediate value, for finding divergences
+            trace.update((value, slots[i]) for value, i in slot.items())
         return [slots[i] for i in result_slots]
 
     return run, stats

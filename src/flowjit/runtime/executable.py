@@ -78,6 +78,15 @@ class Executable:
 
     def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState
             ) -> Tuple[Dict[Tensor, np.ndarray], Dict[Operation, np.ndarray]]:
+        outputs = self._run_fn(self.inputs(feeds, state))
+        b = self.binding
+        fetched = {t: outputs[i] for t, i in b.fetches.items()}
+        updates = {var: outputs[i] for i, var in b.updates}
+        return fetched, updates
+
+    def inputs(self, feeds: Dict[Tensor, np.ndarray], state: SessionState,
+               advance_counters: bool = True) -> List[np.ndarray]:
+        """The Func's arguments for one run: feeds, variable values, random counters."""
         b = self.binding
         inputs: List[Optional[np.ndarray]] = [None] * len(self.func.params)
         for i, tensor in b.feeds:
@@ -89,14 +98,12 @@ class Executable:
             inputs[i] = value
         for i, counter in b.counters:
             count = state.rng_counters.get(counter, 0)
-            state.rng_counters[counter] = count + 1
+            if advance_counters:
+                state.rng_counters[counter] = count + 1
             inputs[i] = np.array(count, np.int64)
         for i, op in b.queries:
             inputs[i] = _answer_query(op, state)
-        outputs = self._run_fn(inputs)
-        fetched = {t: outputs[i] for t, i in b.fetches.items()}
-        updates = {var: outputs[i] for i, var in b.updates}
-        return fetched, updates
+        return inputs
 
 
 def _answer_query(op: Operation, state: SessionState) -> np.ndarray:
