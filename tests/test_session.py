@@ -207,3 +207,25 @@ def test_deep_graph_does_not_hit_the_recursion_limit():
         y = y + 1.0
     with tf.Session() as sess:
         assert sess.run(y, {x: 0.0}) == 3000.0
+
+
+def test_recompiles_are_logged_and_bounded(caplog, monkeypatch):
+    import logging
+    import warnings
+    from flowjit.config import config
+    from flowjit.graph import session as session_module
+    monkeypatch.setattr(config, "cache_size", 3)
+    monkeypatch.setattr(session_module, "RECOMPILE_WARNING", 4)
+    x = tf.placeholder(tf.float32, [None], name="x")
+    y = tf.reduce_sum(x * 2.0, name="y")
+    with tf.Session() as sess, caplog.at_level(logging.INFO, logger="flowjit"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in (1, 2, 3, 4, 1):
+            assert sess.run(y, {x: np.ones(n)}) == 2.0 * n
+        assert len(sess._executables) == 3  # LRU bound
+    messages = [r.getMessage() for r in caplog.records]
+    assert "first run of these fetches" in messages[0] and "x:0 f32[1]" in messages[0]
+    assert "a feed shape or dtype changed" in messages[1]
+    assert len(messages) == 5  # n=1 was evicted, so it compiled again
+    assert any("compiled [y:0] 4 times" in str(w.message) for w in caught)

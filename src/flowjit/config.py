@@ -7,6 +7,8 @@ FLOWJIT_DUMP_DIR       if set, every executable a Session compiles is dumped the
 FLOWJIT_VERIFY         "1": verify the IR after every pass (the tests always do)
 FLOWJIT_DISABLE_PASSES comma-separated pass names to skip (e.g. "fusion,cse")
 FLOWJIT_PASSES         comma-separated pass names to run instead of the default pipeline
+FLOWJIT_LOG            "recompile": log why each executable is compiled (logger "flowjit")
+FLOWJIT_CACHE_SIZE     executables kept per Session (least recently used evicted; 64)
 FLOWJIT_NUMPY_REPR     "legacy" (default): numpy scalars print as 7.0, not np.float32(7.0),
                        so TF1-era programs print what they printed then; "numpy": leave
                        numpy's own setting alone
@@ -28,6 +30,8 @@ class Config:
     verify_ir: bool = False
     disabled_passes: Tuple[str, ...] = ()
     passes: Optional[Tuple[str, ...]] = None
+    log_recompiles: bool = False
+    cache_size: int = 64
 
 
 def _from_environment() -> Config:
@@ -38,6 +42,8 @@ def _from_environment() -> Config:
     config.verify_ir = os.environ.get("FLOWJIT_VERIFY", "") not in ("", "0")
     config.disabled_passes = tuple(
         p.strip() for p in os.environ.get("FLOWJIT_DISABLE_PASSES", "").split(",") if p.strip())
+    config.log_recompiles = "recompile" in os.environ.get("FLOWJIT_LOG", "").lower()
+    config.cache_size = max(1, int(os.environ.get("FLOWJIT_CACHE_SIZE", config.cache_size)))
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")
                               if p.strip())
@@ -54,3 +60,17 @@ def resolve_backend(name: "str | None") -> str:
         raise ValueError(f"Unknown flowjit backend {backend!r}; available: "
                          f"{', '.join(AVAILABLE_BACKENDS)}")
     return backend
+
+
+def _configure_logging() -> None:
+    import logging
+    if config.log_recompiles:
+        logger = logging.getLogger("flowjit")
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("flowjit: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+_configure_logging()

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import collections.abc
 import contextlib
+import logging
 import threading
+import warnings
+from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -23,6 +26,10 @@ from flowjit.ir.core import TensorType
 from flowjit.runtime.executable import Executable, SessionState
 
 
+_logger = logging.getLogger("flowjit")
+RECOMPILE_WARNING = 16  # compiles of the same fetches before a Session warns
+
+
 class Session:
     """`tf.Session(target='', graph=None, config=None, backend=None)`."""
 
@@ -33,7 +40,9 @@ class Session:
         self._state = SessionState()
         self._options = CompileOptions.from_config(self.backend)
         self._plans: Dict[Tuple, RunPlan] = {}
-        self._executables: Dict[Tuple, Executable] = {}
+        self._executables: "OrderedDict[Tuple, Executable]" = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._compile_counts: Dict[Tuple, int] = {}
         self._requests: Dict[Any, _Request] = {}
         self._variable_shapes_version = 0
         self._closed = False
@@ -92,14 +101,41 @@ class Session:
         self._state.variables[var] = value
 
     def _executable(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
-        """The executable for this (fetches, targets, feed signature): compiled once."""
+        """The executable for this (fetches, targets, feed signature): compiled once, kept
+        in a bounded LRU cache."""
         signature = frozenset((t, v.shape, v.dtype) for t, v in feeds.items())
         key = (request.tensors, request.targets, signature, self._variable_shapes_version)
-        executable = self._executables.get(key)
-        if executable is None:
-            executable = self._compile(request, feeds)
+        with self._cache_lock:
+            executable = self._executables.get(key)
+            if executable is not None:
+                self._executables.move_to_end(key)
+                return executable
+        self._note_compile(request, feeds)
+        executable = self._compile(request, feeds)
+        with self._cache_lock:
             self._executables[key] = executable
+            while len(self._executables) > flowjit_config.config.cache_size:
+                self._executables.popitem(last=False)
         return executable
+
+    def _note_compile(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> None:
+        """Says why this compile happens (FLOWJIT_LOG=recompile) and warns when the same
+        fetches keep being recompiled for new feed shapes."""
+        what = ", ".join(e.name for e in request.elements[:3]) or "(nothing)"
+        shapes = ", ".join(f"{t.name} {t.dtype.ir_name}{list(v.shape)}"
+                           for t, v in sorted(feeds.items(), key=lambda kv: kv[0].name))
+        fetch_key = (request.tensors, request.targets, frozenset(feeds))
+        count = self._compile_counts.get(fetch_key, 0) + 1
+        self._compile_counts[fetch_key] = count
+        reason = "first run of these fetches" if count == 1 else \
+            f"compile #{count} of these fetches: a feed shape or dtype changed"
+        _logger.info("compiling [%s] with feeds {%s} (backend %s): %s", what, shapes,
+                     self.backend, reason)
+        if count == RECOMPILE_WARNING:
+            warnings.warn(f"flowjit: this Session compiled [{what}] {count} times, once per "
+                          f"new feed shape ({shapes}). Each compile takes time; feed fixed "
+                          f"shapes (e.g. pad the last batch) to reuse one executable.",
+                          RuntimeWarning, stacklevel=4)
 
     def _compile(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
         plan_key = (request.tensors, request.targets, frozenset(feeds))
