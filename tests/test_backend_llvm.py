@@ -136,3 +136,35 @@ def test_first_divergence_agrees_on_a_training_step_and_pinpoints_a_broken_kerne
         np.testing.assert_array_equal(sess.run(w), before)  # nothing was updated
     assert report is not None and "'loss' (op: 'Sum'" in str(report)
     assert 'kind="reduce"' in report.ir_line and report.max_abs_error > 1
+
+
+def test_disk_cache_round_trip_and_corruption(tmp_path):
+    from flowjit.codegen.target import DiskCache
+    cache = DiskCache(str(tmp_path))
+    assert cache.load("k") is None
+    cache.store("k", b"\x7fELF object bytes")
+    assert cache.load("k") == b"\x7fELF object bytes"
+    path = tmp_path / "kernels" / "k.o"
+    path.write_bytes(path.read_bytes()[:-3])  # truncated by a crash
+    assert cache.load("k") is None
+    assert DiskCache(None).load("k") is None
+
+
+def test_a_new_process_uses_the_disk_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, flowjit as tf\n"
+            "x = tf.placeholder(tf.float32, [64])\n"
+            "y = tf.reduce_sum(tf.tanh(x) * 3.0 + x)\n"
+            "with tf.Session() as s: print(s.run(y, {x: np.linspace(-1, 1, 64)}))\n")
+    env = dict(os.environ, FLOWJIT_CACHE_DIR=str(tmp_path))
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stdout
+    files = sorted(p.name for p in (tmp_path / "kernels").iterdir())
+    assert files
+    (tmp_path / "kernels" / files[0]).write_bytes(b"garbage")  # a corrupt entry
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True).stdout
+    assert first == second
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == files  # rebuilt

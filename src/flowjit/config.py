@@ -9,6 +9,8 @@ FLOWJIT_DISABLE_PASSES comma-separated pass names to skip (e.g. "fusion,cse")
 FLOWJIT_PASSES         comma-separated pass names to run instead of the default pipeline
 FLOWJIT_LOG            "recompile": log why each executable is compiled (logger "flowjit")
 FLOWJIT_CACHE_SIZE     executables kept per Session (least recently used evicted; 64)
+FLOWJIT_CACHE_DIR      where compiled kernels persist between processes
+                       (default ~/.cache/flowjit; "off" disables the disk cache)
 FLOWJIT_NUMPY_REPR     "legacy" (default): numpy scalars print as 7.0, not np.float32(7.0),
                        so TF1-era programs print what they printed then; "numpy": leave
                        numpy's own setting alone
@@ -32,6 +34,7 @@ class Config:
     passes: Optional[Tuple[str, ...]] = None
     log_recompiles: bool = False
     cache_size: int = 64
+    cache_dir: Optional[str] = None
 
 
 def _from_environment() -> Config:
@@ -43,6 +46,9 @@ def _from_environment() -> Config:
     config.disabled_passes = tuple(
         p.strip() for p in os.environ.get("FLOWJIT_DISABLE_PASSES", "").split(",") if p.strip())
     config.log_recompiles = "recompile" in os.environ.get("FLOWJIT_LOG", "").lower()
+    cache_dir = os.environ.get("FLOWJIT_CACHE_DIR",
+                               os.path.join(os.path.expanduser("~"), ".cache", "flowjit"))
+    config.cache_dir = None if cache_dir.strip().lower() in ("", "off", "0") else cache_dir
     config.cache_size = max(1, int(os.environ.get("FLOWJIT_CACHE_SIZE", config.cache_size)))
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
+import tempfile
 import threading
 from typing import Callable, Dict
 
+import llvmlite
 import llvmlite.binding as llvm
 from llvmlite import ir
+
+from flowjit.config import config
 
 KernelFn = Callable[[ctypes.Array, int, int], None]
 # void kernel(ptr* buffers, i64 begin, i64 end); ctypes releases the GIL during the call,
@@ -52,6 +57,7 @@ class CPUTarget:
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
         self._lock = threading.Lock()
         self._cache: Dict[str, "CompiledKernel"] = {}
+        self._disk = DiskCache(config.cache_dir)
 
     def new_module(self, name: str) -> ir.Module:
         module = ir.Module(name=name)
@@ -69,18 +75,24 @@ class CPUTarget:
 
     def compile_kernel(self, module: ir.Module, name: str) -> "CompiledKernel":
         """Optimizes and JIT-compiles `module`; returns its function `name`. Identical
-        kernels (same LLVM IR) are compiled once per process."""
+        kernels (same LLVM IR) are compiled once per process, and their object code is
+        kept on disk for the next process (see DiskCache)."""
         text = str(module)
-        key = hashlib.sha256(text.replace(f'"{name}"', '"kernel"').encode()).hexdigest()
+        key = hashlib.sha256("\n".join([text, self.cpu, self.features, llvmlite.__version__,
+                                         _flowjit_version()]).encode()).hexdigest()
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 return cached
-            parsed = llvm.parse_assembly(text)
-            parsed.verify()
-            self.optimize(parsed)
-            # An engine takes ownership of its target machine (and frees it): its own one.
-            engine = llvm.create_mcjit_compiler(parsed, self._new_machine())
+            engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._new_machine())
+            obj = self._disk.load(key)
+            if obj is None:
+                parsed = llvm.parse_assembly(text)
+                parsed.verify()
+                self.optimize(parsed)
+                obj = self._new_machine().emit_object(parsed)
+                self._disk.store(key, obj)
+            engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             engine.finalize_object()
             kernel = CompiledKernel(engine, _KERNEL_SIGNATURE(engine.get_function_address(name)))
             self._cache[key] = kernel
@@ -96,6 +108,47 @@ class CPUTarget:
         parsed = llvm.parse_assembly(str(module))
         self.optimize(parsed)
         return str(parsed)
+
+
+class DiskCache:
+    """Object code by key, in files written atomically (safe under concurrent processes);
+    a truncated or corrupt entry is ignored and rebuilt."""
+
+    MAGIC = b"flowjit-object-1\n"
+
+    def __init__(self, directory) -> None:
+        self.directory = os.path.join(directory, "kernels") if directory else None
+
+    def load(self, key: str):
+        if not self.directory:
+            return None
+        try:
+            with open(os.path.join(self.directory, key + ".o"), "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        header, digest, obj = data[:len(self.MAGIC)], data[len(self.MAGIC):][:32], \
+            data[len(self.MAGIC) + 32:]
+        if header != self.MAGIC or hashlib.sha256(obj).digest() != digest:
+            return None  # corrupt: rebuilt and overwritten
+        return obj
+
+    def store(self, key: str, obj: bytes) -> None:
+        if not self.directory:
+            return
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.MAGIC + hashlib.sha256(obj).digest() + obj)
+            os.replace(tmp, os.path.join(self.directory, key + ".o"))
+        except OSError:
+            pass  # a read-only or full disk only costs the next process a compile
+
+
+def _flowjit_version() -> str:
+    from flowjit import __version__
+    return __version__
 
 
 _cpu_target = None

@@ -131,10 +131,9 @@ def build(func: Func, target: Optional[CPUTarget] = None
             thunks.append(NumpyThunk(instr, inputs, [slot[r] for r in instr.results]))
             stats["numpy"] += 1
             continue
-        name = f"k{index}_{instr.op}"
-        module = target.new_module(name)
-        info = kernels.emit_kernel(module, name, instr, target.lanes)
-        fn = target.compile_kernel(module, name)
+        module = target.new_module(f"k{index}_{instr.op}")
+        info = kernels.emit_kernel(module, "kernel", instr, target.lanes)
+        fn = target.compile_kernel(module, "kernel")
         thunks.append(NativeThunk(fn, instr, inputs, slot[instr.result], info))
         stats["native"] += 1
     n_params = len(func.params)
