@@ -158,7 +158,7 @@ def test_a_new_process_uses_the_disk_cache(tmp_path):
             "x = tf.placeholder(tf.float32, [64])\n"
             "y = tf.reduce_sum(tf.tanh(x) * 3.0 + x)\n"
             "with tf.Session() as s: print(s.run(y, {x: np.linspace(-1, 1, 64)}))\n")
-    env = dict(os.environ, FLOWJIT_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, FLOWJIT_CACHE_DIR=str(tmp_path), FLOWJIT_BACKEND="llvm")
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                            text=True, check=True).stdout
     files = sorted(p.name for p in (tmp_path / "kernels").iterdir())
