@@ -41,7 +41,7 @@ class NativeThunk:
     """Calls one compiled kernel: buffers are [output, *inputs, scratch]."""
 
     __slots__ = ("fn", "instr", "checks", "output", "shape", "dtype", "info", "chunks",
-                 "args_type", "last_out")
+                 "args_type", "pool")
 
     def __init__(self, fn, instr: Instr, inputs: List[int], output: int,
                  info: kernels.KernelInfo) -> None:
@@ -60,16 +60,21 @@ class NativeThunk:
         parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
         bounds = [min(info.extent, units * p // parts * info.align) for p in range(parts + 1)]
         self.chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-        self.last_out: Optional[np.ndarray] = None
+        self.pool: List[np.ndarray] = []
 
     def _output_buffer(self) -> np.ndarray:
-        """Last run's output if nothing else holds it any more (not the caller, not a
-        Session's variables): no allocation, no page faults. Else a fresh array."""
-        last = self.last_out
-        if last is not None and sys.getrefcount(last) == 3 and last.flags.writeable:
-            return last  # referenced only by self.last_out, `last` and the argument
-        self.last_out = np.empty(self.shape, self.dtype)
-        return self.last_out
+        """An earlier output that nothing holds any more (not the caller, not a Session's
+        variables), else a new array. Two buffers let a variable's update ping-pong: the
+        new value is written into the buffer the value before last lived in, so a training
+        step allocates nothing and touches no fresh pages."""
+        for buffer in self.pool:
+            if sys.getrefcount(buffer) == 3:  # the pool, `buffer` and the argument
+                buffer.setflags(write=True)  # a Session marks variable values read-only
+                return buffer
+        buffer = np.empty(self.shape, self.dtype)
+        if len(self.pool) < 2:
+            self.pool.append(buffer)
+        return buffer
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
         out = self._output_buffer()
