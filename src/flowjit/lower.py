@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 from flowjit import errors
 from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan, build_plan
-from flowjit.graph.registry import ShapeInferenceError
+from flowjit.graph.registry import ShapeInferenceError, get_op_def_by_mnemonic
 from flowjit.ir.core import (FEED, FETCH, RNG_COUNTER, VARIABLE, Func, Instr, Location, Param,
                              Result, TensorType, Value)
 
@@ -101,7 +101,8 @@ class _Lowering:
     def emit(self, op: Operation, mnemonic: str, operands: List[Value],
              attrs: Optional[dict] = None) -> List[Value]:
         attrs = op.attrs if attrs is None else attrs
-        op_def = op.op_def if mnemonic == op.op_def.mnemonic else _op_def(mnemonic)
+        op_def = op.op_def if mnemonic == op.op_def.mnemonic else \
+            get_op_def_by_mnemonic(mnemonic)
         try:
             specs = op_def.infer([v.type.to_spec() for v in operands], **attrs)
         except ShapeInferenceError as e:
@@ -137,11 +138,6 @@ class _Lowering:
 
 def location_of(op: Operation) -> Location:
     return Location(op.name, op.type, op.site)
-
-
-def _op_def(mnemonic: str):
-    from flowjit.graph.registry import get_op_def_by_mnemonic
-    return get_op_def_by_mnemonic(mnemonic)
 
 
 def _unfed(lowering: _Lowering, op: Operation) -> None:

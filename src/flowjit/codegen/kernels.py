@@ -21,7 +21,7 @@ from llvmlite import ir
 
 from flowjit import dtypes
 from flowjit.codegen import scalar
-from flowjit.ir.core import FUSION, Func, Instr, TensorType, Value
+from flowjit.ir.core import FUSION, Instr, TensorType, Value
 
 I64 = ir.IntType(64)
 PTR = ir.PointerType()

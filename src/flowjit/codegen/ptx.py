@@ -17,7 +17,7 @@ from typing import List, Tuple
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from flowjit.codegen import kernels, scalar
+from flowjit.codegen import kernels
 from flowjit.ir.core import Instr
 
 TRIPLE = "nvptx64-nvidia-cuda"

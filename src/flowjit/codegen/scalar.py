@@ -13,7 +13,6 @@ from llvmlite import ir
 
 from flowjit import dtypes
 from flowjit.codegen import vmath
-from flowjit.graph.registry import get_op_def_by_mnemonic
 
 FLOAT_TYPES = {dtypes.float32: ir.FloatType(), dtypes.float64: ir.DoubleType()}
 INT_TYPES = {dtypes.int32: ir.IntType(32), dtypes.int64: ir.IntType(64),
@@ -322,9 +321,3 @@ def _convert(c, a):
         return c.b.trunc(x, to)
     return x
 
-
-def is_elementwise(mnemonic: str) -> bool:
-    try:
-        return get_op_def_by_mnemonic(mnemonic).elementwise
-    except KeyError:
-        return False

@@ -483,10 +483,6 @@ def device(name) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def const_value(t: Tensor) -> Optional[np.ndarray]:
-    """The value of `t` if it is known when the graph is built (constants and folds of them)."""
-    return t._value
-
 
 # Build-time folding of small constant expressions gives shape rules the values they need
 # (e.g. `reshape(x, tf.stack([n, 784]))`), like TF1's constant_value. Bounded in size.

@@ -61,10 +61,14 @@ def _concat(b, instr, grads):
     return out
 
 
+def _with_zeros(b, instr, grads):
+    """The gradients of a multi-output op, with zeros for outputs that got none."""
+    return [g if g is not None else b.zeros_like(r) for g, r in zip(grads, instr.results)]
+
+
 @register_gradient("SplitV")
 def _split(b, instr, grads):
-    parts = [g if g is not None else b.zeros_like(r) for g, r in zip(grads, instr.results)]
-    return [b.concatenate(*parts, axis=instr.attrs["axis"])]
+    return [b.concatenate(*_with_zeros(b, instr, grads), axis=instr.attrs["axis"])]
 
 
 @register_gradient("Pack")
@@ -75,8 +79,7 @@ def _pack(b, instr, grads):
 
 @register_gradient("Unpack")
 def _unpack(b, instr, grads):
-    parts = [g if g is not None else b.zeros_like(r) for g, r in zip(grads, instr.results)]
-    return [b.stack(*parts, axis=instr.attrs["axis"])]
+    return [b.stack(*_with_zeros(b, instr, grads), axis=instr.attrs["axis"])]
 
 
 @register_gradient("Slice")

@@ -208,6 +208,3 @@ def static_int(value: Any, what: str) -> int:
         raise TypeError(f"{what} must be a single integer, got {value!r}")
     return values[0]
 
-
-def rank_of(spec: TensorSpec) -> Optional[int]:
-    return spec.shape.ndims

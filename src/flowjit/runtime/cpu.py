@@ -92,9 +92,8 @@ class NativeThunk:
             args[position] = array.ctypes.data
             position += 1
         if len(self.chunks) == 1:
-            scratch = self._scratch(args, position)
+            scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
             self.fn(args, *self.chunks[0])
-            del scratch  # (kept alive through the call)
         else:
             self._run_in_parallel(args, position)
         slots[self.output] = out
