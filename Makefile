@@ -26,7 +26,8 @@ test: $(STAMP)
 ## make ir-dumps: regenerate ir_dumps/ (the example MLP's IR at every compile stage)
 ir-dumps: $(STAMP)
 	rm -rf ir_dumps/mlp
-	$(VENV)/bin/flowjit-dump examples/mlp.py --out ir_dumps/mlp --dot
+	$(VENV)/bin/flowjit-dump examples/mlp.py --out ir_dumps/mlp --dot \
+	    --stages ir,autodiff,canonicalize,const-fold,cse,dce,fusion,opt
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

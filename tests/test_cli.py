@@ -107,7 +107,7 @@ def test_passes_replace_the_pipeline(mlp, tmp_path):
     out = tmp_path / "out"
     assert dump(mlp, "--out", out, "--passes", "fusion") == 0
     logits = folder(out, "layer2_logits")
-    files = sorted(p.name for p in logits.iterdir())
+    files = sorted(p.name for p in logits.iterdir() if p.suffix == ".ir")  # IR stages
     assert len(files) == 3 and re.fullmatch(r"\d\d-fusion\.ir", files[0]), files
     assert config.passes is None and config.dump_dir is None  # restored afterwards
 
@@ -196,3 +196,22 @@ def test_python_dash_m_flowjit_dump(mlp, tmp_path):
     assert done.returncode == 0, done.stderr
     assert (folder(out, "layer2_logits") / "opt.ir").exists()
     assert "layer2_logits: opt" in done.stdout
+
+
+def test_native_stages_show_llvm_ir_and_ptx(tmp_path, monkeypatch):
+    import os
+    script = tmp_path / "chain.py"
+    script.write_text("import numpy as np, flowjit as tf\n"
+                      "x = tf.placeholder(tf.float32, [64, 8])\n"
+                      "y = tf.nn.relu(1.5 * x + 0.25) * tf.sigmoid(x) - 0.5 * tf.tanh(x)\n"
+                      "with tf.Session(backend='llvm') as s:\n"
+                      "    s.run(y, {x: np.zeros((64, 8), np.float32)})\n")
+    out = tmp_path / "dumps"
+    assert cli.main([str(script), "--out", str(out), "--stages", "opt,llvm,llvm-opt,ptx"]) == 0
+    (folder,) = os.listdir(out)
+    files = sorted(os.listdir(out / folder))
+    assert files == ["llvm-opt.ll", "llvm.ll", "opt.ir", "ptx.ptx"]
+    assert "define void @\"kernel\"" in (out / folder / "llvm.ll").read_text()
+    assert "<16 x float>" in (out / folder / "llvm-opt.ll").read_text() or \
+        "<8 x float>" in (out / folder / "llvm-opt.ll").read_text()  # vectorized
+    assert ".entry kernel0(" in (out / folder / "ptx.ptx").read_text()

@@ -151,10 +151,15 @@ def _argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NATIVE_STAGES = ["llvm", "llvm-opt", "ptx"]  # the LLVM IR of the kernels, and their PTX
+STAGE_FILE = re.compile(r"\.(ir|ll|ptx)$")
+
+
 def stage_names() -> List[str]:
-    """What --stages can name: 'ir', every pass a pipeline may run, 'opt'."""
+    """What --stages can name: 'ir', every pass a pipeline may run, 'opt', then the
+    kernels' LLVM IR as generated ('llvm') and optimized ('llvm-opt'), and 'ptx'."""
     passes = [p.name for p in default_pipeline() + available_passes()]
-    return ["ir"] + list(dict.fromkeys(passes)) + ["opt"]
+    return ["ir"] + list(dict.fromkeys(passes)) + ["opt"] + NATIVE_STAGES
 
 
 def _names(text: str) -> Tuple[str, ...]:
@@ -288,19 +293,23 @@ class DumpFolder:
 
     @property
     def stages(self) -> List[str]:
-        return [f[:-len(".ir")] for f in self.files if f.endswith(".ir")]
+        return [STAGE_FILE.sub("", f) for f in self.files if STAGE_FILE.search(f)]
 
 
 def stage_of(filename: str) -> str:
-    """'09-fusion.ir' -> 'fusion'; 'ir.ir' -> 'ir'."""
-    return re.sub(r"^\d+-", "", filename[:-len(".ir")])
+    """'09-fusion.ir' -> 'fusion'; 'ir.ir' -> 'ir'; 'llvm-opt.ll' -> 'llvm-opt'."""
+    return re.sub(r"^\d+-", "", STAGE_FILE.sub("", filename))
 
 
 def _pipeline_order(filename: str) -> Tuple[int, int]:
-    """'ir' first, then the pass stages by number, then 'opt'."""
-    stem = filename[:-len(".ir")]
+    """'ir' first, then the pass stages by number, then 'opt', then the native stages."""
+    stem = STAGE_FILE.sub("", filename)
     number = re.match(r"\d+", stem)
-    return (1, int(number.group())) if number else (0 if stem == "ir" else 2, 0)
+    if number:
+        return (1, int(number.group()))
+    if stem in NATIVE_STAGES:
+        return (3, NATIVE_STAGES.index(stem))
+    return (0 if stem == "ir" else 2, 0)
 
 
 def _collect(staging: str, stages: Optional[Sequence[str]]) -> List[DumpFolder]:
@@ -311,7 +320,7 @@ def _collect(staging: str, stages: Optional[Sequence[str]]) -> List[DumpFolder]:
             folders.append(DumpFolder("", (GRAPH_DOT,)))
             continue
         files = [f for f in os.listdir(os.path.join(staging, name))
-                 if f.endswith(".ir") and (stages is None or stage_of(f) in stages)]
+                 if STAGE_FILE.search(f) and (stages is None or stage_of(f) in stages)]
         folders.append(DumpFolder(name, tuple(sorted(files, key=_pipeline_order))))
     return folders
 

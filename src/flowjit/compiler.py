@@ -66,9 +66,12 @@ def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
         counter = _dump_counters.setdefault(config.dump_dir, itertools.count())
         dump_to = os.path.join(config.dump_dir, f"{next(counter):03d}-{name}")
     optimized = optimize(func, options, dump_to)
+    if dump_to:
+        _dump_ptx(optimized, _stage_writer(dump_to, clear=False))
     if options.backend == "llvm":
         from flowjit.runtime import cpu
-        run_fn, _stats = cpu.build(optimized)
+        run_fn, _stats = cpu.build(optimized, dump=_stage_writer(dump_to, clear=False)
+                                   if dump_to else None)
         return Executable(optimized, plan, options.backend, run_fn)
     return Executable(optimized, plan, options.backend,
                       lambda inputs: evaluate(optimized, inputs))
@@ -81,14 +84,37 @@ def _func_name(plan: RunPlan) -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", name)
 
 
-def _stage_writer(directory: str):
-    os.makedirs(directory, exist_ok=True)
-    for stale in os.listdir(directory):  # an earlier run's stages must not mix in
-        if stale.endswith(".ir"):
-            os.remove(os.path.join(directory, stale))
+STAGE_EXTENSIONS = {"llvm": ".ll", "llvm-opt": ".ll", "ptx": ".ptx"}  # others: ".ir"
 
-    def write(stage: str, func: Func) -> None:
-        path = os.path.join(directory, f"{stage}.ir")
+
+def _stage_writer(directory: str, clear: bool = True):
+    """write(stage, Func or text) -> <directory>/<stage>.<ir|ll|ptx>."""
+    os.makedirs(directory, exist_ok=True)
+    if clear:
+        for stale in os.listdir(directory):  # an earlier run's stages must not mix in
+            if stale.endswith((".ir", ".ll", ".ptx")):
+                os.remove(os.path.join(directory, stale))
+
+    def write(stage: str, content) -> None:
+        text = print_func(content, elide_constants_over=16) if isinstance(content, Func) \
+            else content
+        path = os.path.join(directory, stage + STAGE_EXTENSIONS.get(stage, ".ir"))
         with open(path, "w") as f:
-            f.write(print_func(func, elide_constants_over=16))
+            f.write(text)
     return write
+
+
+def _dump_ptx(func: Func, write) -> None:
+    """The PTX of each kernel the GPU target can compile (elementwise ones, for now)."""
+    try:
+        from flowjit.codegen.ptx import PTXTarget
+        target = PTXTarget()
+    except Exception as e:  # an llvmlite built without NVPTX
+        write("ptx", f"// no PTX: {e}\n")
+        return
+    parts = []
+    for index, instr in enumerate(func.body):
+        if target.supports(instr):
+            ptx = target.to_ptx(target.emit_elementwise(instr, f"kernel{index}"))
+            parts.append(f"// instruction {index}: {instr.op} at {instr.describe()}\n{ptx}")
+    write("ptx", "\n".join(parts) or "// no kernel of this function compiles to PTX yet\n")

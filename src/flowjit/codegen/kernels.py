@@ -143,6 +143,25 @@ def broadcast_strides(shape: Sequence[int], space: Sequence[int]) -> List[int]:
     return strides
 
 
+def collapse(space: Sequence[int], strides: List[List[int]], keep_outer: bool = False
+             ) -> Tuple[List[int], List[List[int]]]:
+    """Merges adjacent dimensions wherever every stride vector is contiguous across them
+    (or broadcast across both), so that short inner dimensions become one long, vectorizable
+    loop: [64, 8] with dense operands iterates as [512]. `keep_outer` leaves dimension 0
+    alone (its range may be split between cores)."""
+    space = list(space)
+    strides = [list(s) for s in strides]
+    d = len(space) - 2
+    while d >= (1 if keep_outer else 0):
+        if all(s[d] == s[d + 1] * space[d + 1] for s in strides):
+            space[d + 1] *= space[d]
+            del space[d]
+            for s in strides:
+                del s[d]
+        d -= 1
+    return space, strides
+
+
 def offset(b: ir.IRBuilder, index: Sequence[ir.Value], strides: Sequence[int]) -> ir.Value:
     total = ir.Constant(I64, 0)
     for i, s in zip(index, strides):
@@ -178,16 +197,17 @@ class Region:
             self.body = [Instr(instr.op, self.params, instr.attrs, instr.results, instr.loc)]
 
     def evaluate(self, b: ir.IRBuilder, pointers: Dict[Value, ir.Value], index, space,
-                 upto: Optional[Instr] = None, known: Optional[Dict[Value, ir.Value]] = None
-                 ) -> Dict[Value, ir.Value]:
+                 upto: Optional[Instr] = None, known: Optional[Dict[Value, ir.Value]] = None,
+                 strides: Optional[Dict[Value, List[int]]] = None) -> Dict[Value, ir.Value]:
         """LLVM values of the region's values at `index` of the iteration `space`, for the
-        instructions before `upto` (all of them when None)."""
+        instructions before `upto` (all of them when None). A parameter is read through
+        `strides[param]` if given, else through its broadcast strides over `space`."""
         env: Dict[Value, ir.Value] = dict(known or {})
 
         def value_of(v: Value) -> ir.Value:
             if v not in env:  # a parameter, loaded where first used: only what is read
-                strides = broadcast_strides(v.type.shape, space)
-                env[v] = load(b, pointers[v], v.type.dtype, offset(b, index, strides))
+                step = strides[v] if strides else broadcast_strides(v.type.shape, space)
+                env[v] = load(b, pointers[v], v.type.dtype, offset(b, index, step))
             return env[v]
 
         for instr in self.body:
@@ -234,10 +254,9 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
     out_type = instr.result.type
     rows = (fn.args[1], fn.args[2])
     if kind == "elementwise":
-        _elementwise(b, region, out, inputs, out_type, rows=rows)
-        shape = out_type.shape
-        info = KernelInfo(kind, shape[0] if shape else 1,
-                          max(1, out_type.num_elements // max(1, shape[0] if shape else 1)))
+        space = _elementwise(b, region, out, inputs, out_type, rows=rows)
+        extent = space[0] if space else 1
+        info = KernelInfo(kind, extent, max(1, out_type.num_elements // max(1, extent)))
     elif kind == "reduce":
         _reduce(b, region, out, inputs, out_type)
         info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements)
@@ -253,17 +272,25 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
 
 
 def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
-                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None) -> None:
-    space = out_type.shape
+                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None) -> List[int]:
+    """One loop nest over the (collapsed) output space; returns that space."""
+    shape = out_type.shape
+    read = {v for instr in region.body for v in instr.operands}
+    params = [p for p in region.params if p in read]  # (an epilogue does not read A, B)
+    vectors = [broadcast_strides(shape, shape)] + [broadcast_strides(p.type.shape, shape)
+                                                   for p in params]
+    space, vectors = collapse(shape, vectors, keep_outer=known_root is not None)
+    out_strides, param_strides = vectors[0], dict(zip(params, vectors[1:]))
     root = region.body[-1].result
     with loop_nest(b, space, outer=rows if space else None) as index:
-        at = offset(b, index, broadcast_strides(space, space))
+        at = offset(b, index, out_strides)
         known = None
         if known_root is not None:  # the matmul result, read back from the output buffer
             value, pointer = known_root
             known = {value: load(b, pointer, out_type.dtype, at)}
-        env = region.evaluate(b, inputs, index, space, known=known)
+        env = region.evaluate(b, inputs, index, space, known=known, strides=param_strides)
         store(b, env[root], out, out_type.dtype, at)
+    return space
 
 
 def _identity(op: str, dtype: dtypes.DType):

@@ -132,15 +132,17 @@ class NumpyThunk:
             slots[slot] = value
 
 
-def build(func: Func, target: Optional[CPUTarget] = None
+def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callable] = None
           ) -> Tuple[Callable[[Sequence[np.ndarray]], List[np.ndarray]], Dict[str, int]]:
-    """The run function of `func` on the CPU, and how many instructions are native."""
+    """The run function of `func` on the CPU, and how many instructions are native.
+    `dump(stage, text)` receives the kernels' LLVM IR as generated and as optimized."""
     target = target or cpu_target()
     slot: Dict[Value, int] = {}
     for p in func.params:
         slot[p.value] = len(slot)
     thunks = []
     stats = {"native": 0, "numpy": 0}
+    modules = []
     for index, instr in enumerate(func.body):
         for r in instr.results:
             slot[r] = len(slot)
@@ -152,9 +154,12 @@ def build(func: Func, target: Optional[CPUTarget] = None
             continue
         module = target.new_module(f"k{index}_{instr.op}")
         info = kernels.emit_kernel(module, "kernel", instr, target.lanes)
+        modules.append((index, instr, module))
         fn = target.compile_kernel(module, "kernel")
         thunks.append(NativeThunk(fn, instr, inputs, slot[instr.result], info))
         stats["native"] += 1
+    if dump is not None:
+        _dump_kernels(modules, target, dump)
     n_params = len(func.params)
     n_slots = len(slot)
     result_slots = [slot[r.value] for r in func.results]
@@ -169,3 +174,11 @@ def build(func: Func, target: Optional[CPUTarget] = None
         return [slots[i] for i in result_slots]
 
     return run, stats
+
+
+def _dump_kernels(modules, target: CPUTarget, dump: Callable) -> None:
+    def header(index, instr):
+        return f"; instruction {index}: {instr.op} at {instr.describe()}\n"
+    dump("llvm", "".join(header(i, instr) + str(m) + "\n" for i, instr, m in modules))
+    dump("llvm-opt", "".join(header(i, instr) + target.optimized_ir(m) + "\n"
+                             for i, instr, m in modules))
