@@ -261,12 +261,12 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
         _reduce(b, region, out, inputs, out_type)
         info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements)
     else:
-        scratch_size = _matmul(b, region, out, inputs, out_type, scratch, lanes, rows)
+        scratch_size, tile_rows = _matmul(b, region, out, inputs, out_type, scratch, lanes,
+                                          rows)
         mm = next(i for i in region.body if i.op == "matmul")
         m, n = out_type.shape
         k = mm.operands[0].type.shape[0 if mm.attrs["transpose_a"] else 1]
-        from flowjit.codegen.gemm import MR
-        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=MR)
+        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=tile_rows)
     b.ret_void()
     return info
 
@@ -347,9 +347,10 @@ def _reduce(b, region: Region, out, inputs, out_type: TensorType) -> None:
 
 
 def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes: int,
-            rows) -> int:
-    """Rows [begin, end) of C, then the fused epilogue on them; returns the scratch size."""
-    from flowjit.codegen.gemm import emit_gemm
+            rows) -> Tuple[int, int]:
+    """Rows [begin, end) of C, then the fused epilogue on them; returns the scratch size
+    and the GEMM's tile height (shares of rows must be multiples of it)."""
+    from flowjit.codegen.gemm import emit_gemm, rows_per_tile
     mm = next(i for i in region.body if i.op == "matmul")
     a_val, b_val = mm.operands
     ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
@@ -366,4 +367,4 @@ def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes
         epilogue.body = [i for i in region.body if i is not mm]
         _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
                      rows=rows)
-    return n * k if tb else 0
+    return (n * k if tb else 0), rows_per_tile(lanes)
