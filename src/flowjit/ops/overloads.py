@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flowjit import errors
 from flowjit.graph.core import Tensor
-from flowjit.ops import array, math
+from flowjit.ops import indexing, math
 from flowjit.ops.base import convert_operands, convert_to_tensor
 
 
@@ -61,7 +61,7 @@ def install(cls) -> None:
     cls.__abs__ = lambda self: math.abs(convert_to_tensor(self), name="Abs")
     cls.__invert__ = lambda self: math.logical_not(convert_to_tensor(self), name="LogicalNot")
     cls.__pos__ = lambda self: convert_to_tensor(self)
-    cls.__getitem__ = lambda self, key: array.strided_slice_by_index(convert_to_tensor(self), key)
+    cls.__getitem__ = lambda self, key: indexing.strided_slice_by_index(convert_to_tensor(self), key)
 
 
 install(Tensor)
