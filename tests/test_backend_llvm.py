@@ -168,3 +168,30 @@ def test_a_new_process_uses_the_disk_cache(tmp_path):
                             text=True, check=True).stdout
     assert first == second
     assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == files  # rebuilt
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_rowwise_kernels_match_the_interpreter(dtype):
+    rng = np.random.default_rng(5)
+    logits = (rng.standard_normal((7, 11)) * 30).astype(dtype.np_dtype)  # large: stability
+    dense = rng.dirichlet(np.ones(11), size=7).astype(dtype.np_dtype)
+    sparse = rng.integers(0, 11, 7).astype(np.int32)
+    z = tf.placeholder(dtype, [7, 11])
+    outs = [tf.nn.softmax(z), tf.nn.log_softmax(z),
+            tf.nn.softmax_cross_entropy_with_logits_v2(labels=dense, logits=z),
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=sparse, logits=z),
+            tf.nn.softmax(tf.reshape(z, [7, 11, 1]) * 1.0, axis=1)]
+    outs += tf.gradients(outs[3], z)
+    reference, compiled = run_both(outs, {z: logits})
+    for ref, got in zip(reference, compiled):
+        np.testing.assert_allclose(got, ref, rtol=2e-5 if dtype is tf.float32 else 1e-12,
+                                   atol=1e-6 if dtype is tf.float32 else 1e-12)
+
+
+def test_native_sparse_cross_entropy_checks_its_labels():
+    logits = tf.zeros([2, 10])
+    labels = tf.placeholder(tf.int32, [2])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    with tf.Session(backend="llvm") as sess:
+        with pytest.raises(errors.InvalidArgumentError, match="label value of 10"):
+            sess.run(loss, {labels: [1, 10]})

@@ -2,14 +2,16 @@
 function `void kernel(ptr* buffers)` whose buffers are its outputs, then its inputs, all
 dense row-major arrays of the static shapes in the IR.
 
-Three kinds of kernel:
+Four kinds of kernel:
   elementwise  one loop nest over the output; operands are read through broadcast strides
                (stride 0 along broadcast dimensions), fused ops are evaluated per element;
   reduce       the output is set to the reduction's identity, then one loop nest over the
                input accumulates into it (out[kept index] op= value), then mean divides;
                inner-axis and outer-axis reductions both become vectorizable inner loops;
-  matmul       C = A @ B with the inner loop over contiguous memory (j for A@B, k for
-               A@B^T), then the fused epilogue as an elementwise pass over C.
+  matmul       C = A @ B by a register-blocked micro-kernel (gemm.py), then the fused
+               epilogue as an elementwise pass over the rows of C just computed;
+  rowwise      softmax, log_softmax and the softmax cross-entropies along the last axis:
+               per row, the max, the sum of exponentials, then the outputs.
 `can_compile(instr)` says whether an instruction is one of these; others run in numpy.
 """
 from __future__ import annotations
@@ -44,9 +46,16 @@ def _elementwise_ok(instr: Instr) -> bool:
                            instr.result.type.dtype)
 
 
+ROWWISE = ("softmax", "log_softmax", "softmax_xent", "sparse_softmax_xent")
+
+
 def kernel_kind(instr: Instr) -> Optional[str]:
-    """'elementwise', 'reduce' or 'matmul' if `instr` compiles to a kernel, else None."""
-    if len(instr.results) != 1 or not _static(instr.operands + instr.results):
+    """'elementwise', 'reduce', 'matmul' or 'rowwise' if `instr` compiles to a kernel."""
+    if not _static(instr.operands + instr.results):
+        return None
+    if instr.op in ROWWISE:
+        return "rowwise" if _rowwise_ok(instr) else None
+    if len(instr.results) != 1:
         return None
     if instr.op == FUSION:
         body = instr.region.body
@@ -80,6 +89,15 @@ def _reduction_ok(instr: Instr) -> bool:
         return False
     if instr.op == "reduce_mean" and dtype not in scalar.FLOAT_TYPES:
         return False  # integer mean truncates; numpy does it
+    return True
+
+
+def _rowwise_ok(instr: Instr) -> bool:
+    x = instr.operands[0].type
+    if x.dtype not in scalar.FLOAT_TYPES or not x.shape or x.shape[-1] == 0:
+        return False
+    if instr.op in ("softmax", "log_softmax"):
+        return instr.attrs["axis"] in (-1, len(x.shape) - 1)
     return True
 
 
@@ -241,19 +259,22 @@ class KernelInfo:
 
 def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> KernelInfo:
     """Adds `void name(ptr* buffers, i64 begin, i64 end)` computing `instr` to `module`.
-    Buffers are the output, the inputs, then scratch space if the kernel needs it."""
+    Buffers are the outputs, the inputs, then scratch space if the kernel needs it."""
     kind = kernel_kind(instr)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     region = Region(instr)
+    n_out = len(instr.results)
     buffers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
-               for i in range(2 + len(region.params))]
-    out, inputs = buffers[0], dict(zip(region.params, buffers[1:]))
+               for i in range(n_out + len(region.params) + 1)]
+    out, inputs = buffers[0], dict(zip(region.params, buffers[n_out:]))
     scratch = buffers[-1]
-    out_type = instr.result.type
+    out_type = instr.results[0].type
     rows = (fn.args[1], fn.args[2])
-    if kind == "elementwise":
+    if kind == "rowwise":
+        info = _rowwise(b, instr, buffers[:n_out], buffers[n_out:-1], rows)
+    elif kind == "elementwise":
         space = _elementwise(b, region, out, inputs, out_type, rows=rows)
         extent = space[0] if space else 1
         info = KernelInfo(kind, extent, max(1, out_type.num_elements // max(1, extent)))
@@ -368,3 +389,64 @@ def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes
         _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
                      rows=rows)
     return (n * k if tb else 0), rows_per_tile(lanes)
+
+
+def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
+    """Softmax-family ops along the last axis: per row, m = max(x), s = sum(exp(x - m)),
+    then the outputs from m and s. As in the reference, log-probabilities are
+    (x - m) - log(s): forming m + log(s) first would lose log(s) next to a large m."""
+    x_type = instr.operands[0].type
+    dtype = x_type.dtype
+    n = x_type.shape[-1]
+    elem = scalar.llvm_type(dtype)
+    x_ptr = ins[0]
+    m_slot, s_slot, t_slot = (b.alloca(elem) for _ in range(3))  # entry block: registers
+    with loop_range(b, *rows, "r") as r:
+        base = b.mul(r, ir.Constant(I64, n))
+
+        def x_at(j):
+            return load(b, x_ptr, dtype, b.add(base, j))
+
+        b.store(ir.Constant(elem, float("-inf")), m_slot)
+        with loop(b, n, "jm") as j:
+            b.store(scalar.call_intrinsic(b, "llvm.maximum", [b.load(m_slot), x_at(j)]), m_slot)
+        m = b.load(m_slot)
+        b.store(ir.Constant(elem, 0.0), s_slot)
+        with loop(b, n, "js") as j:
+            total = b.fadd(b.load(s_slot), scalar.exp(b, b.fsub(x_at(j), m)))
+            total.flags.extend(FAST)
+            b.store(total, s_slot)
+        s = b.load(s_slot)
+        log_s = scalar.log(b, s)
+        inv_s = b.fdiv(ir.Constant(elem, 1.0), s)
+
+        def log_p(value):  # log softmax of one logit
+            return b.fsub(b.fsub(value, m), log_s)
+        if instr.op == "softmax":
+            with loop(b, n, "jo") as j:
+                store(b, b.fmul(scalar.exp(b, b.fsub(x_at(j), m)), inv_s), outs[0], dtype,
+                      b.add(base, j))
+        elif instr.op == "log_softmax":
+            with loop(b, n, "jo") as j:
+                store(b, log_p(x_at(j)), outs[0], dtype, b.add(base, j))
+        elif instr.op == "sparse_softmax_xent":
+            label_type = instr.operands[1].type.dtype
+            label = load(b, ins[1], label_type, r)
+            label = b.sext(label, I64) if label.type.width < 64 else label
+            store(b, b.fneg(log_p(x_at(label))), outs[0], dtype, r)
+            with loop(b, n, "jo") as j:
+                p = b.fmul(scalar.exp(b, b.fsub(x_at(j), m)), inv_s)
+                hit = b.uitofp(b.icmp_signed("==", j, label), elem)
+                store(b, b.fsub(p, hit), outs[1], dtype, b.add(base, j))
+        else:  # softmax_xent: loss = -sum(labels * log_p), backprop = softmax - labels
+            b.store(ir.Constant(elem, 0.0), t_slot)
+            with loop(b, n, "jo") as j:
+                at = b.add(base, j)
+                label = load(b, ins[1], dtype, at)
+                p = b.fmul(scalar.exp(b, b.fsub(x_at(j), m)), inv_s)
+                store(b, b.fsub(p, label), outs[1], dtype, at)
+                total = b.fsub(b.load(t_slot), b.fmul(label, log_p(x_at(j))))
+                total.flags.extend(FAST)
+                b.store(total, t_slot)
+            store(b, b.load(t_slot), outs[0], dtype, r)
+    return KernelInfo("rowwise", x_type.num_elements // n, 30 * n)

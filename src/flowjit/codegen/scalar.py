@@ -185,11 +185,21 @@ for _mnemonic, _intrinsic in [("sqrt", "llvm.sqrt"), ("sin", "llvm.sin"), ("cos"
     emitter(_mnemonic, float_only=True)(_unary_intrinsic(_intrinsic))
 
 
-def _exp(c: Ctx, x: ir.Value) -> ir.Value:
+def exp(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """Vectorizable for float32 (see vmath.py); LLVM's intrinsic for float64."""
     if isinstance(x.type, ir.FloatType):
-        return vmath.exp_f32(c.b, x)
-    return c.intrinsic("llvm.exp", [x])
+        return vmath.exp_f32(b, x)
+    return call_intrinsic(b, "llvm.exp", [x])
+
+
+def log(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    if isinstance(x.type, ir.FloatType):
+        return vmath.log_f32(b, x)
+    return call_intrinsic(b, "llvm.log", [x])
+
+
+def _exp(c: Ctx, x: ir.Value) -> ir.Value:
+    return exp(c.b, x)
 
 
 @emitter("exp", float_only=True)
@@ -199,9 +209,7 @@ def _exp_op(c, a):
 
 @emitter("log", float_only=True)
 def _log(c, a):
-    if isinstance(a[0].type, ir.FloatType):
-        return vmath.log_f32(c.b, a[0])
-    return c.intrinsic("llvm.log", a)
+    return log(c.b, a[0])
 
 
 @emitter("round")

@@ -142,13 +142,18 @@ def _sparse_xent_infer(inputs):
     return [TensorSpec(logits.dtype, batch), TensorSpec(logits.dtype, logits.shape)]
 
 
-def _sparse_xent_kernel(logits, labels):
-    classes = logits.shape[-1]
+def check_sparse_labels(labels: np.ndarray, classes: int) -> None:
+    """Out-of-range labels are an error (TF1's message); every backend checks first."""
     bad = (labels < 0) | (labels >= classes)
     if np.any(bad):
         value = int(labels[bad][0])
         raise errors.IndexOutOfRangeError(f"Received a label value of {value} which is outside "
                                           f"the valid range of [0, {classes}).")
+
+
+def _sparse_xent_kernel(logits, labels):
+    classes = logits.shape[-1]
+    check_sparse_labels(labels, classes)
     log_probs = _log_softmax_kernel(logits, axis=-1)
     picked = np.take_along_axis(log_probs, labels[..., None].astype(np.int64), axis=-1)
     backprop = np.exp(log_probs)

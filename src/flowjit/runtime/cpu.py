@@ -20,6 +20,7 @@ from flowjit.codegen import kernels
 from flowjit.codegen.target import CPUTarget, cpu_target
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import Func, Instr, Value
+from flowjit.ops.nn import check_sparse_labels
 
 
 # Kernels with less work (elements, or flops for matmul) run on one core: handing a share
@@ -38,49 +39,54 @@ def _thread_pool() -> ThreadPoolExecutor:
 
 
 class NativeThunk:
-    """Calls one compiled kernel: buffers are [output, *inputs, scratch]."""
+    """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
-    __slots__ = ("fn", "instr", "checks", "output", "shape", "dtype", "info", "chunks",
-                 "args_type", "pool")
+    __slots__ = ("fn", "instr", "checks", "outputs", "specs", "info", "chunks", "args_type",
+                 "pools", "precondition")
 
-    def __init__(self, fn, instr: Instr, inputs: List[int], output: int,
+    def __init__(self, fn, instr: Instr, inputs: List[int], outputs: List[int],
                  info: kernels.KernelInfo) -> None:
         self.fn = fn
         self.instr = instr
-        self.output = output
+        self.outputs = outputs
         self.info = info
-        result = instr.result.type
-        self.shape, self.dtype = tuple(result.shape), result.dtype.np_dtype
+        self.specs = [(tuple(r.type.shape), r.type.dtype.np_dtype) for r in instr.results]
         # (slot, shape, dtype) of each input: checked before every call
         self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype)
                        for slot, v in zip(inputs, instr.operands)]
-        self.args_type = ctypes.c_void_p * (len(inputs) + 2)
+        self.args_type = ctypes.c_void_p * (len(outputs) + len(inputs) + 1)
+        self.pools: List[List[np.ndarray]] = [[] for _ in outputs]
+        self.precondition = PRECONDITIONS.get(instr.op)
         work = info.extent * info.work_per_row
         units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
         parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
         bounds = [min(info.extent, units * p // parts * info.align) for p in range(parts + 1)]
         self.chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-        self.pool: List[np.ndarray] = []
 
-    def _output_buffer(self) -> np.ndarray:
+    def _output_buffer(self, pool: List[np.ndarray], shape, dtype) -> np.ndarray:
         """An earlier output that nothing holds any more (not the caller, not a Session's
         variables), else a new array. Two buffers let a variable's update ping-pong: the
         new value is written into the buffer the value before last lived in, so a training
         step allocates nothing and touches no fresh pages."""
-        for buffer in self.pool:
+        for buffer in pool:
             if sys.getrefcount(buffer) == 3:  # the pool, `buffer` and the argument
                 buffer.setflags(write=True)  # a Session marks variable values read-only
                 return buffer
-        buffer = np.empty(self.shape, self.dtype)
-        if len(self.pool) < 2:
-            self.pool.append(buffer)
+        buffer = np.empty(shape, dtype)
+        if len(pool) < 2:
+            pool.append(buffer)
         return buffer
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
-        out = self._output_buffer()
         args = self.args_type()
-        args[0] = out.ctypes.data
-        position = 1
+        position = 0
+        outs = []
+        for pool, (shape, dtype) in zip(self.pools, self.specs):
+            out = self._output_buffer(pool, shape, dtype)
+            outs.append(out)
+            args[position] = out.ctypes.data
+            position += 1
+        inputs = []
         for slot, shape, dtype in self.checks:
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype:
@@ -89,19 +95,23 @@ class NativeThunk:
                     f"{array.dtype}{list(array.shape)}, compiled for {dtype}{list(shape)}")
             if not array.flags.c_contiguous:
                 array = slots[slot] = np.ascontiguousarray(array)
+            inputs.append(array)
             args[position] = array.ctypes.data
             position += 1
+        if self.precondition is not None:
+            self.precondition(self.instr, inputs)
         if len(self.chunks) == 1:
             scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
             self.fn(args, *self.chunks[0])
         else:
             self._run_in_parallel(args, position)
-        slots[self.output] = out
+        for slot, out in zip(self.outputs, outs):
+            slots[slot] = out
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
         if not self.info.scratch:
             return None
-        scratch = np.empty(self.info.scratch, self.dtype)
+        scratch = np.empty(self.info.scratch, self.specs[0][1])
         args[position] = scratch.ctypes.data
         return scratch
 
@@ -116,6 +126,18 @@ class NativeThunk:
         self.fn(args, *self.chunks[0])  # the calling thread does the first share itself
         for call in calls:
             call.result()
+
+
+def _check_labels(instr: Instr, inputs: List[np.ndarray]) -> None:
+    """Generated code does not raise: what the reference kernel checks is checked first."""
+    logits, labels = inputs
+    try:
+        check_sparse_labels(labels, logits.shape[-1])
+    except errors.OpError as e:
+        raise type(e)(f"{e.message}\n  in {instr.describe()}") from None
+
+
+PRECONDITIONS = {"sparse_softmax_xent": _check_labels}
 
 
 class NumpyThunk:
@@ -156,7 +178,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         info = kernels.emit_kernel(module, "kernel", instr, target.lanes)
         modules.append((index, instr, module))
         fn = target.compile_kernel(module, "kernel")
-        thunks.append(NativeThunk(fn, instr, inputs, slot[instr.result], info))
+        thunks.append(NativeThunk(fn, instr, inputs, [slot[r] for r in instr.results], info))
         stats["native"] += 1
     if dump is not None:
         _dump_kernels(modules, target, dump)
