@@ -41,12 +41,13 @@ def _thread_pool() -> ThreadPoolExecutor:
 class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
-    __slots__ = ("fn", "instr", "checks", "outputs", "specs", "info", "chunks", "args_type",
-                 "pools", "precondition")
+    __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "chunks",
+                 "args_type", "pools", "precondition", "simple")
 
-    def __init__(self, fn, instr: Instr, inputs: List[int], outputs: List[int],
+    def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
                  info: kernels.KernelInfo) -> None:
-        self.fn = fn
+        self.kernel = kernel  # owns the code: alive as long as this thunk
+        self.fn = kernel.fn   # the raw ctypes function: one Python call layer less
         self.instr = instr
         self.outputs = outputs
         self.info = info
@@ -62,6 +63,9 @@ class NativeThunk:
         parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
         bounds = [min(info.extent, units * p // parts * info.align) for p in range(parts + 1)]
         self.chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+        # The common case gets a lean path: one output, one share, nothing else to do.
+        self.simple = (len(outputs) == 1 and len(self.chunks) == 1 and not info.scratch
+                       and self.precondition is None)
 
     def _output_buffer(self, pool: List[np.ndarray], shape, dtype) -> np.ndarray:
         """An earlier output that nothing holds any more (not the caller, not a Session's
@@ -78,6 +82,9 @@ class NativeThunk:
         return buffer
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
+        if self.simple:
+            self._run_simple(slots)
+            return
         args = self.args_type()
         position = 0
         outs = []
@@ -107,6 +114,28 @@ class NativeThunk:
             self._run_in_parallel(args, position)
         for slot, out in zip(self.outputs, outs):
             slots[slot] = out
+
+    def _run_simple(self, slots: List[Optional[np.ndarray]]) -> None:
+        shape, dtype = self.specs[0]
+        out = self._output_buffer(self.pools[0], shape, dtype)
+        pointers = [out.ctypes.data]
+        for slot, shape, dtype in self.checks:
+            array = slots[slot]
+            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
+                self._bad_input(slots, slot, shape, dtype)
+                array = slots[slot]
+            pointers.append(array.ctypes.data)
+        pointers.append(None)
+        self.fn(self.args_type(*pointers), *self.chunks[0])
+        slots[self.outputs[0]] = out
+
+    def _bad_input(self, slots, slot: int, shape, dtype) -> None:
+        array = slots[slot]
+        if array.shape != shape or array.dtype != dtype:
+            raise errors.InternalError(
+                f"an input buffer of the kernel for {self.instr.describe()} is "
+                f"{array.dtype}{list(array.shape)}, compiled for {dtype}{list(shape)}")
+        slots[slot] = np.ascontiguousarray(array)
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
         if not self.info.scratch:
