@@ -195,3 +195,33 @@ def test_native_sparse_cross_entropy_checks_its_labels():
     with tf.Session(backend="llvm") as sess:
         with pytest.raises(errors.InvalidArgumentError, match="label value of 10"):
             sess.run(loss, {labels: [1, 10]})
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.int64, tf.bool])
+def test_layout_kernels_copy_exactly(dtype):
+    rng = np.random.default_rng(6)
+    data = rng.standard_normal((4, 5, 6)) * 10
+    data = data.astype(dtype.np_dtype) if dtype is not tf.bool else data > 0
+    x = tf.placeholder(dtype, [4, 5, 6])
+    idx = tf.constant([[3, 0], [0, 2]], tf.int32)
+    outs = [tf.transpose(x, [2, 0, 1]), tf.transpose(x), x[1:, ::-2, None, 3], x[..., 1:4],
+            x[-1], tf.slice(x, [1, 2, 0], [2, -1, 3]), tf.broadcast_to(x[:, :1, :], [4, 5, 6]),
+            tf.gather(x, idx), tf.gather(x, [5, 0, 5], axis=2), tf.concat([x, x[:, :2], x], 1),
+            x[:, 0:0]]
+    reference, compiled = run_both(outs, {x: data})
+    for ref, got in zip(reference, compiled):
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_layout_ops_are_native_and_gather_checks_its_indices():
+    x = tf.placeholder(tf.float32, [4, 3], name="x")
+    i = tf.placeholder(tf.int32, [2], name="i")
+    ops = [tf.transpose(x), x[::-1], tf.gather(x, i), tf.concat([x, x], 0)]
+    func = optimize(lower(ops, [], {x: TensorType(tf.float32, (4, 3)),
+                                    i: TensorType(tf.int32, (2,))}), CompileOptions())
+    assert [kernels.kernel_kind(instr) for instr in func.body] == \
+        ["copy", "copy", "gather", "concat"]
+    with tf.Session(backend="llvm") as sess:
+        with pytest.raises(errors.InvalidArgumentError, match=r"indices\[1\] = 4 is not in"):
+            sess.run(ops[2], {x: np.zeros((4, 3), np.float32), i: [0, 4]})

@@ -2,7 +2,7 @@
 function `void kernel(ptr* buffers)` whose buffers are its outputs, then its inputs, all
 dense row-major arrays of the static shapes in the IR.
 
-Four kinds of kernel:
+Six kinds of kernel:
   elementwise  one loop nest over the output; operands are read through broadcast strides
                (stride 0 along broadcast dimensions), fused ops are evaluated per element;
   reduce       the output is set to the reduction's identity, then one loop nest over the
@@ -11,7 +11,11 @@ Four kinds of kernel:
   matmul       C = A @ B by a register-blocked micro-kernel (gemm.py), then the fused
                epilogue as an elementwise pass over the rows of C just computed;
   rowwise      softmax, log_softmax and the softmax cross-entropies along the last axis:
-               per row, the max, the sum of exponentials, then the outputs.
+               per row, the max, the sum of exponentials, then the outputs;
+  copy         transpose, slice, strided slice, broadcast_to: a copy through an affine
+               index map (a base offset and one stride per output dimension);
+  gather       rows picked by an index tensor (indices are range-checked before the call),
+               and concatenate.
 `can_compile(instr)` says whether an instruction is one of these; others run in numpy.
 """
 from __future__ import annotations
@@ -47,6 +51,7 @@ def _elementwise_ok(instr: Instr) -> bool:
 
 
 ROWWISE = ("softmax", "log_softmax", "softmax_xent", "sparse_softmax_xent")
+LAYOUT_OPS = ("transpose", "slice", "strided_slice", "broadcast_to")
 
 
 def kernel_kind(instr: Instr) -> Optional[str]:
@@ -55,6 +60,12 @@ def kernel_kind(instr: Instr) -> Optional[str]:
         return None
     if instr.op in ROWWISE:
         return "rowwise" if _rowwise_ok(instr) else None
+    if instr.op in LAYOUT_OPS:
+        return "copy"
+    if instr.op == "gather":
+        return "gather"
+    if instr.op == "concatenate":
+        return "concat"
     if len(instr.results) != 1:
         return None
     if instr.op == FUSION:
@@ -274,6 +285,12 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
     rows = (fn.args[1], fn.args[2])
     if kind == "rowwise":
         info = _rowwise(b, instr, buffers[:n_out], buffers[n_out:-1], rows)
+    elif kind == "copy":
+        info = _copy(b, instr, out, buffers[n_out], rows)
+    elif kind == "gather":
+        info = _gather(b, instr, out, buffers[n_out], buffers[n_out + 1])
+    elif kind == "concat":
+        info = _concat(b, instr, out, buffers[n_out:-1])
     elif kind == "elementwise":
         space = _elementwise(b, region, out, inputs, out_type, rows=rows)
         extent = space[0] if space else 1
@@ -450,3 +467,88 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
                 b.store(total, t_slot)
             store(b, b.load(t_slot), outs[0], dtype, r)
     return KernelInfo("rowwise", x_type.num_elements // n, 30 * n)
+
+
+# -- layout: copies through affine index maps -----------------------------------------------
+def row_major_strides(shape: Sequence[int]) -> List[int]:
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return strides[::-1]
+
+
+def affine_map(instr: Instr) -> Tuple[int, List[int]]:
+    """(base, strides): output index i reads input element base + sum(i[d] * strides[d])."""
+    x = instr.operands[0].type.shape
+    st = row_major_strides(x)
+    out = instr.result.type.shape
+    if instr.op == "transpose":
+        return 0, [st[p] for p in instr.attrs["perm"]]
+    if instr.op == "slice":
+        return sum(b * s for b, s in zip(instr.attrs["begin"], st)), list(st)
+    if instr.op == "broadcast_to":
+        return 0, broadcast_strides(x, out)
+    base, strides, axis = 0, [], 0  # strided_slice: walk the index entries
+    for entry in instr.attrs["spec"]:
+        if entry[0] == "newaxis":
+            strides.append(0)
+            continue
+        if entry[0] == "index":
+            base += (entry[1] % x[axis]) * st[axis]
+        else:
+            start, _stop, step = slice(*entry[1:]).indices(x[axis])
+            base += start * st[axis]
+            strides.append(step * st[axis])
+        axis += 1
+    strides.extend(st[axis:])
+    return base, strides
+
+
+def _copy(b, instr: Instr, out, x_ptr, rows) -> KernelInfo:
+    out_type = instr.result.type
+    base, in_strides = affine_map(instr)
+    space, (out_strides, in_strides) = collapse(
+        out_type.shape, [row_major_strides(out_type.shape), in_strides])
+    dtype = out_type.dtype
+    with loop_nest(b, space, outer=rows if space else None) as index:
+        source = b.add(ir.Constant(I64, base), offset(b, index, in_strides))
+        store(b, load(b, x_ptr, dtype, source), out, dtype, offset(b, index, out_strides))
+    extent = space[0] if space else 1
+    return KernelInfo("copy", extent, max(1, out_type.num_elements // max(1, extent)))
+
+
+def _gather(b, instr: Instr, out, params_ptr, indices_ptr) -> KernelInfo:
+    """out[pre, i..., post] = params[pre, indices[i...], post] (indices checked before)."""
+    params, indices = instr.operands
+    axis = instr.attrs["axis"] % len(params.type.shape)
+    p_shape, i_shape = params.type.shape, indices.type.shape
+    p_st, i_st = row_major_strides(p_shape), row_major_strides(i_shape)
+    out_shape = instr.result.type.shape
+    n_idx = len(i_shape)
+    dtype = instr.result.type.dtype
+    with loop_nest(b, out_shape) as index:
+        pre, idx, post = index[:axis], index[axis:axis + n_idx], index[axis + n_idx:]
+        i = load(b, indices_ptr, indices.type.dtype, offset(b, idx, i_st))
+        i = b.sext(i, I64) if i.type.width < 64 else i
+        source = b.add(offset(b, pre + post, p_st[:axis] + p_st[axis + 1:]),
+                       b.mul(i, ir.Constant(I64, p_st[axis])))
+        store(b, load(b, params_ptr, dtype, source), out, dtype,
+              offset(b, index, row_major_strides(out_shape)))
+    return KernelInfo("gather", 1, instr.result.type.num_elements)
+
+
+def _concat(b, instr: Instr, out, input_ptrs) -> KernelInfo:
+    out_type = instr.result.type
+    axis = instr.attrs["axis"] % len(out_type.shape)
+    out_st = row_major_strides(out_type.shape)
+    start = 0
+    for value, pointer in zip(instr.operands, input_ptrs):
+        shape = value.type.shape
+        space, (in_strides, o_strides) = collapse(shape, [row_major_strides(shape), out_st])
+        base = ir.Constant(I64, start * out_st[axis])
+        with loop_nest(b, space) as index:
+            x = load(b, pointer, out_type.dtype, offset(b, index, in_strides))
+            store(b, x, out, out_type.dtype, b.add(base, offset(b, index, o_strides)))
+        start += shape[axis]
+    return KernelInfo("concat", 1, out_type.num_elements)

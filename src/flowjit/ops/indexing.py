@@ -180,14 +180,19 @@ def _gather_infer(inputs, *, axis):
     return [TensorSpec(params.dtype, TensorShape(d[:axis] + indices.shape.dims + d[axis + 1:]))]
 
 
-def _gather_kernel(params, indices, *, axis):
-    n = params.shape[axis]
+def check_gather_indices(params_shape, indices: np.ndarray, axis: int) -> None:
+    """Out-of-range indices are an error (TF1's CPU message); every backend checks first."""
+    n = params_shape[axis]
     bad = (indices < 0) | (indices >= n)
     if np.any(bad):
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise errors.IndexOutOfRangeError(
             f"indices{list(where)} = {int(indices[where])} is not in [0, {n}) "
-            f"(gathering along axis {axis} of a tensor of shape {list(params.shape)})")
+            f"(gathering along axis {axis} of a tensor of shape {list(params_shape)})")
+
+
+def _gather_kernel(params, indices, *, axis):
+    check_gather_indices(params.shape, indices, axis)
     return np.take(params, indices, axis=axis)
 
 

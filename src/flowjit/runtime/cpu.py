@@ -20,6 +20,7 @@ from flowjit.codegen import kernels
 from flowjit.codegen.target import CPUTarget, cpu_target
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import Func, Instr, Value
+from flowjit.ops.indexing import check_gather_indices
 from flowjit.ops.nn import check_sparse_labels
 
 
@@ -110,7 +111,7 @@ class NativeThunk:
         if len(self.chunks) == 1:
             scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
             self.fn(args, *self.chunks[0])
-        else:
+        elif self.chunks:  # (no shares at all: the output is empty)
             self._run_in_parallel(args, position)
         for slot, out in zip(self.outputs, outs):
             slots[slot] = out
@@ -166,7 +167,15 @@ def _check_labels(instr: Instr, inputs: List[np.ndarray]) -> None:
         raise type(e)(f"{e.message}\n  in {instr.describe()}") from None
 
 
-PRECONDITIONS = {"sparse_softmax_xent": _check_labels}
+def _check_gather(instr: Instr, inputs: List[np.ndarray]) -> None:
+    params, indices = inputs
+    try:
+        check_gather_indices(params.shape, indices, instr.attrs["axis"])
+    except errors.OpError as e:
+        raise type(e)(f"{e.message}\n  in {instr.describe()}") from None
+
+
+PRECONDITIONS = {"sparse_softmax_xent": _check_labels, "gather": _check_gather}
 
 
 class NumpyThunk:
