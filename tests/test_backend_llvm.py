@@ -34,15 +34,21 @@ def test_random_graphs_compile_to_what_the_interpreter_computes(steps, seed):
             np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float64, tf.int32, tf.int64])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64, tf.int32, tf.int64, tf.uint8])
 def test_elementwise_reduce_and_compare_per_dtype(dtype):
     a = tf.placeholder(dtype, [3, 5])
     b = tf.placeholder(dtype, [5])
     out = [a + b, a * b - a, tf.maximum(a, b), tf.reduce_sum(a, 0), tf.reduce_max(a, 1),
            tf.cast(a < b, tf.int32), tf.abs(a), tf.square(a)]
     rng = np.random.default_rng(1)
-    feed = {a: (rng.standard_normal((3, 5)) * 10).astype(dtype.np_dtype),
-            b: (rng.standard_normal(5) * 10).astype(dtype.np_dtype)}
+    if dtype is tf.uint8:  # values above 127 catch signed comparisons
+        feed = {a: rng.integers(0, 256, (3, 5)).astype(np.uint8),
+                b: rng.integers(0, 256, 5).astype(np.uint8)}
+    else:
+        feed = {a: (rng.standard_normal((3, 5)) * 10).astype(dtype.np_dtype),
+                b: (rng.standard_normal(5) * 10).astype(dtype.np_dtype)}
+    out += [tf.sign(a), tf.minimum(a, b), tf.reduce_min(a)] if dtype is not tf.uint8 else \
+        [tf.sign(a), tf.minimum(a, b), tf.reduce_min(a), tf.nn.relu(a)]
     reference, compiled = run_both(out, feed)
     for ref, got in zip(reference, compiled):
         assert got.dtype == ref.dtype
@@ -64,11 +70,14 @@ def test_matmul_and_its_epilogue(ta, tb):
 def test_special_values_match_numpy():
     x = tf.placeholder(tf.float32, [6])
     values = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40], np.float32)
-    out = [tf.maximum(x, 0.0), tf.nn.relu(x), tf.sign(x), tf.exp(x), tf.sigmoid(x),
-           tf.reduce_max(x), x / 0.0, tf.cast(tf.not_equal(x, x), tf.int32)]
+    out = [tf.maximum(x, 0.0), tf.minimum(x, 0.0), tf.nn.relu(x), tf.nn.relu6(x),
+           tf.nn.elu(x), tf.sign(x), tf.exp(x), tf.sigmoid(x), tf.reduce_max(x), x / 0.0,
+           tf.cast(tf.not_equal(x, x), tf.int32)]
     reference, compiled = run_both(out, {x: values})
     for ref, got in zip(reference, compiled):
         np.testing.assert_array_equal(got, ref)
+        real = ~np.isnan(ref)  # (the sign of a NaN means nothing)
+        np.testing.assert_array_equal(np.signbit(got[real]), np.signbit(ref[real]))
 
 
 def test_the_training_step_is_mostly_native():
@@ -225,3 +234,20 @@ def test_layout_ops_are_native_and_gather_checks_its_indices():
     with tf.Session(backend="llvm") as sess:
         with pytest.raises(errors.InvalidArgumentError, match=r"indices\[1\] = 4 is not in"):
             sess.run(ops[2], {x: np.zeros((4, 3), np.float32), i: [0, 4]})
+
+
+def test_an_empty_batch_runs_natively():
+    x = tf.placeholder(tf.float32, [None, 3])
+    w = tf.constant(np.ones((3, 4), np.float32))
+    outs = [x + 1.0, tf.exp(x), tf.nn.softmax(x), tf.matmul(x, w), tf.reduce_sum(x, 0),
+            tf.reduce_mean(x, 1), tf.transpose(x)]
+    reference, compiled = run_both(outs, {x: np.zeros((0, 3), np.float32)})
+    for ref, got in zip(reference, compiled):
+        assert got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_mean_over_an_empty_axis_is_nan():
+    x = tf.placeholder(tf.float32, [3, 0])
+    reference, compiled = run_both([tf.reduce_mean(x, 1)], {x: np.zeros((3, 0), np.float32)})
+    assert np.all(np.isnan(compiled[0])) and np.all(np.isnan(reference[0]))

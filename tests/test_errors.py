@@ -165,3 +165,21 @@ def test_reshape_with_wrong_element_count_at_run_time():
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="Unknown flowjit backend"):
         tf.Session(backend="tpu")
+
+
+def test_bad_arguments_give_clear_errors():
+    x = tf.placeholder(tf.float32, [2, 4], name="x")
+    with pytest.raises(errors.ShapeError, match="positive number of parts"):
+        tf.split(x, 0)
+    with pytest.raises(errors.DTypeError, match="l2_loss needs a floating point"):
+        tf.nn.l2_loss(tf.ones([2], tf.int32))
+    with pytest.raises(errors.DTypeError, match="to string"):
+        tf.cast(x, "string")
+    with pytest.raises(TypeError, match="does not fit in int64"):
+        tf.constant(2 ** 70)
+
+
+def test_unknown_fetch_is_also_a_value_error_like_tf1():
+    with tf.Session() as sess:
+        with pytest.raises(ValueError, match="'y:0'"):
+            sess.run("y:0")

@@ -229,3 +229,52 @@ def test_recompiles_are_logged_and_bounded(caplog, monkeypatch):
     assert "a feed shape or dtype changed" in messages[1]
     assert len(messages) == 5  # n=1 was evicted, so it compiled again
     assert any("compiled [y:0] 4 times" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("backend", ["eager", "llvm"])
+def test_results_and_variables_never_alias_other_arrays(backend):
+    x = tf.placeholder(tf.float32, [4])
+    v = tf.Variable(np.zeros(4, np.float32))
+    view_of_feed = tf.reshape(x, [2, 2])
+    update = tf.assign(v, tf.reshape(view_of_feed, [4]))
+    with tf.Session(backend=backend) as sess:
+        sess.run(tf.global_variables_initializer())
+        feed = np.ones(4, np.float32)
+        got, _ = sess.run([view_of_feed, update], {x: feed})
+        feed[:] = 7.0    # the caller reuses its batch buffer
+        got[0, 0] = 99.0  # and scribbles on a result
+        np.testing.assert_array_equal(sess.run(v), np.ones(4))
+        np.testing.assert_array_equal(got, [[99, 1], [1, 1]])
+
+
+@pytest.mark.parametrize("backend", ["eager", "llvm"])
+def test_load_a_variable_with_a_new_shape(backend):
+    v = tf.Variable(tf.placeholder_with_default(np.ones(3, np.float32), [None]),
+                    validate_shape=False)
+    y = v * 2.0 + 1.0
+    with tf.Session(backend=backend) as sess:
+        sess.run(v.initializer)
+        np.testing.assert_array_equal(sess.run(y), [3, 3, 3])
+        v.load(np.arange(5, dtype=np.float32), sess)
+        np.testing.assert_array_equal(sess.run(y), [1, 3, 5, 7, 9])
+
+
+def test_empty_fetches_return_empty_structures():
+    with tf.Session() as sess:
+        assert sess.run([]) == [] and sess.run(()) == () and sess.run({}) == {}
+
+
+def test_threads_asking_for_one_executable_compile_it_once():
+    import threading
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.reduce_sum(tf.tanh(x))
+    with tf.Session() as sess:
+        def work():
+            for _ in range(5):
+                sess.run(y, {x: np.ones(8, np.float32)})
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(sess._compile_counts.values()) == 1

@@ -51,8 +51,9 @@ class FeedError(InvalidArgumentError, ValueError):
     """A value in `feed_dict` does not fit the tensor it feeds (shape, dtype or key)."""
 
 
-class FetchNotFoundError(NotFoundError, KeyError):
-    """A fetch or feed named a tensor or operation the graph does not have."""
+class FetchNotFoundError(NotFoundError, KeyError, ValueError):
+    """A fetch or feed named a tensor or operation the graph does not have. Also a KeyError
+    (TF1's get_tensor_by_name) and a ValueError (TF1's Session.run)."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 from llvmlite import ir
 
 from flowjit import dtypes
@@ -336,7 +337,6 @@ def _identity(op: str, dtype: dtypes.DType):
         return {"or": 0, "and": 1}[op]
     if dtype in scalar.FLOAT_TYPES:
         return {"add": 0.0, "mul": 1.0, "max": float("-inf"), "min": float("inf")}[op]
-    import numpy as np
     info = np.iinfo(dtype.np_dtype)
     return {"add": 0, "mul": 1, "max": int(info.min), "min": int(info.max)}[op]
 
@@ -349,9 +349,10 @@ def _combine(b: ir.IRBuilder, op: str, acc: ir.Value, x: ir.Value, dtype) -> ir.
             result.flags.extend(FAST)
         return result
     if op in ("max", "min"):
+        predicate = ">" if op == "max" else "<"
         if is_float:  # NaN propagates, as in numpy
-            return scalar.call_intrinsic(b, f"llvm.{op}imum", [acc, x])
-        return b.select(b.icmp_signed(">" if op == "max" else "<", x, acc), x, acc)
+            return scalar.float_extremum(b, predicate, acc, x)
+        return b.select(scalar.icmp(b, predicate, acc, x, dtype), acc, x)
     return b.or_(acc, x) if op == "or" else b.and_(acc, x)
 
 
@@ -379,7 +380,7 @@ def _reduce(b, region: Region, out, inputs, out_type: TensorType) -> None:
         count = 1
         for a in axes:
             count *= in_shape[a]
-        divisor = ir.Constant(scalar.llvm_type(dtype), float(max(count, 1)))
+        divisor = ir.Constant(scalar.llvm_type(dtype), float(count))  # empty: 0/0 = NaN
         with loop(b, out_size, "m") as i:
             store(b, b.fdiv(load(b, out, dtype, i), divisor), out, dtype, i)
 

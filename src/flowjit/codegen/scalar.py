@@ -36,6 +36,25 @@ def storage_type(dtype: dtypes.DType) -> ir.Type:
     return BOOL_STORAGE if dtype is dtypes.bool_ else llvm_type(dtype)
 
 
+def is_unsigned(dtype: dtypes.DType) -> bool:
+    return dtype is dtypes.uint8 or dtype is dtypes.bool_
+
+
+def icmp(b: ir.IRBuilder, predicate: str, x: ir.Value, y: ir.Value,
+         dtype: dtypes.DType) -> ir.Value:
+    """An integer comparison with the signedness of `dtype` (uint8 and bool are unsigned)."""
+    if is_unsigned(dtype):
+        return b.icmp_unsigned(predicate, x, y)
+    return b.icmp_signed(predicate, x, y)
+
+
+def float_extremum(b: ir.IRBuilder, predicate: str, x: ir.Value, y: ir.Value) -> ir.Value:
+    """numpy's maximum (predicate '>') or minimum ('<'): a NaN operand is returned (x's
+    first), and on a tie y is returned, so maximum(-0., 0.) is 0. exactly as in numpy."""
+    pick_x = b.or_(b.fcmp_ordered(predicate, x, y), b.fcmp_unordered("uno", x, x))
+    return b.select(pick_x, x, y)
+
+
 def supported_dtype(dtype: dtypes.DType) -> bool:
     return dtype in FLOAT_TYPES or dtype in INT_TYPES or dtype is dtypes.bool_
 
@@ -121,6 +140,8 @@ def _neg(c, a):
 def _abs(c, a):
     if c.is_float:
         return c.intrinsic("llvm.fabs", a)
+    if is_unsigned(c.arg_dtypes[0]):
+        return a[0]
     return c.b.select(c.b.icmp_signed("<", a[0], c.const(0)), c.b.neg(a[0]), a[0])
 
 
@@ -129,16 +150,16 @@ def _square(c, a):
     return c.b.fmul(a[0], a[0]) if c.is_float else c.b.mul(a[0], a[0])
 
 
-def _extremum(float_intrinsic: str, int_predicate: str) -> Emitter:
+def _extremum(predicate: str) -> Emitter:
     def fn(c: Ctx, a):
-        if c.is_float:  # llvm.maximum/minimum propagate NaN, like numpy
-            return c.intrinsic(float_intrinsic, a)
-        return c.b.select(c.b.icmp_signed(int_predicate, a[0], a[1]), a[0], a[1])
+        if c.is_float:
+            return float_extremum(c.b, predicate, a[0], a[1])
+        return c.b.select(icmp(c.b, predicate, a[0], a[1], c.arg_dtypes[0]), a[0], a[1])
     return fn
 
 
-EMITTERS["maximum"] = _extremum("llvm.maximum", ">")
-EMITTERS["minimum"] = _extremum("llvm.minimum", "<")
+EMITTERS["maximum"] = _extremum(">")
+EMITTERS["minimum"] = _extremum("<")
 
 
 @emitter("relu")
@@ -161,7 +182,10 @@ def _sign(c, a):
         sign = c.b.fsub(pos, neg)
         is_nan = c.b.fcmp_unordered("uno", x, x)
         return c.b.select(is_nan, x, sign)
-    pos = c.b.zext(c.b.icmp_signed(">", x, c.const(0)), x.type)
+    pos = c.b.zext(icmp(c.b, "!=" if is_unsigned(c.arg_dtypes[0]) else ">", x, c.const(0),
+                        c.arg_dtypes[0]), x.type)
+    if is_unsigned(c.arg_dtypes[0]):
+        return pos
     neg = c.b.zext(c.b.icmp_signed("<", x, c.const(0)), x.type)
     return c.b.sub(pos, neg)
 
@@ -269,9 +293,9 @@ def _softplus(c, a):
 
 @emitter("elu", float_only=True)
 def _elu(c, a):
-    x = a[0]
+    x = a[0]  # x < 0 ? expm1(x) : x, so elu(-0.) is -0. (TF's kernel)
     negative = _libm(c, "expm1", EMITTERS["minimum"](c, [x, c.const(0.0)]))
-    return c.b.select(c.b.fcmp_ordered(">", x, c.const(0.0)), x, negative)
+    return c.b.select(c.b.fcmp_ordered("<", x, c.const(0.0)), negative, x)
 
 
 # -- comparisons and logic ----------------------------------------------------------------------
@@ -284,9 +308,7 @@ def _compare(predicate: str) -> Emitter:
             if predicate == "!=":  # numpy: nan != x is True (unordered)
                 return c.b.fcmp_unordered(predicate, a[0], a[1])
             return c.b.fcmp_ordered(predicate, a[0], a[1])
-        if c.arg_dtypes[0] is dtypes.uint8 or c.arg_dtypes[0] is dtypes.bool_:
-            return c.b.icmp_unsigned(predicate, a[0], a[1])
-        return c.b.icmp_signed(predicate, a[0], a[1])
+        return icmp(c.b, predicate, a[0], a[1], c.arg_dtypes[0])
     return fn
 
 

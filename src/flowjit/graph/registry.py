@@ -34,12 +34,14 @@ class OpDef:
     """Everything about one op type. `kernel(*inputs, **attrs)` returns an array or tuple."""
 
     __slots__ = ("type", "mnemonic", "infer", "kernel", "stateful", "uses_rng",
-                 "assigns_variable", "elementwise", "grad", "lowering", "attr_defaults")
+                 "assigns_variable", "elementwise", "check_inputs", "grad", "lowering",
+                 "attr_defaults")
 
     def __init__(self, type: str, mnemonic: str, infer: Callable[..., Sequence[TensorSpec]],
                  kernel: Optional[Callable[..., Any]], *, stateful: bool = False,
                  uses_rng: bool = False, assigns_variable: bool = False,
-                 elementwise: bool = False, attr_defaults: Optional[Dict[str, Any]] = None) -> None:
+                 elementwise: bool = False, check_inputs: Optional[Callable] = None,
+                 attr_defaults: Optional[Dict[str, Any]] = None) -> None:
         self.type = type
         self.mnemonic = mnemonic
         self.infer = infer
@@ -49,6 +51,9 @@ class OpDef:
         self.uses_rng = uses_rng
         # Elementwise: output[i] depends only on input[i] (after broadcasting); fusible.
         self.elementwise = elementwise
+        # check_inputs(*inputs, **attrs) raises the op's error for bad values (indices out of
+        # range); the numpy kernel and every compiled backend call it before computing.
+        self.check_inputs = check_inputs
         # Assign-like ops: input 0 is a variable; the output is that variable's new value.
         self.assigns_variable = assigns_variable
         if assigns_variable:

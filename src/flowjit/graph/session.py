@@ -42,6 +42,7 @@ class Session:
         self._plans: Dict[Tuple, RunPlan] = {}
         self._executables: "OrderedDict[Tuple, Executable]" = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._compile_lock = threading.Lock()
         self._compile_counts: Dict[Tuple, int] = {}
         self._requests: Dict[Any, _Request] = {}
         self._variable_shapes_version = 0
@@ -66,6 +67,8 @@ class Session:
             raise RuntimeError("Attempted to use a closed Session.")
         request = self._request(fetches)
         feeds = self._convert_feeds(feed_dict)
+        if not request.elements:  # sess.run([]) is [], as in TF1: nothing to compile
+            return request.rebuild(iter(()))
         executable = self._executable(request, feeds)
         with self._lock:
             values, updates = executable.run(feeds, self._state)
@@ -92,8 +95,8 @@ class Session:
 
     def _commit(self, var: Operation, value, feeds) -> None:
         value = np.asarray(value)
-        if value.flags.writeable and any(value is f for f in feeds.values()):
-            value = value.copy()  # never alias the caller's feed array
+        if not value.flags.owndata or any(value is f for f in feeds.values()):
+            value = value.copy()  # never alias the caller's feed, or another array's data
         value.setflags(write=False)  # state arrays are shared by readers
         previous = self._state.variables.get(var)
         if previous is not None and previous.shape != value.shape:
@@ -110,8 +113,12 @@ class Session:
             if executable is not None:
                 self._executables.move_to_end(key)
                 return executable
-        self._note_compile(request, feeds)
-        executable = self._compile(request, feeds)
+        with self._compile_lock:  # threads asking for the same executable compile it once
+            with self._cache_lock:
+                executable = self._executables.get(key)
+            if executable is None:
+                self._note_compile(request, feeds)
+                executable = self._compile(request, feeds)
         with self._cache_lock:
             self._executables[key] = executable
             while len(self._executables) > flowjit_config.config.cache_size:
@@ -157,6 +164,8 @@ class Session:
                                     f"Session's graph.", fetch)
         try:
             element = self._graph.as_graph_element(fetch)
+        except errors.NotFoundError:
+            raise  # already says which name is unknown (and is a ValueError, as in TF1)
         except ValueError as e:
             raise errors.FetchError(str(e)) from None
         except TypeError:
@@ -182,6 +191,8 @@ class Session:
         if isinstance(key, str):
             try:
                 return self._graph.get_tensor_by_name(key)
+            except errors.NotFoundError:
+                raise
             except ValueError:
                 raise errors.FeedError(f"Cannot interpret feed_dict key '{key}' as a Tensor: "
                                        f"tensor names look like 'x:0'.") from None
@@ -195,15 +206,11 @@ class Session:
 
     # -- state helpers --------------------------------------------------------------------------
     def load_variable(self, variable, value) -> None:
+        """Sets a variable's value in this Session (TF1's `Variable.load`)."""
         tensor = variable._as_graph_element()
-        array = convert_feed_value(tensor, value)
-        if not tensor.shape.is_fully_defined() or tuple(tensor.shape.dims) != array.shape:
-            if tensor.shape.dims is not None and tuple(tensor.shape.dims) != array.shape:
-                raise errors.FeedError(f"Cannot load a value of shape {array.shape} into "
-                                       f"{tensor.describe()} of shape {tensor.shape}")
-        array = array.copy()
-        array.setflags(write=False)
-        self._state.variables[tensor.op] = array
+        array = convert_feed_value(tensor, value)  # checks dtype and shape compatibility
+        with self._lock:
+            self._commit(tensor.op, array.copy(), {})
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -351,13 +358,14 @@ def unfed_placeholder_error(tensor: Tensor, needed_by) -> errors.InvalidArgument
 
 
 def _user_value(value, feeds):
-    """Results are numpy values the user may keep and modify: never views of Session state
-    or of the caller's own feed arrays."""
+    """Results are numpy values the user may keep and modify: never views of Session state,
+    of the caller's own feed arrays, or of any other array (a reshape is a view)."""
     if value is None:
         return None
     if value.ndim == 0:
         return value[()]
-    if not value.flags.writeable or any(value is fed for fed in feeds.values()):
+    if not value.flags.owndata or not value.flags.writeable or \
+            any(value is fed for fed in feeds.values()):
         return value.copy()
     return value
 

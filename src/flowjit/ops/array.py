@@ -375,6 +375,9 @@ def split(value, num_or_size_splits, axis=0, num=None, name="split"):
         raise errors.UnimplementedError(f"split needs the rank of {x.describe()}")
     axis = normalize_axis(static_int(axis, "axis"), x.shape.ndims)
     if isinstance(num_or_size_splits, int):
+        if num_or_size_splits <= 0:
+            raise errors.ShapeError(f"split needs a positive number of parts, got "
+                                    f"{num_or_size_splits} for {x.describe()}")
         d = x.shape.dims[axis]
         if d is None:
             raise errors.UnimplementedError(f"splitting an unknown dimension {axis} of "

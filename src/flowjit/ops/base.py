@@ -39,9 +39,13 @@ def convert_value(value: Any, dtype: Optional[dtypes.DType]) -> np.ndarray:
         arr = np.asarray(value)
     except ValueError as e:  # ragged nested lists
         raise TypeError(f"Cannot convert {value!r} to a tensor: {e}") from None
+    if arr.dtype == object and arr.size and all(isinstance(v, int) for v in arr.reshape(-1)):
+        raise TypeError(f"Cannot convert {_short(value)} to a tensor: the integer does not fit "
+                        f"in int64.")
     if arr.dtype == object or arr.dtype.kind in "USV":
-        raise TypeError(f"Cannot convert {value!r} to a tensor of dtype "
-                        f"{dtype.name if dtype else 'numeric'}: flowjit tensors are numeric.")
+        raise TypeError(f"Cannot convert {_short(value)} to a tensor"
+                        f"{' of dtype ' + dtype.name if dtype else ''}: flowjit tensors are "
+                        f"numeric.")
     if dtype is None:
         dtype = dtypes.infer_dtype_of_value(value)
     target = dtype.np_dtype

@@ -191,12 +191,16 @@ def check_gather_indices(params_shape, indices: np.ndarray, axis: int) -> None:
             f"(gathering along axis {axis} of a tensor of shape {list(params_shape)})")
 
 
-def _gather_kernel(params, indices, *, axis):
+def _check_gather(params, indices, *, axis):
     check_gather_indices(params.shape, indices, axis)
+
+
+def _gather_kernel(params, indices, *, axis):
+    _check_gather(params, indices, axis=axis)
     return np.take(params, indices, axis=axis)
 
 
-register_op("GatherV2", "gather", _gather_infer, _gather_kernel)
+register_op("GatherV2", "gather", _gather_infer, _gather_kernel, check_inputs=_check_gather)
 
 
 @_as_build_error

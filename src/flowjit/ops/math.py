@@ -242,6 +242,9 @@ register_op("Cast", "convert", _cast_infer, _cast_kernel, elementwise=True)
 def cast(x, dtype, name=None):
     x = convert_to_tensor(x)
     dtype = dtypes.as_dtype(dtype)
+    if dtype is dtypes.string:
+        raise errors.DTypeError(f"Cannot cast {x.describe()} to string: flowjit tensors are "
+                                f"numeric")
     if x.dtype is dtype:
         return x
     return apply_op("Cast", [x], {"dtype": dtype}, name=name, default_name="Cast")
@@ -424,7 +427,10 @@ def _mean(x, axis, keepdims):
         total = np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64)
         count = x.size // max(np.asarray(total).size, 1) if x.size else 1
         return np.trunc(total / count)
-    return np.mean(x, axis=axis, keepdims=keepdims)
+    axes = range(x.ndim) if axis is None else axis
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    # sum / count, not np.mean: an empty axis gives NaN silently, as in TF
+    return np.sum(x, axis=axis, keepdims=keepdims) / x.dtype.type(count)
 
 
 REDUCTION_OPS = [

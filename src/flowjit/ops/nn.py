@@ -20,7 +20,8 @@ def _relu(x):
 
 
 def _relu6(x):
-    return np.clip(x, np.zeros((), x.dtype), np.asarray(6, x.dtype))
+    # min(max(x, 0), 6) like relu (np.clip would keep -0. where relu gives 0.)
+    return np.minimum(np.maximum(x, np.zeros((), x.dtype)), np.asarray(6, x.dtype))
 
 
 def _softplus(x):
@@ -28,7 +29,8 @@ def _softplus(x):
 
 
 def _elu(x):
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype)
+    # x < 0 ? expm1(x) : x, as TF's kernel (elu(-0.) is -0.)
+    return np.where(x < 0, np.expm1(np.minimum(x, 0)), x).astype(x.dtype)
 
 
 register_op("Relu", "relu", unary_rule(NUMERIC), _relu, elementwise=True)
@@ -151,9 +153,12 @@ def check_sparse_labels(labels: np.ndarray, classes: int) -> None:
                                           f"the valid range of [0, {classes}).")
 
 
+def _check_sparse_xent(logits, labels):
+    check_sparse_labels(labels, logits.shape[-1])
+
+
 def _sparse_xent_kernel(logits, labels):
-    classes = logits.shape[-1]
-    check_sparse_labels(labels, classes)
+    _check_sparse_xent(logits, labels)
     log_probs = _log_softmax_kernel(logits, axis=-1)
     picked = np.take_along_axis(log_probs, labels[..., None].astype(np.int64), axis=-1)
     backprop = np.exp(log_probs)
@@ -164,7 +169,7 @@ def _sparse_xent_kernel(logits, labels):
 
 
 register_op("SparseSoftmaxCrossEntropyWithLogits", "sparse_softmax_xent", _sparse_xent_infer,
-            _sparse_xent_kernel)
+            _sparse_xent_kernel, check_inputs=_check_sparse_xent)
 
 
 def _require_keywords(sentinel, fn_name):
@@ -243,6 +248,9 @@ def bias_add(value, bias, data_format=None, name=None):
 def l2_loss(t, name=None):
     """sum(t ** 2) / 2."""
     t = convert_to_tensor(t)
+    if not t.dtype.is_floating:
+        raise errors.DTypeError(f"l2_loss needs a floating point tensor, got {t.describe()} "
+                                f"of dtype {t.dtype.name}")
     with get_default_graph().name_scope(name or "L2Loss") as scope:
         return math.multiply(math.reduce_sum(math.square(t)), 0.5, name=scope)
 

@@ -19,9 +19,7 @@ from flowjit import errors
 from flowjit.codegen import kernels
 from flowjit.codegen.target import CPUTarget, cpu_target
 from flowjit.interp.evaluate import execute
-from flowjit.ir.core import Func, Instr, Value
-from flowjit.ops.indexing import check_gather_indices
-from flowjit.ops.nn import check_sparse_labels
+from flowjit.ir.core import FUSION, Func, Instr, Value
 
 
 # Kernels with less work (elements, or flops for matmul) run on one core: handing a share
@@ -58,7 +56,7 @@ class NativeThunk:
                        for slot, v in zip(inputs, instr.operands)]
         self.args_type = ctypes.c_void_p * (len(outputs) + len(inputs) + 1)
         self.pools: List[List[np.ndarray]] = [[] for _ in outputs]
-        self.precondition = PRECONDITIONS.get(instr.op)
+        self.precondition = instr.op_def.check_inputs if instr.op != FUSION else None
         work = info.extent * info.work_per_row
         units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
         parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
@@ -106,8 +104,11 @@ class NativeThunk:
             inputs.append(array)
             args[position] = array.ctypes.data
             position += 1
-        if self.precondition is not None:
-            self.precondition(self.instr, inputs)
+        if self.precondition is not None:  # generated code does not raise: check first
+            try:
+                self.precondition(*inputs, **self.instr.attrs)
+            except errors.OpError as e:
+                raise type(e)(f"{e.message}\n  in {self.instr.describe()}") from None
         if len(self.chunks) == 1:
             scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
             self.fn(args, *self.chunks[0])
@@ -156,26 +157,6 @@ class NativeThunk:
         self.fn(args, *self.chunks[0])  # the calling thread does the first share itself
         for call in calls:
             call.result()
-
-
-def _check_labels(instr: Instr, inputs: List[np.ndarray]) -> None:
-    """Generated code does not raise: what the reference kernel checks is checked first."""
-    logits, labels = inputs
-    try:
-        check_sparse_labels(labels, logits.shape[-1])
-    except errors.OpError as e:
-        raise type(e)(f"{e.message}\n  in {instr.describe()}") from None
-
-
-def _check_gather(instr: Instr, inputs: List[np.ndarray]) -> None:
-    params, indices = inputs
-    try:
-        check_gather_indices(params.shape, indices, instr.attrs["axis"])
-    except errors.OpError as e:
-        raise type(e)(f"{e.message}\n  in {instr.describe()}") from None
-
-
-PRECONDITIONS = {"sparse_softmax_xent": _check_labels, "gather": _check_gather}
 
 
 class NumpyThunk:
