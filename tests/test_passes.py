@@ -305,3 +305,29 @@ def test_canonicalize_uses_a_scalar_for_a_splat_constant_operand():
     func = parse_func(out)
     mul = [i for i in func.body if i.op == "mul"][0]
     assert changed and mul.operands[1].type.shape == ()
+
+
+def test_autodiff_expands_a_gradients_request_in_place():
+    from flowjit.passes import autodiff
+    out, changed = run_pass(autodiff, """
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = mul %x, %x
+          %1: f32[] = reduce_sum %0 {axis=none, keepdims=false}
+          %2: f32[3] = gradients %1, %x {n_grad_ys=0, n_stops=0, n_xs=1, n_ys=1}
+          return %1 {fetch="y:0"}, %2 {fetch="g:0"}
+        }""")
+    assert changed
+    assert out == expect("""
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = mul %x, %x
+          %1: f32[] = reduce_sum %0 {axis=none, keepdims=false}
+          %2: f32[] = ones_like %1                                    loc("gradients/seed_grad")
+          %3: f32[1] = reshape %2 {shape=[1]}                         loc("gradients/reduce_sum_grad")
+          %4: f32[3] = broadcast_to %3 {shape=[3]}                    loc("gradients/reduce_sum_grad")
+          %5: f32[3] = mul %4, %x                                     loc("gradients/mul_grad")
+          %6: f32[3] = mul %4, %x                                     loc("gradients/mul_grad")
+          %7: f32[3] = add %5, %6                                     loc("gradients/mul_grad")
+          return %1 {fetch="y:0"}, %7 {fetch="g:0"}
+        }""")
+    (grad,) = evaluate(parse_func(out), [np.array([1.0, -2.0, 3.0], np.float32)])[1:]
+    np.testing.assert_array_equal(grad, [2.0, -4.0, 6.0])  # d(sum x^2)/dx = 2x
