@@ -21,11 +21,11 @@ from flowjit.graph.core import (Graph, GraphKeys, Operation, Tensor, add_to_coll
                                 reset_default_graph)
 from flowjit.graph.session import InteractiveSession, Session, get_default_session  # noqa: F401
 from flowjit.graph.shape import TensorShape  # noqa: F401
-from flowjit.ops.array import (broadcast_to, concat, expand_dims, fill, identity,  # noqa: F401
-                               ones, ones_like, pad, pack, placeholder,
-                               placeholder_with_default, range, rank, reshape, shape, size,
-                               split, squeeze, stack, stop_gradient, tile, transpose, unpack,
-                               unstack, where, where_v2, zeros, zeros_like)
+from flowjit.ops.array import (broadcast_to, concat, expand_dims, identity, pad,  # noqa: F401
+                               pack, rank, reshape, shape, size, split, squeeze, stack,
+                               stop_gradient, tile, transpose, unpack, unstack, where, where_v2)
+from flowjit.ops.creation import (fill, ones, ones_like, placeholder,  # noqa: F401
+                                  placeholder_with_default, range, zeros, zeros_like)
 from flowjit.ops.indexing import (gather, one_hot, slice, strided_slice,  # noqa: F401
                                   unsorted_segment_sum)
 from flowjit.ops.base import constant, convert_to_tensor  # noqa: F401

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from flowjit import dtypes
-from flowjit.ops import array, random
+from flowjit.ops import creation, random
 from flowjit.ops.base import constant as constant_tensor
 
 
@@ -27,12 +27,12 @@ class Zeros(Initializer):
         self.dtype = dtypes.as_dtype(dtype)
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        return array.zeros(shape, self._dtype(dtype))
+        return creation.zeros(shape, self._dtype(dtype))
 
 
 class Ones(Zeros):
     def __call__(self, shape, dtype=None, partition_info=None):
-        return array.ones(shape, self._dtype(dtype))
+        return creation.ones(shape, self._dtype(dtype))
 
 
 class Constant(Initializer):
@@ -44,7 +44,7 @@ class Constant(Initializer):
         dtype = self._dtype(dtype)
         value = np.asarray(self.value)
         if value.ndim == 0:
-            return array.fill(shape, constant_tensor(value, dtype))
+            return creation.fill(shape, constant_tensor(value, dtype))
         return constant_tensor(value, dtype, shape=shape)
 
 

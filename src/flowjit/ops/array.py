@@ -1,6 +1,6 @@
-"""Shape ops: placeholders, identity, reshape, transpose, squeeze/expand_dims,
-concat/stack/split, tile, pad, shape queries, range, fill, select, broadcast_to.
-(Indexing ops, slicing and gather, are in indexing.py.)"""
+"""Shape ops: identity, reshape, transpose, squeeze/expand_dims, concat/stack/split, tile,
+pad, shape queries, select, broadcast_to. (Slicing and gather are in indexing.py; tensors
+made from nothing, placeholders, range, fill, zeros, in creation.py.)"""
 from __future__ import annotations
 
 import builtins
@@ -11,7 +11,7 @@ import numpy as np
 from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
-from flowjit.graph.shape import TensorShape, as_shape, broadcast_shapes
+from flowjit.graph.shape import TensorShape, broadcast_shapes
 from flowjit.ops.base import (apply_op, check_dtype, check_same_dtype, constant,
                               convert_operands, convert_to_tensor, convert_value,
                               normalize_axis, static_int, static_int_list)
@@ -34,40 +34,6 @@ def _as_build_error(fn):
             raise errors.ShapeError(str(e)) from None
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
-
-
-# -- placeholders ---------------------------------------------------------------------------
-def _placeholder_infer(inputs, *, dtype, shape):
-    return [TensorSpec(dtype, shape)]
-
-
-# No kernel: the executor supplies the fed value (and reports a missing feed by name).
-register_op("Placeholder", "placeholder", _placeholder_infer, None)
-
-
-def placeholder(dtype, shape=None, name=None):
-    """`tf.placeholder(dtype, shape=None, name=None)`; `None` dims accept any size."""
-    return apply_op("Placeholder", [], {"dtype": dtypes.as_dtype(dtype),
-                                        "shape": as_shape(shape)},
-                    name=name, default_name="Placeholder")
-
-
-def _placeholder_with_default_infer(inputs, *, shape):
-    (default,) = inputs
-    if not shape.is_compatible_with(default.shape):
-        raise ShapeInferenceError(f"default value of shape {default.shape} is not compatible "
-                                  f"with the placeholder shape {shape}")
-    return [TensorSpec(default.dtype, shape)]
-
-
-register_op("PlaceholderWithDefault", "placeholder_with_default",
-            _placeholder_with_default_infer, lambda x, *, shape: x, stateful=True)
-
-
-def placeholder_with_default(input, shape, name=None):
-    default = convert_to_tensor(input)
-    return apply_op("PlaceholderWithDefault", [default], {"shape": as_shape(shape)}, name=name,
-                    default_name="PlaceholderWithDefault")
 
 
 # -- identity-like --------------------------------------------------------------------------
@@ -506,93 +472,6 @@ def size(input, name=None, out_type=dtypes.int32):
 
 def rank(input, name=None):
     return apply_op("Rank", [convert_to_tensor(input)], name=name, default_name="Rank")
-
-
-# -- range / fill / zeros / ones ------------------------------------------------------------
-def _range_infer(inputs, *, start, limit, delta, dtype):
-    n = len(np.arange(start, limit, delta))
-    return [TensorSpec(dtype, TensorShape([n]))]
-
-
-register_op("Range", "iota", _range_infer,
-            lambda *, start, limit, delta, dtype: np.arange(start, limit, delta,
-                                                            dtype=dtype.np_dtype))
-
-
-def range(start, limit=None, delta=1, dtype=None, name="range"):  # noqa: A001
-    if limit is None:
-        start, limit = 0, start
-    values = [_static_scalar(v, "range bound") for v in (start, limit, delta)]
-    if values[2] == 0:
-        raise ValueError("range delta must not be zero")
-    if dtype is None:
-        dtype = dtypes.float32 if any(isinstance(v, float) for v in values) else dtypes.int32
-    dtype = dtypes.as_dtype(dtype)
-    cast = float if dtype.is_floating else int
-    start, limit, delta = (cast(v) for v in values)
-    return apply_op("Range", [], {"start": start, "limit": limit, "delta": delta,
-                                  "dtype": dtype}, name=name)
-
-
-def _static_scalar(value: Any, what: str):
-    if isinstance(value, Tensor) or hasattr(value, "_as_graph_element"):
-        t = convert_to_tensor(value)
-        if t._value is None:
-            raise errors.UnimplementedError(f"{what} must be known when the graph is built")
-        value = t._value
-    return np.asarray(value).item()
-
-
-def _fill_infer(inputs, *, shape):
-    (value,) = inputs
-    if value.shape.ndims not in (0, None):
-        raise ShapeInferenceError(f"fill value must be a scalar, got shape {value.shape}")
-    return [TensorSpec(value.dtype, TensorShape(shape))]
-
-
-register_op("Fill", "broadcast_scalar", _fill_infer,
-            lambda value, *, shape: np.full(shape, value, dtype=value.dtype))
-
-
-def fill(dims, value, name=None):
-    shape = static_int_list(dims, "fill dims")
-    if any(d < 0 for d in shape):
-        raise errors.ShapeError(f"fill dims must be non-negative, got {list(shape)}")
-    return apply_op("Fill", [convert_to_tensor(value)], {"shape": shape}, name=name,
-                    default_name="Fill")
-
-
-def zeros(shape, dtype=dtypes.float32, name=None):
-    dtype = dtypes.as_dtype(dtype)
-    return fill(shape, constant(np.zeros((), dtype.np_dtype), dtype), name=name or "zeros")
-
-
-def ones(shape, dtype=dtypes.float32, name=None):
-    dtype = dtypes.as_dtype(dtype)
-    return fill(shape, constant(np.ones((), dtype.np_dtype), dtype), name=name or "ones")
-
-
-register_op("ZerosLike", "zeros_like", _same_spec, np.zeros_like)
-register_op("OnesLike", "ones_like", _same_spec, np.ones_like)
-
-
-def zeros_like(tensor, dtype=None, name=None, optimize=True):
-    x = convert_to_tensor(tensor)
-    if dtype is not None and dtypes.as_dtype(dtype) is not x.dtype:
-        x = _cast(x, dtype)
-    return apply_op("ZerosLike", [x], name=name, default_name="zeros_like")
-
-
-def ones_like(tensor, dtype=None, name=None, optimize=True):
-    x = convert_to_tensor(tensor)
-    if dtype is not None and dtypes.as_dtype(dtype) is not x.dtype:
-        x = _cast(x, dtype)
-    return apply_op("OnesLike", [x], name=name, default_name="ones_like")
-
-
-def _cast(x, dtype):
-    from flowjit.ops.math import cast
-    return cast(x, dtype)
 
 
 # -- select / where -------------------------------------------------------------------------

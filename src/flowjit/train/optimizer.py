@@ -113,7 +113,7 @@ class Optimizer:
         """A variable shaped like `var`, named '<var>/<Optimizer><suffix>' as in TF1."""
         slots = self._slots.setdefault(slot_name, {})
         if var not in slots:
-            from flowjit.ops.array import fill
+            from flowjit.ops.creation import fill
             from flowjit.ops.base import constant
             shape = var.shape.as_list()
             value = lambda: fill(shape, constant(initial, var.dtype))  # noqa: E731
