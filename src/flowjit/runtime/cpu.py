@@ -41,10 +41,10 @@ class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
     __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "chunks",
-                 "args_type", "pools", "precondition", "simple")
+                 "args_type", "pools", "precondition", "simple", "addresses")
 
     def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
-                 info: kernels.KernelInfo) -> None:
+                 info: kernels.KernelInfo, addresses: Dict[int, int]) -> None:
         self.kernel = kernel  # owns the code: alive as long as this thunk
         self.fn = kernel.fn   # the raw ctypes function: one Python call layer less
         self.instr = instr
@@ -56,6 +56,9 @@ class NativeThunk:
                        for slot, v in zip(inputs, instr.operands)]
         self.args_type = ctypes.c_void_p * (len(outputs) + len(inputs) + 1)
         self.pools: List[List[np.ndarray]] = [[] for _ in outputs]
+        # id -> data address of every pool buffer of this executable. Pool buffers live as
+        # long as the executable, so an id found here is that buffer: no ctypes lookup.
+        self.addresses = addresses
         self.precondition = instr.op_def.check_inputs if instr.op != FUSION else None
         work = info.extent * info.work_per_row
         units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
@@ -78,7 +81,12 @@ class NativeThunk:
         buffer = np.empty(shape, dtype)
         if len(pool) < 2:
             pool.append(buffer)
+            self.addresses[id(buffer)] = buffer.ctypes.data
         return buffer
+
+    def _address(self, array: np.ndarray) -> int:
+        address = self.addresses.get(id(array))
+        return address if address is not None else array.ctypes.data
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
         if self.simple:
@@ -90,7 +98,7 @@ class NativeThunk:
         for pool, (shape, dtype) in zip(self.pools, self.specs):
             out = self._output_buffer(pool, shape, dtype)
             outs.append(out)
-            args[position] = out.ctypes.data
+            args[position] = self._address(out)
             position += 1
         inputs = []
         for slot, shape, dtype in self.checks:
@@ -102,7 +110,7 @@ class NativeThunk:
             if not array.flags.c_contiguous:
                 array = slots[slot] = np.ascontiguousarray(array)
             inputs.append(array)
-            args[position] = array.ctypes.data
+            args[position] = self._address(array)
             position += 1
         if self.precondition is not None:  # generated code does not raise: check first
             try:
@@ -120,13 +128,14 @@ class NativeThunk:
     def _run_simple(self, slots: List[Optional[np.ndarray]]) -> None:
         shape, dtype = self.specs[0]
         out = self._output_buffer(self.pools[0], shape, dtype)
-        pointers = [out.ctypes.data]
+        addresses = self.addresses
+        pointers = [addresses.get(id(out)) or out.ctypes.data]
         for slot, shape, dtype in self.checks:
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
                 self._bad_input(slots, slot, shape, dtype)
                 array = slots[slot]
-            pointers.append(array.ctypes.data)
+            pointers.append(addresses.get(id(array)) or array.ctypes.data)
         pointers.append(None)
         self.fn(self.args_type(*pointers), *self.chunks[0])
         slots[self.outputs[0]] = out
@@ -183,6 +192,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         slot[p.value] = len(slot)
     thunks = []
     stats = {"native": 0, "numpy": 0}
+    addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
     modules = []
     for index, instr in enumerate(func.body):
         for r in instr.results:
@@ -197,7 +207,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         info = kernels.emit_kernel(module, "kernel", instr, target.lanes)
         modules.append((index, instr, module))
         fn = target.compile_kernel(module, "kernel")
-        thunks.append(NativeThunk(fn, instr, inputs, [slot[r] for r in instr.results], info))
+        thunks.append(NativeThunk(fn, instr, inputs, [slot[r] for r in instr.results], info,
+                                  addresses))
         stats["native"] += 1
     if dump is not None:
         _dump_kernels(modules, target, dump)
