@@ -331,3 +331,15 @@ def test_autodiff_expands_a_gradients_request_in_place():
         }""")
     (grad,) = evaluate(parse_func(out), [np.array([1.0, -2.0, 3.0], np.float32)])[1:]
     np.testing.assert_array_equal(grad, [2.0, -4.0, 6.0])  # d(sum x^2)/dx = 2x
+
+
+def test_pass_timings_are_logged_when_asked(caplog, monkeypatch):
+    import logging
+    from flowjit.config import config
+    monkeypatch.setattr(config, "log_passes", True)
+    x = tf.placeholder(tf.float32, [3], name="x")
+    with caplog.at_level(logging.INFO, logger="flowjit"):
+        optimize(lower([x * 1.0 + 0.0], [], {x: TensorType(tf.float32, (3,))}),
+                 CompileOptions())
+    (message,) = [r.getMessage() for r in caplog.records if "passes of" in r.getMessage()]
+    assert "canonicalize" in message and "(changed)" in message and " ms" in message

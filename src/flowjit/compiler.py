@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple
 
+import logging
+
 from flowjit.config import config
 from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan
@@ -22,6 +24,9 @@ from flowjit.ir.printer import print_func
 from flowjit.lower import lower_plan
 from flowjit.passes.manager import PassManager, default_pipeline, pipeline_from_names
 from flowjit.runtime.executable import Executable
+
+
+_logger = logging.getLogger("flowjit")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ def optimize(func: Func, options: CompileOptions, dump_to: Optional[str] = None)
     optimized = manager.run(func)
     if dump:
         dump("opt", optimized)
+    if config.log_passes:
+        _logger.info("passes of %s: %s", func.name, ", ".join(
+            f"{r.name} {r.seconds * 1e3:.2f} ms{' (changed)' if r.changed else ''}"
+            for r in manager.records))
     return optimized
 
 

@@ -7,7 +7,9 @@ FLOWJIT_DUMP_DIR       if set, every executable a Session compiles is dumped the
 FLOWJIT_VERIFY         "1": verify the IR after every pass (the tests always do)
 FLOWJIT_DISABLE_PASSES comma-separated pass names to skip (e.g. "fusion,cse")
 FLOWJIT_PASSES         comma-separated pass names to run instead of the default pipeline
-FLOWJIT_LOG            "recompile": log why each executable is compiled (logger "flowjit")
+FLOWJIT_LOG            comma-separated: "recompile" logs why each executable is compiled,
+                       "passes" the time each pass took and whether it changed the IR
+                       (logger "flowjit")
 FLOWJIT_CACHE_SIZE     executables kept per Session (least recently used evicted; 64)
 FLOWJIT_CACHE_DIR      where compiled kernels persist between processes
                        (default ~/.cache/flowjit; "off" disables the disk cache)
@@ -33,6 +35,7 @@ class Config:
     disabled_passes: Tuple[str, ...] = ()
     passes: Optional[Tuple[str, ...]] = None
     log_recompiles: bool = False
+    log_passes: bool = False
     cache_size: int = 64
     cache_dir: Optional[str] = None
 
@@ -46,6 +49,7 @@ def _from_environment() -> Config:
     config.disabled_passes = tuple(
         p.strip() for p in os.environ.get("FLOWJIT_DISABLE_PASSES", "").split(",") if p.strip())
     config.log_recompiles = "recompile" in os.environ.get("FLOWJIT_LOG", "").lower()
+    config.log_passes = "passes" in os.environ.get("FLOWJIT_LOG", "").lower()
     cache_dir = os.environ.get("FLOWJIT_CACHE_DIR",
                                os.path.join(os.path.expanduser("~"), ".cache", "flowjit"))
     config.cache_dir = None if cache_dir.strip().lower() in ("", "off", "0") else cache_dir
@@ -70,7 +74,7 @@ def resolve_backend(name: "str | None") -> str:
 
 def _configure_logging() -> None:
     import logging
-    if config.log_recompiles:
+    if config.log_recompiles or config.log_passes:
         logger = logging.getLogger("flowjit")
         if not logger.handlers:
             handler = logging.StreamHandler()
