@@ -251,3 +251,19 @@ def test_mean_over_an_empty_axis_is_nan():
     x = tf.placeholder(tf.float32, [3, 0])
     reference, compiled = run_both([tf.reduce_mean(x, 1)], {x: np.zeros((3, 0), np.float32)})
     assert np.all(np.isnan(compiled[0])) and np.all(np.isnan(reference[0]))
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 3, 5), (9, 17, 33), (16, 8, 48),
+                                   (517, 129, 67)])  # the last is split across cores
+def test_gemm_core_on_ragged_shapes(dtype, m, k, n):
+    rng = np.random.default_rng(m * n)
+    a = rng.standard_normal((m, k)).astype(dtype.np_dtype)
+    b = rng.standard_normal((k, n)).astype(dtype.np_dtype)
+    pa, pb = tf.placeholder(dtype, [m, k]), tf.placeholder(dtype, [k, n])
+    outs = [tf.matmul(pa, pb), tf.matmul(tf.transpose(pa), tf.transpose(pb), transpose_a=True,
+                                         transpose_b=True)]
+    with tf.Session(backend="llvm") as sess:
+        for got in sess.run(outs, {pa: a, pb: b}):
+            np.testing.assert_allclose(got, a @ b, rtol=1e-4 if dtype is tf.float32 else 1e-12,
+                                       atol=1e-4 if dtype is tf.float32 else 1e-12)

@@ -389,15 +389,13 @@ def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes
             rows) -> Tuple[int, int]:
     """Rows [begin, end) of C, then the fused epilogue on them; returns the scratch size
     and the GEMM's tile height (shares of rows must be multiples of it)."""
-    from flowjit.codegen.gemm import emit_gemm, rows_per_tile
+    from flowjit.codegen.gemm import core_lanes, emit_gemm, rows_per_tile
     mm = next(i for i in region.body if i.op == "matmul")
     a_val, b_val = mm.operands
     ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
     m, n = out_type.shape
     k = a_val.type.shape[0] if ta else a_val.type.shape[1]
     dtype = out_type.dtype
-    if dtype is dtypes.float64:
-        lanes = max(1, lanes // 2)
     emit_gemm(b, inputs[a_val], inputs[b_val], out, scratch, m, n, k, ta, tb, dtype, lanes,
               *rows)
     if len(region.body) > 1:  # the epilogue, elementwise over these rows of C, in place
@@ -406,7 +404,7 @@ def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes
         epilogue.body = [i for i in region.body if i is not mm]
         _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
                      rows=rows)
-    return (n * k if tb else 0), rows_per_tile(lanes)
+    return (n * k if tb else 0), rows_per_tile(core_lanes(dtype, lanes))
 
 
 def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:

@@ -30,10 +30,10 @@ class CompiledKernel:
     """A native kernel and the engine that owns its code: whoever calls the kernel holds
     this object, so the code lives as long as any caller (cache eviction is then safe)."""
 
-    __slots__ = ("engine", "fn")
+    __slots__ = ("engine", "fn", "address")
 
-    def __init__(self, engine, fn: KernelFn) -> None:
-        self.engine, self.fn = engine, fn
+    def __init__(self, engine, fn: KernelFn, address: int) -> None:
+        self.engine, self.fn, self.address = engine, fn, address
 
     def __call__(self, args, begin: int, end: int) -> None:
         self.fn(args, begin, end)
@@ -58,6 +58,7 @@ class CPUTarget:
         self._lock = threading.Lock()
         self._cache: Dict[str, "CompiledKernel"] = {}
         self._disk = DiskCache(config.cache_dir)
+        self._cores: Dict[str, "CompiledKernel"] = {}
 
     def new_module(self, name: str) -> ir.Module:
         module = ir.Module(name=name)
@@ -94,9 +95,27 @@ class CPUTarget:
                 self._disk.store(key, obj)
             engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             engine.finalize_object()
-            kernel = CompiledKernel(engine, _KERNEL_SIGNATURE(engine.get_function_address(name)))
+            address = engine.get_function_address(name)
+            if not address:  # never hand out a null function
+                raise RuntimeError(f"flowjit bug: compiled module has no function {name!r}")
+            kernel = CompiledKernel(engine, _KERNEL_SIGNATURE(address), address)
             self._cache[key] = kernel
             return kernel
+
+    def ensure_gemm_core(self, dtype) -> None:
+        """Compiles the shape-generic GEMM core for `dtype` once, and registers its symbol
+        so that the matmul kernels that call it by name link against it."""
+        from flowjit.codegen import gemm
+        name = gemm.core_name(dtype, self.lanes)
+        with self._lock:
+            if name in self._cores:
+                return
+        module = self.new_module(name)
+        gemm.emit_core(module, dtype, self.lanes)
+        core = self.compile_kernel(module, name)
+        llvm.add_symbol(name, core.address)
+        with self._lock:
+            self._cores[name] = core
 
     def _new_machine(self):
         target = llvm.Target.from_default_triple()

@@ -203,6 +203,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             thunks.append(NumpyThunk(instr, inputs, [slot[r] for r in instr.results]))
             stats["numpy"] += 1
             continue
+        if kind == "matmul":  # its kernel calls the shared GEMM core by name
+            target.ensure_gemm_core(instr.result.type.dtype)
         module = target.new_module(f"k{index}_{instr.op}")
         info = kernels.emit_kernel(module, "kernel", instr, target.lanes)
         modules.append((index, instr, module))
