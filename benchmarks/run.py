@@ -1,4 +1,4 @@
-"""flowjit vs numpy (and TF1 / JAX / PyTorch when importable) on the backend issue's
+"""flowjit vs numpy (and JAX jit / PyTorch eager when importable) on the backend issue's
 workloads. Every figure is the median of several runs after warm-up, and is also given as a
 ratio to numpy measured in the same process.
 
@@ -33,6 +33,124 @@ def median_time(fn: Callable[[], object], repeats: int, number: int = 1) -> floa
     return statistics.median(times)
 
 
+# -- peers (measured when importable; none is a flowjit dependency) ---------------------------
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def _jax():
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    return jax, jnp
+
+
+def peers_tiny(repeats: int) -> Dict[str, float]:
+    out = {}
+    if _jax():
+        jax, jnp = _jax()
+        f = jax.jit(lambda a, b: a + b)
+        out["jax-jit"] = median_time(lambda: f(4.0, 5.0).block_until_ready(), repeats,
+                                     number=2000)
+    torch = _torch()
+    if torch:
+        a, b = torch.tensor(4.0), torch.tensor(5.0)
+        out["torch-eager"] = median_time(lambda: torch.add(a, b), repeats, number=2000)
+    return out
+
+
+def peers_chain(repeats: int, data: np.ndarray) -> Dict[str, float]:
+    out = {}
+    if _jax():
+        jax, jnp = _jax()
+        f = jax.jit(lambda x: jnp.maximum(1.5 * x + 0.25, 0) * jax.nn.sigmoid(x)
+                    - 0.5 * jnp.tanh(x))
+        x = jnp.asarray(data)
+        out["jax-jit"] = median_time(lambda: f(x).block_until_ready(), repeats)
+    torch = _torch()
+    if torch:
+        x = torch.from_numpy(data)
+        out["torch-eager"] = median_time(
+            lambda: torch.relu(1.5 * x + 0.25) * torch.sigmoid(x) - 0.5 * torch.tanh(x),
+            repeats)
+    return out
+
+
+def peers_mlp(repeats: int, images: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
+    out = {}
+    sizes = [784, 256, 128, 10]
+    rng = np.random.default_rng(0)
+    weights = [(rng.standard_normal((m, n)).astype(np.float32) * 0.05, np.zeros(n, np.float32))
+               for m, n in zip(sizes, sizes[1:])]
+    if _jax():
+        jax, jnp = _jax()
+
+        def loss(params, x, y):
+            h = x
+            for i, (w, b) in enumerate(params):
+                h = h @ w + b
+                if i < 2:
+                    h = jax.nn.relu(h)
+            logp = jax.nn.log_softmax(h)
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+        @jax.jit
+        def step(params, x, y):
+            grads = jax.grad(loss)(params, x, y)
+            return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads)
+
+        state = {"params": [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]}
+        x, y = jnp.asarray(images), jnp.asarray(labels)
+
+        def jax_step():
+            state["params"] = step(state["params"], x, y)
+            jax.block_until_ready(state["params"])
+        out["jax-jit"] = median_time(jax_step, repeats, number=5)
+    torch = _torch()
+    if torch:
+        params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+                  for w, b in weights]
+        x, y = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+
+        def torch_step():
+            h = x
+            for i, (w, b) in enumerate(params):
+                h = h @ w + b
+                if i < 2:
+                    h = torch.relu(h)
+            loss = torch.nn.functional.cross_entropy(h, y)
+            loss.backward()
+            with torch.no_grad():
+                for w, b in params:
+                    w -= 0.01 * w.grad
+                    b -= 0.01 * b.grad
+                    w.grad = None
+                    b.grad = None
+        out["torch-eager"] = median_time(torch_step, repeats, number=5)
+    return out
+
+
+def peers_gemm(repeats: int, a: np.ndarray, b: np.ndarray) -> Dict[str, float]:
+    out = {}
+    if _jax():
+        jax, jnp = _jax()
+        f = jax.jit(jnp.dot)
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
+        out["jax-jit"] = median_time(lambda: f(ja, jb).block_until_ready(), repeats)
+    torch = _torch()
+    if torch:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        out["torch-eager"] = median_time(lambda: torch.mm(ta, tb), repeats)
+    return out
+
+
 # -- workloads ----------------------------------------------------------------------------------
 def tiny_run(repeats: int) -> Dict[str, float]:
     """sess.run(a + b, {a: 4., b: 5.}) per call."""
@@ -46,6 +164,7 @@ def tiny_run(repeats: int) -> Dict[str, float]:
                                                     repeats, number=2000)
     x, z = np.float32(4.0), np.float32(5.0)
     out["numpy"] = median_time(lambda: np.add(x, z), repeats, number=2000)
+    out.update(peers_tiny(repeats))
     return out
 
 
@@ -63,6 +182,7 @@ def fused_chain(repeats: int, n: int) -> Dict[str, float]:
     def numpy_chain():
         return np.maximum(1.5 * data + 0.25, 0) * (1 / (1 + np.exp(-data))) - 0.5 * np.tanh(data)
     out["numpy"] = median_time(numpy_chain, repeats)
+    out.update(peers_chain(repeats, data))
     return out
 
 
@@ -123,6 +243,7 @@ def mlp_train_step(repeats: int, batch: int = 128) -> Dict[str, float]:
                 lambda: sess.run([loss, train], {x: images, y: labels}), repeats, number=5)
     step = numpy_mlp_step(batch)
     out["numpy"] = median_time(lambda: step(images, labels), repeats, number=5)
+    out.update(peers_mlp(repeats, images, labels))
     return out
 
 
@@ -137,6 +258,7 @@ def gemm(repeats: int, n: int = 1024) -> Dict[str, float]:
         sess = tf.Session(backend="llvm")
         out["flowjit-llvm"] = median_time(lambda: sess.run(c, {pa: a, pb: b}), repeats)
     out["numpy"] = median_time(lambda: a @ b, repeats)
+    out.update(peers_gemm(repeats, a, b))
     return out
 
 
