@@ -267,3 +267,19 @@ def test_gemm_core_on_ragged_shapes(dtype, m, k, n):
         for got in sess.run(outs, {pa: a, pb: b}):
             np.testing.assert_allclose(got, a @ b, rtol=1e-4 if dtype is tf.float32 else 1e-12,
                                        atol=1e-4 if dtype is tf.float32 else 1e-12)
+
+
+def test_disk_cache_stays_under_its_size_limit(tmp_path):
+    import os
+    import time
+    from flowjit.codegen.target import DiskCache
+    cache = DiskCache(str(tmp_path))
+    for i in range(6):  # k0 oldest ... k5 newest
+        cache.store(f"k{i}", bytes(900))
+        os.utime(tmp_path / "kernels" / f"k{i}.o", (time.time() - 100 + i,) * 2)
+    cache.load("k0")  # used again: becomes the most recent
+    cache.max_bytes = 3000
+    cache.store("k6", bytes(900))
+    kept = sorted(p.name for p in (tmp_path / "kernels").iterdir())
+    assert sum(p.stat().st_size for p in (tmp_path / "kernels").iterdir()) <= 3000
+    assert "k6.o" in kept and "k0.o" in kept and "k1.o" not in kept

@@ -131,12 +131,15 @@ class CPUTarget:
 
 class DiskCache:
     """Object code by key, in files written atomically (safe under concurrent processes);
-    a truncated or corrupt entry is ignored and rebuilt."""
+    a truncated or corrupt entry is ignored and rebuilt. The directory is kept under
+    `max_bytes`: a store that exceeds it removes the least recently used entries (a load
+    marks an entry used)."""
 
     MAGIC = b"flowjit-object-1\n"
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, max_bytes: int = 256 << 20) -> None:
         self.directory = os.path.join(directory, "kernels") if directory else None
+        self.max_bytes = max_bytes
 
     def load(self, key: str):
         if not self.directory:
@@ -150,6 +153,10 @@ class DiskCache:
             data[len(self.MAGIC) + 32:]
         if header != self.MAGIC or hashlib.sha256(obj).digest() != digest:
             return None  # corrupt: rebuilt and overwritten
+        try:
+            os.utime(os.path.join(self.directory, key + ".o"))  # recently used
+        except OSError:
+            pass
         return obj
 
     def store(self, key: str, obj: bytes) -> None:
@@ -161,8 +168,28 @@ class DiskCache:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.MAGIC + hashlib.sha256(obj).digest() + obj)
             os.replace(tmp, os.path.join(self.directory, key + ".o"))
+            self._trim()
         except OSError:
             pass  # a read-only or full disk only costs the next process a compile
+
+    def _trim(self) -> None:
+        entries = []
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            try:
+                stat = os.stat(path)
+            except OSError:  # removed meanwhile by another process
+                continue
+            entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):  # oldest first
+            if total <= self.max_bytes:
+                break
+            try:
+                os.remove(path)
+                total -= size
+            except OSError:
+                pass
 
 
 def _flowjit_version() -> str:
