@@ -417,6 +417,8 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
     elem = scalar.llvm_type(dtype)
     x_ptr = ins[0]
     m_slot, s_slot, t_slot = (b.alloca(elem) for _ in range(3))  # entry block: registers
+    # where exp(x - max) is kept between the two loops: the probabilities' own buffer
+    exps = {"softmax": outs[0], "log_softmax": None}.get(instr.op, outs[-1])
     with loop_range(b, *rows, "r") as r:
         base = b.mul(r, ir.Constant(I64, n))
 
@@ -429,7 +431,10 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
         m = b.load(m_slot)
         b.store(ir.Constant(elem, 0.0), s_slot)
         with loop(b, n, "js") as j:
-            total = b.fadd(b.load(s_slot), scalar.exp(b, b.fsub(x_at(j), m)))
+            e = scalar.exp(b, b.fsub(x_at(j), m))
+            if exps is not None:  # kept for the output loop: one exponential per element
+                store(b, e, exps, dtype, b.add(base, j))
+            total = b.fadd(b.load(s_slot), e)
             total.flags.extend(FAST)
             b.store(total, s_slot)
         s = b.load(s_slot)
@@ -438,10 +443,12 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
 
         def log_p(value):  # log softmax of one logit
             return b.fsub(b.fsub(value, m), log_s)
+
+        def p_at(j):  # softmax of one logit, from the kept exponential
+            return b.fmul(load(b, exps, dtype, b.add(base, j)), inv_s)
         if instr.op == "softmax":
             with loop(b, n, "jo") as j:
-                store(b, b.fmul(scalar.exp(b, b.fsub(x_at(j), m)), inv_s), outs[0], dtype,
-                      b.add(base, j))
+                store(b, p_at(j), outs[0], dtype, b.add(base, j))
         elif instr.op == "log_softmax":
             with loop(b, n, "jo") as j:
                 store(b, log_p(x_at(j)), outs[0], dtype, b.add(base, j))
@@ -451,7 +458,7 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
             label = b.sext(label, I64) if label.type.width < 64 else label
             store(b, b.fneg(log_p(x_at(label))), outs[0], dtype, r)
             with loop(b, n, "jo") as j:
-                p = b.fmul(scalar.exp(b, b.fsub(x_at(j), m)), inv_s)
+                p = p_at(j)
                 hit = b.uitofp(b.icmp_signed("==", j, label), elem)
                 store(b, b.fsub(p, hit), outs[1], dtype, b.add(base, j))
         else:  # softmax_xent: loss = -sum(labels * log_p), backprop = softmax - labels
@@ -459,7 +466,7 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
             with loop(b, n, "jo") as j:
                 at = b.add(base, j)
                 label = load(b, ins[1], dtype, at)
-                p = b.fmul(scalar.exp(b, b.fsub(x_at(j), m)), inv_s)
+                p = p_at(j)
                 store(b, b.fsub(p, label), outs[1], dtype, at)
                 total = b.fsub(b.load(t_slot), b.fmul(label, log_p(x_at(j))))
                 total.flags.extend(FAST)

@@ -4,18 +4,21 @@ from __future__ import annotations
 from flowjit.graph.registry import register_gradient
 
 
+# The activations' gradients test their output, not their input (y > 0 exactly where x > 0),
+# as TF1 does: the input is then used only by the activation, which fuses into the producer
+# (a matmul's epilogue) instead of staying a separate kernel.
 @register_gradient("Relu")
 def _relu(b, instr, grads):
-    x = instr.operands[0]
+    y = instr.result
     g = grads[0]
-    return [b.select(b.gt(x, b.scalar_like(0, x)), g, b.scalar_like(0, g))]
+    return [b.select(b.gt(y, b.scalar_like(0, y)), g, b.scalar_like(0, g))]
 
 
 @register_gradient("Relu6")
 def _relu6(b, instr, grads):
-    x = instr.operands[0]
+    y = instr.result
     g = grads[0]
-    inside = b.emit("and", [b.gt(x, b.scalar_like(0, x)), b.lt(x, b.scalar_like(6, x))])[0]
+    inside = b.emit("and", [b.gt(y, b.scalar_like(0, y)), b.lt(y, b.scalar_like(6, y))])[0]
     return [b.select(inside, g, b.scalar_like(0, g))]
 
 
@@ -26,9 +29,9 @@ def _softplus(b, instr, grads):
 
 @register_gradient("Elu")
 def _elu(b, instr, grads):
-    x, y, g = instr.operands[0], instr.result, grads[0]
+    y, g = instr.result, grads[0]
     negative_side = b.mul(g, b.add(y, b.scalar_like(1.0, y)))
-    return [b.select(b.gt(x, b.scalar_like(0.0, x)), g, negative_side)]
+    return [b.select(b.gt(y, b.scalar_like(0.0, y)), g, negative_side)]
 
 
 def _keep_last(b, v, axis):

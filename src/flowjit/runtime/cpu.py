@@ -193,11 +193,17 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
     thunks = []
     stats = {"native": 0, "numpy": 0}
     addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
+    constants: Dict[int, np.ndarray] = {}  # slot -> value, computed once, here
     modules = []
     for index, instr in enumerate(func.body):
         for r in instr.results:
             slot[r] = len(slot)
         inputs = [slot[v] for v in instr.operands]
+        if instr.op == "constant":
+            value = execute(instr, [])[0]
+            value.setflags(write=False)  # shared by every run: fetches of it are copied
+            constants[slot[instr.result]] = value
+            continue
         kind = kernels.kernel_kind(instr)
         if kind is None:
             thunks.append(NumpyThunk(instr, inputs, [slot[r] for r in instr.results]))
@@ -217,10 +223,13 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
     n_params = len(func.params)
     n_slots = len(slot)
     result_slots = [slot[r.value] for r in func.results]
+    initial: List[Optional[np.ndarray]] = [None] * (n_slots - n_params)
+    for index, value in constants.items():
+        initial[index - n_params] = value
 
     def run(inputs: Sequence[np.ndarray],
             trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
-        slots: List[Optional[np.ndarray]] = list(inputs) + [None] * (n_slots - n_params)
+        slots: List[Optional[np.ndarray]] = list(inputs) + initial
         for thunk in thunks:
             thunk.run(slots)
         if trace is not None:  # every intermediate value, for finding divergences
