@@ -51,15 +51,28 @@ def _const(value: int) -> ir.Constant:
 
 
 # -- the per-shape call ---------------------------------------------------------------------
-def emit_gemm(b: ir.IRBuilder, a_ptr, b_ptr, c_ptr, scratch, m: int, n: int, k: int,
-              transpose_a: bool, transpose_b: bool, dtype, lanes: int,
-              row_begin: ir.Value, row_end: ir.Value) -> None:
-    """Rows [row_begin, row_end) of C = op(A) @ op(B), through the shared core."""
-    if transpose_b:  # pack B^T ([N, K]) into row-major [K, N]
-        with loop(b, n, "pn") as j, loop(b, k, "pk") as kk:
-            value = load(b, b_ptr, dtype, offset(b, [j, kk], [k, 1]))
-            store(b, value, scratch, dtype, offset(b, [kk, j], [n, 1]))
-        b_ptr = scratch
+PACK_TILE = 16  # B^T is packed in square tiles: both the reads and the writes stay in cache
+
+
+def emit_pack_transposed(b: ir.IRBuilder, b_ptr, packed, n: int, k: int, dtype) -> None:
+    """packed[kk, j] = B[j, kk]: B^T ([N, K]) as the row-major [K, N] the core reads. Done
+    once per matmul, before its rows are shared out (the kernel's prepare function)."""
+    tile = PACK_TILE
+    with loop(b, -(-n // tile), "pj") as j0, loop(b, -(-k // tile), "pk") as k0:
+        with loop(b, tile, "tj") as dj, loop(b, tile, "tk") as dk:
+            j = b.add(b.mul(j0, _const(tile)), dj)
+            kk = b.add(b.mul(k0, _const(tile)), dk)
+            inside = b.and_(b.icmp_signed("<", j, _const(n)), b.icmp_signed("<", kk, _const(k)))
+            with b.if_then(inside):
+                value = load(b, b_ptr, dtype, offset(b, [j, kk], [k, 1]))
+                store(b, value, packed, dtype, offset(b, [kk, j], [n, 1]))
+
+
+def emit_gemm(b: ir.IRBuilder, a_ptr, b_ptr, c_ptr, m: int, n: int, k: int,
+              transpose_a: bool, dtype, lanes: int, row_begin: ir.Value,
+              row_end: ir.Value) -> None:
+    """Rows [row_begin, row_end) of C = op(A) @ B, through the shared core (B row-major:
+    a transposed B has been packed first)."""
     name = core_name(dtype, lanes)
     core = b.module.globals.get(name) or ir.Function(
         b.module, ir.FunctionType(ir.VoidType(), CORE_ARGS), name)

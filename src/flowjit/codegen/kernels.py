@@ -261,12 +261,13 @@ class Region:
 class KernelInfo:
     """How to call a kernel: its kind, the extent of the dimension its calls may split
     (1: not splittable), the work per unit of that extent, the granularity shares must be
-    multiples of, and its scratch needs."""
+    multiples of, its scratch needs, and the name of the function (same signature) to call
+    once before the shares run, if it has one: shares then only read the scratch."""
 
     def __init__(self, kind: str, extent: int, work_per_row: int, scratch: int = 0,
-                 align: int = 1) -> None:
+                 align: int = 1, prepare: Optional[str] = None) -> None:
         self.kind, self.extent, self.work_per_row = kind, extent, work_per_row
-        self.scratch, self.align = scratch, align
+        self.scratch, self.align, self.prepare = scratch, align, prepare
 
 
 def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> KernelInfo:
@@ -305,7 +306,12 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
         mm = next(i for i in region.body if i.op == "matmul")
         m, n = out_type.shape
         k = mm.operands[0].type.shape[0 if mm.attrs["transpose_a"] else 1]
-        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=tile_rows)
+        prepare = None
+        if mm.attrs["transpose_b"]:
+            prepare = name + "_prepare"
+            _emit_prepare(module, prepare, n_out + region.params.index(mm.operands[1]),
+                          len(buffers) - 1, n, k, out_type.dtype)
+        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=tile_rows, prepare=prepare)
     b.ret_void()
     return info
 
@@ -396,8 +402,8 @@ def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes
     m, n = out_type.shape
     k = a_val.type.shape[0] if ta else a_val.type.shape[1]
     dtype = out_type.dtype
-    emit_gemm(b, inputs[a_val], inputs[b_val], out, scratch, m, n, k, ta, tb, dtype, lanes,
-              *rows)
+    b_ptr = scratch if tb else inputs[b_val]  # a transposed B was packed by `prepare`
+    emit_gemm(b, inputs[a_val], b_ptr, out, m, n, k, ta, dtype, lanes, *rows)
     if len(region.body) > 1:  # the epilogue, elementwise over these rows of C, in place
         epilogue = Region.__new__(Region)
         epilogue.params = region.params
@@ -405,6 +411,18 @@ def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes
         _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
                      rows=rows)
     return (n * k if tb else 0), rows_per_tile(core_lanes(dtype, lanes))
+
+
+def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int, n: int,
+                  k: int, dtype) -> None:
+    """`void name(ptr* buffers, i64, i64)`: packs the matmul's transposed B into scratch."""
+    from flowjit.codegen.gemm import emit_pack_transposed
+    fn = ir.Function(module, KERNEL_TYPE, name)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    pointers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
+                for i in (b_index, scratch_index)]
+    emit_pack_transposed(b, pointers[0], pointers[1], n, k, dtype)
+    b.ret_void()
 
 
 def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:

@@ -26,17 +26,39 @@ KernelFn = Callable[[ctypes.Array, int, int], None]
 _KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 
 
+class CompiledModule:
+    """Native code of one LLVM module, and the engine that owns it."""
+
+    __slots__ = ("engine",)
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def address(self, name: str) -> int:
+        address = self.engine.get_function_address(name)
+        if not address:  # never hand out a null function
+            raise RuntimeError(f"flowjit bug: compiled module has no function {name!r}")
+        return address
+
+
 class CompiledKernel:
-    """A native kernel and the engine that owns its code: whoever calls the kernel holds
+    """A native kernel and the module that owns its code: whoever calls the kernel holds
     this object, so the code lives as long as any caller (cache eviction is then safe)."""
 
-    __slots__ = ("engine", "fn", "address")
+    __slots__ = ("module", "fn", "address")
 
-    def __init__(self, engine, fn: KernelFn, address: int) -> None:
-        self.engine, self.fn, self.address = engine, fn, address
+    def __init__(self, module: CompiledModule, name: str) -> None:
+        self.module = module
+        self.address = module.address(name)
+        self.fn: KernelFn = _KERNEL_SIGNATURE(self.address)
 
     def __call__(self, args, begin: int, end: int) -> None:
         self.fn(args, begin, end)
+
+
+def kernel_function(kernel: CompiledKernel, name: str) -> KernelFn:
+    """Another function of the kernel's module with the kernel signature (e.g. `prepare`)."""
+    return _KERNEL_SIGNATURE(kernel.module.address(name))
 
 
 class CPUTarget:
@@ -56,7 +78,7 @@ class CPUTarget:
         # float32 lanes of the widest vector unit: the GEMM micro-kernel's tile width
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
         self._lock = threading.Lock()
-        self._cache: Dict[str, "CompiledKernel"] = {}
+        self._cache: Dict[str, CompiledModule] = {}
         self._disk = DiskCache(config.cache_dir)
         self._cores: Dict[str, "CompiledKernel"] = {}
 
@@ -75,10 +97,12 @@ class CPUTarget:
         builder.getModulePassManager().run(module, builder)
 
     def compile_kernel(self, module: ir.Module, name: str) -> "CompiledKernel":
-        """Optimizes and JIT-compiles `module`; returns its function `name`. Identical
-        kernels (same LLVM IR) are compiled once per process, and their object code is
-        kept on disk for the next process (see DiskCache)."""
-        text = str(module)
+        """Optimizes and JIT-compiles `module`; returns its function `name`."""
+        return CompiledKernel(self.compile_ir_text(str(module), module.name), name)
+
+    def compile_ir_text(self, text: str, what: str) -> CompiledModule:
+        """Optimizes and JIT-compiles LLVM IR text. Identical modules are compiled once per
+        process, and their object code is kept on disk for the next process (DiskCache)."""
         key = hashlib.sha256("\n".join([text, self.cpu, self.features, llvmlite.__version__,
                                          _flowjit_version()]).encode()).hexdigest()
         with self._lock:
@@ -88,19 +112,19 @@ class CPUTarget:
             engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._new_machine())
             obj = self._disk.load(key)
             if obj is None:
-                parsed = llvm.parse_assembly(text)
-                parsed.verify()
+                try:
+                    parsed = llvm.parse_assembly(text)
+                    parsed.verify()
+                except RuntimeError as e:
+                    raise RuntimeError(f"flowjit bug: invalid LLVM IR for {what}: {e}") from None
                 self.optimize(parsed)
                 obj = self._new_machine().emit_object(parsed)
                 self._disk.store(key, obj)
             engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             engine.finalize_object()
-            address = engine.get_function_address(name)
-            if not address:  # never hand out a null function
-                raise RuntimeError(f"flowjit bug: compiled module has no function {name!r}")
-            kernel = CompiledKernel(engine, _KERNEL_SIGNATURE(address), address)
-            self._cache[key] = kernel
-            return kernel
+            compiled = CompiledModule(engine)
+            self._cache[key] = compiled
+            return compiled
 
     def ensure_gemm_core(self, dtype) -> None:
         """Compiles the shape-generic GEMM core for `dtype` once, and registers its symbol

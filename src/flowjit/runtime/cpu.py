@@ -8,48 +8,44 @@ kernel was compiled for, so generated code never reads or writes out of bounds.
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from flowjit import errors
 from flowjit.codegen import kernels
-from flowjit.codegen.target import CPUTarget, cpu_target
+from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import FUSION, Func, Instr, Value
+from flowjit.runtime.threads import WorkerPool, worker_pool
 
 
-# Kernels with less work (elements, or flops for matmul) run on one core: handing a share
-# to another thread costs tens of microseconds. Measured on the MLP benchmark: 2^22 beat
-# 2^18, 2^24 and never.
-PARALLEL_MIN_WORK = 1 << 22
-_pool: Optional[ThreadPoolExecutor] = None
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
-                                   thread_name_prefix="flowjit")
-    return _pool
+# Kernels with less work than this run on one core: elements for loops, flops for matmul.
+# With the native pool a share reaches another core in ~2 us. Measured (benchmarks/
+# thresholds.py): 1.15x at 2^14 elements of a fused chain, 1.75x at 2^16; matmuls gain
+# nothing at 2^20 flops, 1.5x at 2^22.
+PARALLEL_MIN_WORK = {"matmul": 1 << 21}
+PARALLEL_MIN_ELEMENTS = 1 << 15
+CHUNKS_PER_THREAD = 2  # a share per thread and a spare: a late or busy core delays less
 
 
 class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
-    __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "chunks",
-                 "args_type", "pools", "precondition", "simple", "addresses")
+    __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "extent",
+                 "args_type", "pools", "precondition", "simple", "addresses", "pool", "grain",
+                 "prepare")
 
     def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
-                 info: kernels.KernelInfo, addresses: Dict[int, int]) -> None:
+                 info: kernels.KernelInfo, addresses: Dict[int, int],
+                 pool: Optional[WorkerPool]) -> None:
         self.kernel = kernel  # owns the code: alive as long as this thunk
         self.fn = kernel.fn   # the raw ctypes function: one Python call layer less
         self.instr = instr
         self.outputs = outputs
         self.info = info
+        self.extent = info.extent
         self.specs = [(tuple(r.type.shape), r.type.dtype.np_dtype) for r in instr.results]
         # (slot, shape, dtype) of each input: checked before every call
         self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype)
@@ -60,14 +56,17 @@ class NativeThunk:
         # long as the executable, so an id found here is that buffer: no ctypes lookup.
         self.addresses = addresses
         self.precondition = instr.op_def.check_inputs if instr.op != FUSION else None
-        work = info.extent * info.work_per_row
+        self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
         units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
-        parts = min(os.cpu_count() or 1, units) if work >= PARALLEL_MIN_WORK else 1
-        bounds = [min(info.extent, units * p // parts * info.align) for p in range(parts + 1)]
-        self.chunks = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-        # The common case gets a lean path: one output, one share, nothing else to do.
-        self.simple = (len(outputs) == 1 and len(self.chunks) == 1 and not info.scratch
-                       and self.precondition is None)
+        parallel = pool is not None and units > 1 and \
+            info.extent * info.work_per_row >= PARALLEL_MIN_WORK.get(info.kind,
+                                                                      PARALLEL_MIN_ELEMENTS)
+        self.pool = pool if parallel else None
+        chunks = min(units, pool.size * CHUNKS_PER_THREAD) if parallel else 1
+        self.grain = -(-units // chunks) * info.align
+        # The common case gets a lean path: one output, one thread, nothing else to do.
+        self.simple = (len(outputs) == 1 and self.pool is None and not info.scratch
+                       and self.precondition is None and info.extent > 0)
 
     def _output_buffer(self, pool: List[np.ndarray], shape, dtype) -> np.ndarray:
         """An earlier output that nothing holds any more (not the caller, not a Session's
@@ -117,11 +116,15 @@ class NativeThunk:
                 self.precondition(*inputs, **self.instr.attrs)
             except errors.OpError as e:
                 raise type(e)(f"{e.message}\n  in {self.instr.describe()}") from None
-        if len(self.chunks) == 1:
-            scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
-            self.fn(args, *self.chunks[0])
-        elif self.chunks:  # (no shares at all: the output is empty)
-            self._run_in_parallel(args, position)
+        scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
+        if self.extent > 0:  # (else the output is empty: nothing to compute)
+            if self.prepare is not None:
+                self.prepare(args, 0, 0)
+            if self.pool is not None:
+                self.pool.parallel_for(self.pool.memory, self.kernel.address, args, 0,
+                                       self.extent, self.grain)
+            else:
+                self.fn(args, 0, self.extent)
         for slot, out in zip(self.outputs, outs):
             slots[slot] = out
 
@@ -137,7 +140,7 @@ class NativeThunk:
                 array = slots[slot]
             pointers.append(addresses.get(id(array)) or array.ctypes.data)
         pointers.append(None)
-        self.fn(self.args_type(*pointers), *self.chunks[0])
+        self.fn(self.args_type(*pointers), 0, self.extent)
         slots[self.outputs[0]] = out
 
     def _bad_input(self, slots, slot: int, shape, dtype) -> None:
@@ -149,23 +152,12 @@ class NativeThunk:
         slots[slot] = np.ascontiguousarray(array)
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
+        """Scratch for this call: written by `prepare` (or one share), read by the shares."""
         if not self.info.scratch:
             return None
         scratch = np.empty(self.info.scratch, self.specs[0][1])
         args[position] = scratch.ctypes.data
         return scratch
-
-    def _run_in_parallel(self, args, position: int) -> None:
-        """One call per share of rows, on the thread pool (ctypes releases the GIL)."""
-        calls, scratches = [], []
-        for begin, end in self.chunks[1:]:
-            own = self.args_type(*args)
-            scratches.append(self._scratch(own, position))
-            calls.append(_thread_pool().submit(self.fn, own, begin, end))
-        scratches.append(self._scratch(args, position))
-        self.fn(args, *self.chunks[0])  # the calling thread does the first share itself
-        for call in calls:
-            call.result()
 
 
 class NumpyThunk:
@@ -192,6 +184,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         slot[p.value] = len(slot)
     thunks = []
     stats = {"native": 0, "numpy": 0}
+    pool = worker_pool(target)
     addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
     constants: Dict[int, np.ndarray] = {}  # slot -> value, computed once, here
     modules = []
@@ -216,7 +209,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         modules.append((index, instr, module))
         fn = target.compile_kernel(module, "kernel")
         thunks.append(NativeThunk(fn, instr, inputs, [slot[r] for r in instr.results], info,
-                                  addresses))
+                                  addresses, pool))
         stats["native"] += 1
     if dump is not None:
         _dump_kernels(modules, target, dump)
