@@ -283,3 +283,41 @@ def test_disk_cache_stays_under_its_size_limit(tmp_path):
     kept = sorted(p.name for p in (tmp_path / "kernels").iterdir())
     assert sum(p.stat().st_size for p in (tmp_path / "kernels").iterdir()) <= 3000
     assert "k6.o" in kept and "k0.o" in kept and "k1.o" not in kept
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 12), st.integers(0, 6)),
+                min_size=1, max_size=30))
+def test_arena_plan_never_overlaps_live_buffers(items):
+    from flowjit.runtime.buffers import ALIGN, plan_arena
+    sizes = [size for size, _, _ in items]
+    lifetimes = [(first, first + length) for _, first, length in items]
+    offsets, total = plan_arena(sizes, lifetimes)
+    assert total <= sum(-(-max(s, 1) // ALIGN) * ALIGN for s in sizes)
+    for i, (size_i, (first_i, last_i)) in enumerate(zip(sizes, lifetimes)):
+        assert offsets[i] % ALIGN == 0 and offsets[i] + size_i <= total
+        for j in range(i):
+            first_j, last_j = lifetimes[j]
+            if first_i <= last_j and first_j <= last_i:  # alive at the same time
+                assert offsets[i] + size_i <= offsets[j] or offsets[j] + sizes[j] <= offsets[i]
+
+
+def test_a_chain_of_kernels_is_one_segment_whose_arena_reuses_dead_values():
+    x = tf.placeholder(tf.float32, [256, 64], name="x")
+    h = x
+    for i in range(6):  # matmuls end fusions, so each layer is its own kernel
+        h = tf.nn.relu(tf.matmul(h, tf.constant(np.eye(64, dtype=np.float32) * 0.5)) + i)
+    y = tf.reduce_sum(h, axis=1)
+    func = optimize(lower([y], [], {x: TensorType(tf.float32, (256, 64))}), CompileOptions())
+    run, stats = cpu.build(func)
+    assert stats["segments"] == 1 and stats["numpy"] == 0
+    layer = 256 * 64 * 4
+    assert layer <= stats["arena_bytes"] <= 2 * layer  # 5 internal layers, 2 live at a time
+    data = np.random.default_rng(0).standard_normal((256, 64)).astype(np.float32)
+    expected = data
+    for i in range(6):
+        expected = np.maximum(expected @ (np.eye(64, dtype=np.float32) * 0.5) + i, 0)
+    for _ in range(2):  # the second run reuses the arena and the output buffers
+        np.testing.assert_allclose(run([data])[0], expected.sum(1), rtol=1e-5)
+    with pytest.raises(errors.InternalError, match="compiled for float32\\[256, 64\\]"):
+        run([np.ones((512, 64), np.float32)])

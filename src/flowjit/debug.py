@@ -54,7 +54,7 @@ def first_divergence(session, fetches, feed_dict=None, rtol: float = 1e-5,
     eager: Dict[Value, np.ndarray] = {}
     evaluate(func, inputs, trace=eager)
     compiled: Dict[Value, np.ndarray] = {}
-    run, _ = cpu.build(func)
+    run, _ = cpu.build(func, keep_intermediates=True)  # one kernel per value: all kept
     run(inputs, trace=compiled)
     lines = [line for line in print_func(func).splitlines() if " = " in line]
     top_level = [line for line in lines if line.startswith("  %")]

@@ -15,9 +15,11 @@ import numpy as np
 
 from flowjit import errors
 from flowjit.codegen import kernels
+from flowjit.codegen.segment import KernelCall, emit_segment
 from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import FUSION, Func, Instr, Value
+from flowjit.runtime.buffers import ALIGN, plan_arena, pooled_output
 from flowjit.runtime.threads import WorkerPool, worker_pool
 
 
@@ -28,6 +30,16 @@ from flowjit.runtime.threads import WorkerPool, worker_pool
 PARALLEL_MIN_WORK = {"matmul": 1 << 21}
 PARALLEL_MIN_ELEMENTS = 1 << 15
 CHUNKS_PER_THREAD = 2  # a share per thread and a spare: a late or busy core delays less
+
+
+def shares(info: kernels.KernelInfo, pool: Optional[WorkerPool]) -> Optional[int]:
+    """Rows per share when the kernel is worth splitting across the pool, else None."""
+    units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
+    threshold = PARALLEL_MIN_WORK.get(info.kind, PARALLEL_MIN_ELEMENTS)
+    if pool is None or units < 2 or info.extent * info.work_per_row < threshold:
+        return None
+    chunks = min(units, pool.size * CHUNKS_PER_THREAD)
+    return -(-units // chunks) * info.align
 
 
 class NativeThunk:
@@ -57,31 +69,14 @@ class NativeThunk:
         self.addresses = addresses
         self.precondition = instr.op_def.check_inputs if instr.op != FUSION else None
         self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
-        units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
-        parallel = pool is not None and units > 1 and \
-            info.extent * info.work_per_row >= PARALLEL_MIN_WORK.get(info.kind,
-                                                                      PARALLEL_MIN_ELEMENTS)
-        self.pool = pool if parallel else None
-        chunks = min(units, pool.size * CHUNKS_PER_THREAD) if parallel else 1
-        self.grain = -(-units // chunks) * info.align
+        self.grain = shares(info, pool)
+        self.pool = pool if self.grain is not None else None
         # The common case gets a lean path: one output, one thread, nothing else to do.
         self.simple = (len(outputs) == 1 and self.pool is None and not info.scratch
                        and self.precondition is None and info.extent > 0)
 
     def _output_buffer(self, pool: List[np.ndarray], shape, dtype) -> np.ndarray:
-        """An earlier output that nothing holds any more (not the caller, not a Session's
-        variables), else a new array. Two buffers let a variable's update ping-pong: the
-        new value is written into the buffer the value before last lived in, so a training
-        step allocates nothing and touches no fresh pages."""
-        for buffer in pool:
-            if sys.getrefcount(buffer) == 3:  # the pool, `buffer` and the argument
-                buffer.setflags(write=True)  # a Session marks variable values read-only
-                return buffer
-        buffer = np.empty(shape, dtype)
-        if len(pool) < 2:
-            pool.append(buffer)
-            self.addresses[id(buffer)] = buffer.ctypes.data
-        return buffer
+        return pooled_output(pool, shape, dtype, self.addresses)
 
     def _address(self, array: np.ndarray) -> int:
         address = self.addresses.get(id(array))
@@ -160,6 +155,95 @@ class NativeThunk:
         return scratch
 
 
+class NativeSegment:
+    """Consecutive native kernels run by one native call (codegen/segment.py). Values made
+    and used only inside the segment live in its arena (runtime/buffers.py); the others
+    (read later by Python, or results) get pooled numpy buffers, as NativeThunk's do."""
+
+    __slots__ = ("entry", "compiled", "table", "arena", "inputs", "outputs", "addresses",
+                 "pool_memory", "instrs")
+
+    def __init__(self, target: CPUTarget, module, instrs: List[Instr],
+                 infos: List[kernels.KernelInfo], indices: List[int], slot: Dict[Value, int],
+                 escaping, addresses: Dict[int, int], pool: Optional[WorkerPool]) -> None:
+        self.instrs = instrs
+        self.addresses = addresses
+        self.pool_memory = pool.memory if pool is not None else None
+        made_here = {r for instr in instrs for r in instr.results}
+        last_use: Dict[Value, int] = {}
+        for step, instr in enumerate(instrs):
+            for value in instr.operands:
+                last_use[value] = step
+        table_index: Dict[Value, int] = {}
+        self.inputs: List[Tuple[int, int, tuple, np.dtype]] = []
+        self.outputs: List[Tuple[int, int, List[np.ndarray], tuple, np.dtype]] = []
+        arena_items: List[Tuple[int, int, Tuple[int, int]]] = []  # (table index, bytes, life)
+
+        def index_of(value: Value, step: int) -> int:
+            if value not in table_index:
+                table_index[value] = index = 1 + len(table_index) + len(arena_items)
+                shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
+                if value not in made_here:
+                    self.inputs.append((slot[value], index, shape, dtype))
+                elif value in escaping:
+                    self.outputs.append((slot[value], index, [], shape, dtype))
+                else:
+                    size = value.type.num_elements * np.dtype(dtype).itemsize
+                    arena_items.append((index, size, (step, last_use.get(value, step))))
+            return table_index[value]
+
+        calls = []
+        for step, (instr, info, at) in enumerate(zip(instrs, infos, indices)):
+            buffers = [index_of(r, step) for r in instr.results]
+            buffers += [index_of(v, step) for v in instr.operands]
+            scratch = 0  # table entry 0 is a null pointer
+            if info.scratch:
+                scratch = 1 + len(table_index) + len(arena_items)
+                itemsize = instr.results[0].type.dtype.np_dtype.itemsize
+                arena_items.append((scratch, info.scratch * itemsize, (step, step)))
+            calls.append(KernelCall(f"k{at}", buffers + [scratch], info.extent,
+                                    shares(info, pool), info.prepare))
+        emit_segment(module, "segment", calls)
+        self.compiled = target.compile_ir_text(str(module), module.name)
+        self.entry = _SEGMENT_SIGNATURE(self.compiled.address("segment"))
+        offsets, total = plan_arena([size for _, size, _ in arena_items],
+                                    [life for _, _, life in arena_items])
+        self.arena = np.empty(total + ALIGN, np.uint8)
+        base = -(-self.arena.ctypes.data // ALIGN) * ALIGN
+        self.table = (ctypes.c_void_p * (1 + len(table_index) + len(arena_items)))()
+        for (index, _, _), offset in zip(arena_items, offsets):
+            self.table[index] = base + offset
+
+    def run(self, slots: List[Optional[np.ndarray]]) -> None:
+        table, addresses = self.table, self.addresses
+        for slot, index, shape, dtype in self.inputs:
+            array = slots[slot]
+            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
+                self._bad_input(slots, slot, shape, dtype)
+                array = slots[slot]
+            table[index] = addresses.get(id(array)) or array.ctypes.data
+        outs = []
+        for slot, index, pool, shape, dtype in self.outputs:
+            out = pooled_output(pool, shape, dtype, addresses)
+            table[index] = addresses.get(id(out)) or out.ctypes.data
+            outs.append(out)
+        self.entry(table, self.pool_memory)
+        for (slot, *_), out in zip(self.outputs, outs):
+            slots[slot] = out
+
+    def _bad_input(self, slots, slot: int, shape, dtype) -> None:
+        array = slots[slot]
+        if array.shape != shape or array.dtype != dtype:
+            raise errors.InternalError(
+                f"an input buffer of the native segment starting at "
+                f"{self.instrs[0].describe()} is {array.dtype}{list(array.shape)}, compiled "
+                f"for {dtype}{list(shape)}")
+        slots[slot] = np.ascontiguousarray(array)
+
+
+_SEGMENT_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+
 class NumpyThunk:
     """Runs one instruction with the interpreter's numpy kernel."""
 
@@ -174,24 +258,22 @@ class NumpyThunk:
             slots[slot] = value
 
 
-def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callable] = None
+def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callable] = None,
+          keep_intermediates: bool = False
           ) -> Tuple[Callable[[Sequence[np.ndarray]], List[np.ndarray]], Dict[str, int]]:
-    """The run function of `func` on the CPU, and how many instructions are native.
+    """The run function of `func` on the CPU, and statistics: how many instructions are
+    native or numpy, how many native segments, their arenas' bytes.
+    Consecutive native instructions run as one segment (one native call) unless
+    `keep_intermediates`, which keeps every value for `run(inputs, trace)`.
     `dump(stage, text)` receives the kernels' LLVM IR as generated and as optimized."""
     target = target or cpu_target()
-    slot: Dict[Value, int] = {}
-    for p in func.params:
-        slot[p.value] = len(slot)
-    thunks = []
-    stats = {"native": 0, "numpy": 0}
     pool = worker_pool(target)
-    addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
+    slot: Dict[Value, int] = {}
+    for value in [p.value for p in func.params] + [r for i in func.body for r in i.results]:
+        slot[value] = len(slot)
     constants: Dict[int, np.ndarray] = {}  # slot -> value, computed once, here
-    modules = []
+    groups: List[Tuple[str, List[int]]] = []  # ("numpy" | "native" | "segment", indices)
     for index, instr in enumerate(func.body):
-        for r in instr.results:
-            slot[r] = len(slot)
-        inputs = [slot[v] for v in instr.operands]
         if instr.op == "constant":
             value = execute(instr, [])[0]
             value.setflags(write=False)  # shared by every run: fetches of it are copied
@@ -199,24 +281,59 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             continue
         kind = kernels.kernel_kind(instr)
         if kind is None:
-            thunks.append(NumpyThunk(instr, inputs, [slot[r] for r in instr.results]))
-            stats["numpy"] += 1
+            groups.append(("numpy", [index]))
             continue
         if kind == "matmul":  # its kernel calls the shared GEMM core by name
             target.ensure_gemm_core(instr.result.type.dtype)
-        module = target.new_module(f"k{index}_{instr.op}")
-        info = kernels.emit_kernel(module, "kernel", instr, target.lanes)
-        modules.append((index, instr, module))
-        fn = target.compile_kernel(module, "kernel")
-        thunks.append(NativeThunk(fn, instr, inputs, [slot[r] for r in instr.results], info,
-                                  addresses, pool))
-        stats["native"] += 1
+        checked = instr.op != FUSION and instr.op_def.check_inputs is not None
+        if keep_intermediates or checked:  # (checks run in Python, on visible inputs)
+            groups.append(("native", [index]))
+        elif groups and groups[-1][0] == "segment":
+            groups[-1][1].append(index)
+        else:
+            groups.append(("segment", [index]))
+    escaping = {r.value for r in func.results}
+    group_of = {index: g for g, (_, indices) in enumerate(groups) for index in indices}
+    owner: Dict[Value, int] = {r: group_of.get(i, -1) for i, instr in enumerate(func.body)
+                               for r in instr.results}
+    for index, instr in enumerate(func.body):
+        for value in instr.operands:  # read outside the group that made it: Python sees it
+            if owner.get(value, -1) != group_of.get(index, -2):
+                escaping.add(value)
+
+    thunks: list = []
+    stats = {"native": 0, "numpy": 0, "segments": 0, "arena_bytes": 0}
+    addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
+    modules = []
+    for what, indices in groups:
+        if what == "numpy":
+            instr = func.body[indices[0]]
+            thunks.append(NumpyThunk(instr, [slot[v] for v in instr.operands],
+                                     [slot[r] for r in instr.results]))
+            stats["numpy"] += 1
+            continue
+        stats["native"] += len(indices)
+        module = target.new_module(f"k{indices[0]}" + (f"_{indices[-1]}" if indices[1:] else ""))
+        infos = [kernels.emit_kernel(module, f"k{i}", func.body[i], target.lanes)
+                 for i in indices]
+        if len(indices) == 1:
+            instr, info = func.body[indices[0]], infos[0]
+            modules.append((f"instruction {indices[0]}: {instr.describe()}", module))
+            kernel = target.compile_kernel(module, f"k{indices[0]}")
+            thunks.append(NativeThunk(kernel, instr, [slot[v] for v in instr.operands],
+                                      [slot[r] for r in instr.results], info, addresses, pool))
+        else:
+            segment = NativeSegment(target, module, [func.body[i] for i in indices], infos,
+                                    indices, slot, escaping, addresses, pool)
+            modules.append((f"instructions {indices[0]}-{indices[-1]} (one segment)", module))
+            thunks.append(segment)
+            stats["segments"] += 1
+            stats["arena_bytes"] += segment.arena.nbytes - ALIGN
     if dump is not None:
         _dump_kernels(modules, target, dump)
     n_params = len(func.params)
-    n_slots = len(slot)
     result_slots = [slot[r.value] for r in func.results]
-    initial: List[Optional[np.ndarray]] = [None] * (n_slots - n_params)
+    initial: List[Optional[np.ndarray]] = [None] * (len(slot) - n_params)
     for index, value in constants.items():
         initial[index - n_params] = value
 
@@ -233,8 +350,5 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
 
 
 def _dump_kernels(modules, target: CPUTarget, dump: Callable) -> None:
-    def header(index, instr):
-        return f"; instruction {index}: {instr.op} at {instr.describe()}\n"
-    dump("llvm", "".join(header(i, instr) + str(m) + "\n" for i, instr, m in modules))
-    dump("llvm-opt", "".join(header(i, instr) + target.optimized_ir(m) + "\n"
-                             for i, instr, m in modules))
+    dump("llvm", "".join(f"; {what}\n{m}\n" for what, m in modules))
+    dump("llvm-opt", "".join(f"; {what}\n{target.optimized_ir(m)}\n" for what, m in modules))

@@ -31,6 +31,8 @@ import sys
 import threading
 from typing import List, Optional
 
+import llvmlite.binding as llvm
+
 # word offsets (i64) into the pool's memory; hot words on their own cache lines
 TICKET, COMPLETED, FIELDS, SLEEP, OWNER = 0, 8, 16, 24, 32
 FN, ARGS, BEGIN, END, GRAIN, N_CHUNKS = range(FIELDS, FIELDS + 6)
@@ -236,6 +238,7 @@ class WorkerPool:
                                         "flowjit_pool")
         self._module = module  # keeps the code alive
         self.parallel_for_address = module.address("flowjit_parallel_for")
+        llvm.add_symbol("flowjit_parallel_for", self.parallel_for_address)  # for segments
         self.parallel_for = ctypes.CFUNCTYPE(
             None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
             ctypes.c_int64, ctypes.c_int64)(self.parallel_for_address)
