@@ -11,12 +11,27 @@ Two kinds of storage:
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 ALIGN = 64  # bytes: a cache line, and a whole AVX-512 vector
+
+
+_char_at = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+
+
+def data_address(array: np.ndarray) -> int:
+    """The address of a contiguous array's data: through the buffer protocol (about 0.35 us)
+    rather than `array.ctypes` (about 1.1 us), which matters for tiny runs; read-only and
+    empty arrays take the slow way."""
+    try:
+        return _addressof(_char_at(array))
+    except (TypeError, ValueError):
+        return array.ctypes.data
 
 
 def pooled_output(pool: List[np.ndarray], shape, dtype, addresses: Dict[int, int]

@@ -19,7 +19,7 @@ from flowjit.codegen.segment import KernelCall, emit_segment
 from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import FUSION, Func, Instr, Value
-from flowjit.runtime.buffers import ALIGN, plan_arena, pooled_output
+from flowjit.runtime.buffers import ALIGN, data_address, plan_arena, pooled_output
 from flowjit.runtime.threads import WorkerPool, worker_pool
 
 
@@ -80,7 +80,7 @@ class NativeThunk:
 
     def _address(self, array: np.ndarray) -> int:
         address = self.addresses.get(id(array))
-        return address if address is not None else array.ctypes.data
+        return address if address is not None else data_address(array)
 
     def run(self, slots: List[Optional[np.ndarray]]) -> None:
         if self.simple:
@@ -133,7 +133,7 @@ class NativeThunk:
             if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
                 self._bad_input(slots, slot, shape, dtype)
                 array = slots[slot]
-            pointers.append(addresses.get(id(array)) or array.ctypes.data)
+            pointers.append(addresses.get(id(array)) or data_address(array))
         pointers.append(None)
         self.fn(self.args_type(*pointers), 0, self.extent)
         slots[self.outputs[0]] = out
@@ -221,7 +221,7 @@ class NativeSegment:
             if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
                 self._bad_input(slots, slot, shape, dtype)
                 array = slots[slot]
-            table[index] = addresses.get(id(array)) or array.ctypes.data
+            table[index] = addresses.get(id(array)) or data_address(array)
         outs = []
         for slot, index, pool, shape, dtype in self.outputs:
             out = pooled_output(pool, shape, dtype, addresses)
