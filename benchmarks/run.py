@@ -20,8 +20,29 @@ import numpy as np
 import flowjit as tf
 
 
-def median_time(fn: Callable[[], object], repeats: int, number: int = 1) -> float:
-    fn()  # warm-up (and compilation)
+class Rounds:
+    """The systems of one workload and their timing: per system, a warm-up (and compile),
+    then `repeats` samples back to back; a system's figure is the median sample.
+
+    Samples are not interleaved across systems: measured on the 2-core benchmark VM, a
+    thread pool that went idle (PyTorch's OpenMP threads, XLA's, flowjit's workers) runs the
+    next few calls 1.5-3x slower, so interleaving mostly measures wake-ups."""
+
+    def __init__(self, repeats: int) -> None:
+        self.repeats = repeats
+        self.systems: Dict[str, Tuple[Callable[[], object], int]] = {}
+
+    def add(self, name: str, fn: Callable[[], object], number: int = 1) -> None:
+        self.systems[name] = (fn, number)
+
+    def medians(self) -> Dict[str, float]:
+        return {name: _median_time(fn, self.repeats, number)
+                for name, (fn, number) in self.systems.items()}
+
+
+def _median_time(fn: Callable[[], object], repeats: int, number: int) -> float:
+    for _ in range(3):
+        fn()  # warm-up (and compilation)
     times = []
     for _ in range(repeats):
         gc.disable()
@@ -52,39 +73,33 @@ def _jax():
     return jax, jnp
 
 
-def peers_tiny(repeats: int) -> Dict[str, float]:
-    out = {}
+def peers_tiny(rounds: Rounds) -> None:
     if _jax():
         jax, jnp = _jax()
         f = jax.jit(lambda a, b: a + b)
-        out["jax-jit"] = median_time(lambda: f(4.0, 5.0).block_until_ready(), repeats,
+        rounds.add("jax-jit", lambda: f(4.0, 5.0).block_until_ready(),
                                      number=2000)
     torch = _torch()
     if torch:
         a, b = torch.tensor(4.0), torch.tensor(5.0)
-        out["torch-eager"] = median_time(lambda: torch.add(a, b), repeats, number=2000)
-    return out
+        rounds.add("torch-eager", lambda: torch.add(a, b), number=2000)
 
 
-def peers_chain(repeats: int, data: np.ndarray) -> Dict[str, float]:
-    out = {}
+def peers_chain(rounds: Rounds, data: np.ndarray) -> None:
     if _jax():
         jax, jnp = _jax()
         f = jax.jit(lambda x: jnp.maximum(1.5 * x + 0.25, 0) * jax.nn.sigmoid(x)
                     - 0.5 * jnp.tanh(x))
         x = jnp.asarray(data)
-        out["jax-jit"] = median_time(lambda: f(x).block_until_ready(), repeats)
+        rounds.add("jax-jit", lambda: f(x).block_until_ready())
     torch = _torch()
     if torch:
-        x = torch.from_numpy(data)
-        out["torch-eager"] = median_time(
-            lambda: torch.relu(1.5 * x + 0.25) * torch.sigmoid(x) - 0.5 * torch.tanh(x),
-            repeats)
-    return out
+        tx = torch.from_numpy(data)  # (own names: the JAX closure above keeps reading x)
+        rounds.add("torch-eager",
+                   lambda: torch.relu(1.5 * tx + 0.25) * torch.sigmoid(tx) - 0.5 * torch.tanh(tx))
 
 
-def peers_mlp(repeats: int, images: np.ndarray, labels: np.ndarray) -> Dict[str, float]:
-    out = {}
+def peers_mlp(rounds: Rounds, images: np.ndarray, labels: np.ndarray) -> None:
     sizes = [784, 256, 128, 10]
     rng = np.random.default_rng(0)
     weights = [(rng.standard_normal((m, n)).astype(np.float32) * 0.05, np.zeros(n, np.float32))
@@ -112,20 +127,20 @@ def peers_mlp(repeats: int, images: np.ndarray, labels: np.ndarray) -> Dict[str,
         def jax_step():
             state["params"] = step(state["params"], x, y)
             jax.block_until_ready(state["params"])
-        out["jax-jit"] = median_time(jax_step, repeats, number=5)
+        rounds.add("jax-jit", jax_step, number=5)
     torch = _torch()
     if torch:
         params = [(torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
                   for w, b in weights]
-        x, y = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+        tx, ty = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 
         def torch_step():
-            h = x
+            h = tx
             for i, (w, b) in enumerate(params):
                 h = h @ w + b
                 if i < 2:
                     h = torch.relu(h)
-            loss = torch.nn.functional.cross_entropy(h, y)
+            loss = torch.nn.functional.cross_entropy(h, ty)
             loss.backward()
             with torch.no_grad():
                 for w, b in params:
@@ -133,57 +148,55 @@ def peers_mlp(repeats: int, images: np.ndarray, labels: np.ndarray) -> Dict[str,
                     b -= 0.01 * b.grad
                     w.grad = None
                     b.grad = None
-        out["torch-eager"] = median_time(torch_step, repeats, number=5)
-    return out
+        rounds.add("torch-eager", torch_step, number=5)
 
 
-def peers_gemm(repeats: int, a: np.ndarray, b: np.ndarray) -> Dict[str, float]:
-    out = {}
+def peers_gemm(rounds: Rounds, a: np.ndarray, b: np.ndarray) -> None:
     if _jax():
         jax, jnp = _jax()
         f = jax.jit(jnp.dot)
         ja, jb = jnp.asarray(a), jnp.asarray(b)
-        out["jax-jit"] = median_time(lambda: f(ja, jb).block_until_ready(), repeats)
+        rounds.add("jax-jit", lambda: f(ja, jb).block_until_ready())
     torch = _torch()
     if torch:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch-eager"] = median_time(lambda: torch.mm(ta, tb), repeats)
-    return out
+        rounds.add("torch-eager", lambda: torch.mm(ta, tb))
 
 
 # -- workloads ----------------------------------------------------------------------------------
 def tiny_run(repeats: int) -> Dict[str, float]:
     """sess.run(a + b, {a: 4., b: 5.}) per call."""
-    out = {}
+    rounds = Rounds(repeats)
     for backend in ("llvm", "eager"):
         with tf.Graph().as_default():
             a, b = tf.placeholder(tf.float32), tf.placeholder(tf.float32)
             y = a + b
             sess = tf.Session(backend=backend)
-            out[f"flowjit-{backend}"] = median_time(lambda: sess.run(y, {a: 4.0, b: 5.0}),
-                                                    repeats, number=2000)
+            rounds.add(f"flowjit-{backend}",  # (defaults: bound now, not at the last loop)
+                       lambda sess=sess, y=y, feed={a: 4.0, b: 5.0}: sess.run(y, feed),
+                       number=2000)
     x, z = np.float32(4.0), np.float32(5.0)
-    out["numpy"] = median_time(lambda: np.add(x, z), repeats, number=2000)
-    out.update(peers_tiny(repeats))
-    return out
+    rounds.add("numpy", lambda: np.add(x, z), number=2000)
+    peers_tiny(rounds)
+    return rounds.medians()
 
 
 def fused_chain(repeats: int, n: int) -> Dict[str, float]:
     """relu(1.5*x + 0.25) * sigmoid(x) - 0.5*tanh(x) on n float32."""
     data = np.random.default_rng(0).standard_normal(n).astype(np.float32)
-    out = {}
+    rounds = Rounds(repeats)
     for backend in ("llvm",):
         with tf.Graph().as_default():
             x = tf.placeholder(tf.float32, [n])
             y = tf.nn.relu(1.5 * x + 0.25) * tf.sigmoid(x) - 0.5 * tf.tanh(x)
             sess = tf.Session(backend=backend)
-            out[f"flowjit-{backend}"] = median_time(lambda: sess.run(y, {x: data}), repeats)
+            rounds.add(f"flowjit-{backend}", lambda: sess.run(y, {x: data}))
 
     def numpy_chain():
         return np.maximum(1.5 * data + 0.25, 0) * (1 / (1 + np.exp(-data))) - 0.5 * np.tanh(data)
-    out["numpy"] = median_time(numpy_chain, repeats)
-    out.update(peers_chain(repeats, data))
-    return out
+    rounds.add("numpy", numpy_chain)
+    peers_chain(rounds, data)
+    return rounds.medians()
 
 
 def mlp_graph(batch: int):
@@ -233,33 +246,34 @@ def mlp_train_step(repeats: int, batch: int = 128) -> Dict[str, float]:
     rng = np.random.default_rng(1)
     images = rng.standard_normal((batch, 784)).astype(np.float32)
     labels = rng.integers(0, 10, batch).astype(np.int32)
-    out = {}
+    rounds = Rounds(repeats)
     for backend in ("llvm", "eager"):
         with tf.Graph().as_default():
             x, y, loss, train = mlp_graph(batch)
             sess = tf.Session(backend=backend)
             sess.run(tf.global_variables_initializer())
-            out[f"flowjit-{backend}"] = median_time(
-                lambda: sess.run([loss, train], {x: images, y: labels}), repeats, number=5)
+            rounds.add(f"flowjit-{backend}",  # (defaults: bound now, not at the last loop)
+                       lambda sess=sess, fetches=[loss, train], feed={x: images, y: labels}:
+                       sess.run(fetches, feed), number=5)
     step = numpy_mlp_step(batch)
-    out["numpy"] = median_time(lambda: step(images, labels), repeats, number=5)
-    out.update(peers_mlp(repeats, images, labels))
-    return out
+    rounds.add("numpy", lambda: step(images, labels), number=5)
+    peers_mlp(rounds, images, labels)
+    return rounds.medians()
 
 
 def gemm(repeats: int, n: int = 1024) -> Dict[str, float]:
     rng = np.random.default_rng(2)
     a = rng.standard_normal((n, n)).astype(np.float32)
     b = rng.standard_normal((n, n)).astype(np.float32)
-    out = {}
+    rounds = Rounds(repeats)
     with tf.Graph().as_default():
         pa, pb = tf.placeholder(tf.float32, [n, n]), tf.placeholder(tf.float32, [n, n])
         c = tf.matmul(pa, pb)
         sess = tf.Session(backend="llvm")
-        out["flowjit-llvm"] = median_time(lambda: sess.run(c, {pa: a, pb: b}), repeats)
-    out["numpy"] = median_time(lambda: a @ b, repeats)
-    out.update(peers_gemm(repeats, a, b))
-    return out
+        rounds.add("flowjit-llvm", lambda: sess.run(c, {pa: a, pb: b}))
+    rounds.add("numpy", lambda: a @ b)
+    peers_gemm(rounds, a, b)
+    return rounds.medians()
 
 
 def cold_start() -> Dict[str, float]:
