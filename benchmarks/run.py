@@ -1,6 +1,7 @@
 """flowjit vs numpy (and JAX jit / PyTorch eager when importable) on the backend issue's
 workloads. Every figure is the median of several runs after warm-up, and is also given as a
-ratio to numpy measured in the same process.
+ratio to numpy measured in the same process. Each workload runs in a fresh process (all of
+its systems in that one), so that no workload inherits another's busy or sleeping threads.
 
     python benchmarks/run.py [--quick] [--only NAME ...]
 """
@@ -357,10 +358,15 @@ def table(name: str, results: Dict[str, float], unit: str, scale: float) -> List
     return rows
 
 
+WORKLOAD_KEYS = ["tiny", "chain", "MLP", "GEMM", "cold", "memory"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller chain")
-    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="workloads whose name contains one of these (in this process)")
+    parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     repeats = 5 if args.quick else 7
     chain_n = 1 << 22 if args.quick else 1 << 24
@@ -371,10 +377,16 @@ def main() -> None:
         ("4 GEMM 1024^3 f32", lambda: gemm(repeats), "ms", 1e3),
         ("5 cold build+compile+step", cold_start, "s", 1.0),
     ]
-    print(f"flowjit {tf.__version__}, numpy {np.__version__}, {os.cpu_count()} cores; "
-          f"median of {repeats} runs after warm-up")
-    print("| workload | system | time | vs numpy (same run) |")
-    print("|---|---|---|---|")
+    if not args.rows_only:
+        print(f"flowjit {tf.__version__}, numpy {np.__version__}, {os.cpu_count()} cores; "
+              f"median of {repeats} runs after warm-up")
+        print("| workload | system | time | vs numpy (same run) |")
+        print("|---|---|---|---|", flush=True)
+    if args.only is None:  # each workload in a fresh process: no thread pools or caches
+        for key in WORKLOAD_KEYS:  # left over from the workloads before it
+            command = [sys.executable, __file__, "--rows-only", "--only", key]
+            subprocess.run(command + (["--quick"] if args.quick else []), check=True)
+        return
     for name, fn, unit, scale in workloads:
         if args.only and not any(o in name for o in args.only):
             continue
