@@ -120,3 +120,36 @@ def test_a_training_step_split_across_cores_matches_the_interpreter(split_everyt
             results.append(sess.run([loss, w], feed))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-6)
+
+
+@needs_pool
+def test_a_forked_child_runs_split_kernels_without_the_parents_workers(split_everything):
+    x = tf.placeholder(tf.float32, [4096])
+    y = tf.tanh(x) * 2.0  # elementwise: split into shares
+    sess = tf.Session(backend="llvm")
+    data = np.linspace(-3, 3, 4096).astype(np.float32)
+    expected = sess.run(y, {x: data})  # the pool exists before the fork
+    import os
+    import time
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the pool's memory is here, its worker threads are not
+        try:
+            os.write(write_end, sess.run(y, {x: data}).tobytes())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):  # never hang the suite on a stuck child
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child did not finish its run")
+        time.sleep(0.01)
+    received = b""
+    while len(received) < expected.nbytes:
+        chunk = os.read(read_end, expected.nbytes - len(received))
+        if not chunk:
+            break
+        received += chunk
+    os.close(read_end)
+    np.testing.assert_allclose(np.frombuffer(received, np.float32), expected, rtol=1e-6)
