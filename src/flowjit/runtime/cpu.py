@@ -8,7 +8,6 @@ kernel was compiled for, so generated code never reads or writes out of bounds.
 from __future__ import annotations
 
 import ctypes
-import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
