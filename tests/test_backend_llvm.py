@@ -321,3 +321,57 @@ def test_a_chain_of_kernels_is_one_segment_whose_arena_reuses_dead_values():
         np.testing.assert_allclose(run([data])[0], expected.sum(1), rtol=1e-5)
     with pytest.raises(errors.InternalError, match="compiled for float32\\[256, 64\\]"):
         run([np.ones((512, 64), np.float32)])
+
+
+_CAST_DTYPES = [tf.float32, tf.float64, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8,
+                tf.bool]
+
+
+def _cast_sources(dtype, n):
+    """Values of `dtype` that probe every conversion's edges: 128..255 (unsigned bytes),
+    negatives, fractions, values past the narrow types' ranges, NaN and infinities."""
+    floats = [0, 1, -1, 0.5, -0.7, 127, 127.9, 128, 200.7, 255, 255.9, 256, -128, -129,
+              300.5, 32767, 32768, -32769, 65535, 1e6, 2.0 ** 31, -2.0 ** 31, 2.0 ** 40,
+              -2.0 ** 63, 2.0 ** 63, np.nan, np.inf, -np.inf]
+    if dtype.is_floating:
+        values = np.array(floats, np.float64)
+    elif dtype is tf.bool:
+        values = np.array([True, False, True])
+    else:
+        info = np.iinfo(dtype.np_dtype)
+        values = np.array([0, 1, 127, info.max, info.min, info.max // 3, 255 % info.max],
+                          np.int64)
+    return np.resize(values, max(n, len(values))).astype(dtype.np_dtype)
+
+
+@pytest.mark.parametrize("n", [3, 37])  # 37: full vector bodies plus a ragged tail
+@pytest.mark.parametrize("source", _CAST_DTYPES, ids=lambda d: d.name)
+def test_casts_between_every_dtype_pair_match_numpy(source, n):
+    x = tf.placeholder(source, [None])
+    outputs = [tf.cast(x, target) for target in _CAST_DTYPES]
+    value = _cast_sources(source, n)
+    with tf.Session(backend="llvm") as sess:  # one kernel per run: each vectorized alone
+        got = [sess.run(output, {x: value}) for output in outputs]
+    import warnings
+    for target, result in zip(_CAST_DTYPES, got):
+        with warnings.catch_warnings():  # numpy warns about NaN/overflow; the result stands
+            warnings.simplefilter("ignore")
+            expected = value.astype(target.np_dtype)
+        assert result.dtype == expected.dtype
+        np.testing.assert_array_equal(result, expected, err_msg=f"{source.name}->{target.name}")
+
+
+def test_a_one_by_one_constant_weight_compiles_inside_a_matmul_epilogue():
+    x = tf.placeholder(tf.float32, [4, 1])
+    y = tf.nn.relu(tf.matmul(x, tf.constant([[2.0]])) + 1)
+    feed = {x: np.array([[1.0], [-3.0], [0.5], [2.0]], np.float32)}
+    reference, compiled = run_both(y, feed)
+    np.testing.assert_allclose(compiled, [[3.0], [0.0], [2.0], [5.0]])
+    np.testing.assert_allclose(compiled, reference)
+
+
+def test_a_size_zero_constant_inside_an_elementwise_fusion_compiles():
+    x = tf.placeholder(tf.float32, [0, 3])
+    y = tf.exp(x) * tf.constant(np.zeros((0, 3), np.float32)) + 1
+    reference, compiled = run_both(y, {x: np.ones((0, 3), np.float32)})
+    assert compiled.shape == reference.shape == (0, 3)

@@ -337,7 +337,7 @@ def _convert(c, a):
             return c.b.fptrunc(x, to) if to.intrinsic_name == "f32" else c.b.fpext(x, to)
         if target is dtypes.bool_:
             return c.b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0))
-        return c.b.fptosi(x, to)  # truncates toward zero, like numpy's astype
+        return _float_to_int(c.b, x, to)
     if source is dtypes.bool_:
         return c.b.uitofp(x, to) if target in FLOAT_TYPES else c.b.zext(x, to)
     signed = source is not dtypes.uint8
@@ -351,3 +351,18 @@ def _convert(c, a):
         return c.b.trunc(x, to)
     return x
 
+
+
+def _float_to_int(b: ir.IRBuilder, x: ir.Value, to: ir.IntType) -> ir.Value:
+    """numpy's float -> integer astype on x86, with no undefined behaviour: truncate toward
+    zero into a 32-bit integer (64-bit for int64), where a NaN or an out-of-range value
+    becomes the minimum integer, then keep the low bits for narrower types, so
+    200.0 -> uint8 is 200, -1.0 -> 255 and 300.0 -> 44. A bare `fptosi` to i8 is poison
+    past 127 (the vectorized form saturates: 200.0 gave 127)."""
+    wide = ir.IntType(max(to.width, 32))
+    limit = ir.Constant(x.type, float(2 ** (wide.width - 1)))
+    in_range = b.and_(b.fcmp_ordered("<", x, limit),
+                      b.fcmp_ordered(">=", x, b.fneg(limit)))
+    safe = b.select(in_range, x, ir.Constant(x.type, 0.0))  # fptosi of the rest is poison
+    value = b.select(in_range, b.fptosi(safe, wide), ir.Constant(wide, -2 ** (wide.width - 1)))
+    return b.trunc(value, to) if to.width < wide.width else value

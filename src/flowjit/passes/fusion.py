@@ -90,8 +90,9 @@ def run(func: Func) -> Tuple[Func, bool]:
 
 def _fuse(group: List[Instr], kind: str, order: List[Instr],
           producer: Dict[Value, Instr]) -> Instr:
-    """One fusion instruction computing `group`, whose root is group[0]. Scalar constants
-    are copied into the region (codegen makes them immediates) instead of passed in."""
+    """One fusion instruction computing `group`, whose root is group[0]. One-element
+    constants read only by elementwise members are copied into the region (codegen makes
+    them immediates) instead of passed in; a matmul reads its operands from memory."""
     root = group[0]
     position = {instr: i for i, instr in enumerate(order)}
     ordered = sorted(group, key=position.__getitem__)
@@ -101,12 +102,14 @@ def _fuse(group: List[Instr], kind: str, order: List[Instr],
         for v in instr.operands:
             if v not in defined and v not in outer_operands:
                 outer_operands.append(v)
+    read_from_memory = {v for instr in group if not _elementwise(instr) for v in instr.operands}
     inner: Dict[Value, Value] = {}
     params = []
     region_body = []
     for v in list(outer_operands):
         source = producer.get(v)
-        if source is not None and source.op == "constant" and source.attrs["value"].size <= 1:
+        if source is not None and source.op == "constant" and \
+                source.attrs["value"].size == 1 and v not in read_from_memory:
             inner[v] = Value(v.type)
             region_body.append(Instr("constant", [], source.attrs, [inner[v]], source.loc))
             outer_operands.remove(v)
