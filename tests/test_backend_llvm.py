@@ -375,3 +375,21 @@ def test_a_size_zero_constant_inside_an_elementwise_fusion_compiles():
     y = tf.exp(x) * tf.constant(np.zeros((0, 3), np.float32)) + 1
     reference, compiled = run_both(y, {x: np.ones((0, 3), np.float32)})
     assert compiled.shape == reference.shape == (0, 3)
+
+
+@pytest.mark.parametrize("reduce", [tf.reduce_sum, tf.reduce_mean])
+def test_float32_sums_of_millions_of_terms_stay_within_a_few_ulps(reduce):
+    # 2^22 copies of 0.1 (the same sign: errors cannot cancel), as one full reduction, as
+    # row sums and as column sums; the exact answer is computed in float64.
+    n = 1 << 22
+    x = tf.placeholder(tf.float32, [None])
+    value = np.full(n, 0.1, np.float32)
+    exact = value.astype(np.float64).sum() / (n if reduce is tf.reduce_mean else 1)
+    square = tf.reshape(x, [2048, 2048])
+    fetches = [reduce(x), reduce(square, 1), reduce(square, 0)]
+    with tf.Session() as sess:
+        total, rows, cols = sess.run(fetches, {x: value})
+    np.testing.assert_allclose(total, exact, rtol=4e-7)
+    per_line = exact / (1 if reduce is tf.reduce_mean else 2048)
+    np.testing.assert_allclose(rows, per_line, rtol=4e-7)
+    np.testing.assert_allclose(cols, per_line, rtol=4e-7)

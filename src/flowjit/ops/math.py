@@ -422,6 +422,15 @@ def _highest(dtype):
     return np.inf if dtype.kind == "f" else np.iinfo(dtype).max
 
 
+def _sum(x, axis, keepdims):
+    """float32 sums accumulate in float64, as the compiled kernels do: numpy's pairwise
+    summation covers only the innermost axis, and a column sum of 2048 rows of 0.1 was off
+    by 1.6e-5 relative."""
+    if x.dtype == np.float32:
+        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float64).astype(np.float32)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
 def _mean(x, axis, keepdims):
     if x.dtype.kind in "iu":  # integer mean truncates, as in TF
         total = np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64)
@@ -430,11 +439,15 @@ def _mean(x, axis, keepdims):
     axes = range(x.ndim) if axis is None else axis
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
     # sum / count, not np.mean: an empty axis gives NaN silently, as in TF
+    if x.dtype == np.float32:
+        total = np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return (total / count).astype(np.float32)
     return np.sum(x, axis=axis, keepdims=keepdims) / x.dtype.type(count)
 
 
 REDUCTION_OPS = [
-    ("Sum",  "reduce_sum",  NUMERIC, _reduction_kernel(np.sum)),
+    ("Sum",  "reduce_sum",  NUMERIC, _reduction_kernel(_sum)),
     ("Mean", "reduce_mean", NUMERIC, _reduction_kernel(_mean)),
     ("Prod", "reduce_prod", NUMERIC, _reduction_kernel(np.prod)),
     ("Max",  "reduce_max",  NUMERIC, _reduction_kernel(np.max, _lowest)),

@@ -149,7 +149,7 @@ class NativeThunk:
         """Scratch for this call: written by `prepare` (or one share), read by the shares."""
         if not self.info.scratch:
             return None
-        scratch = np.empty(self.info.scratch, self.specs[0][1])
+        scratch = np.empty(self.info.scratch, np.uint8)
         args[position] = scratch.ctypes.data
         return scratch
 
@@ -198,8 +198,7 @@ class NativeSegment:
             scratch = 0  # table entry 0 is a null pointer
             if info.scratch:
                 scratch = 1 + len(table_index) + len(arena_items)
-                itemsize = instr.results[0].type.dtype.np_dtype.itemsize
-                arena_items.append((scratch, info.scratch * itemsize, (step, step)))
+                arena_items.append((scratch, info.scratch, (step, step)))
             calls.append(KernelCall(f"k{at}", buffers + [scratch], info.extent,
                                     shares(info, pool), info.prepare))
         emit_segment(module, "segment", calls)
