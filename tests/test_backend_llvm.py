@@ -393,3 +393,30 @@ def test_float32_sums_of_millions_of_terms_stay_within_a_few_ulps(reduce):
     per_line = exact / (1 if reduce is tf.reduce_mean else 2048)
     np.testing.assert_allclose(rows, per_line, rtol=4e-7)
     np.testing.assert_allclose(cols, per_line, rtol=4e-7)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy deprecates these setters
+@pytest.mark.parametrize("change", ["shape", "dtype", "resize", "strides"])
+def test_results_changed_in_place_by_the_caller_do_not_leak_into_later_runs(change):
+    x = tf.placeholder(tf.float32, [2, 4])
+    y = x * 2.0  # one native kernel with pooled output buffers
+    update = tf.Variable(tf.zeros([2, 4]))
+    step = tf.assign_add(update, y)  # a variable's pool, too
+    feed = {x: np.arange(8, dtype=np.float32).reshape(2, 4)}
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(5):
+            result, total = sess.run([y, step], feed)
+            assert result.shape == (2, 4) and result.dtype == np.float32
+            np.testing.assert_array_equal(result, feed[x] * 2)
+            for array in (result, total):
+                if change == "shape":
+                    array.shape = (4, 2)
+                elif change == "dtype":
+                    array.dtype = np.int32
+                elif change == "resize":
+                    array.resize((2, 2), refcheck=False)
+                else:
+                    array.strides = (4, 8)
+            del result, total
+        np.testing.assert_array_equal(sess.run(update), feed[x] * 10)

@@ -40,9 +40,16 @@ def pooled_output(pool: List[np.ndarray], shape, dtype, addresses: Dict[int, int
     Session's variables), else a new array. Two buffers let a variable's update ping-pong:
     the new value is written into the buffer the value before last lived in, so a training
     step allocates nothing and touches no fresh pages. `addresses` learns each pool buffer's
-    data address (id -> address), so callers skip the ctypes lookup."""
-    for buffer in pool:
+    data address (id -> address), so callers skip the ctypes lookup.
+    A caller may have changed a returned array's metadata in place (`r.shape = ...`,
+    `r.dtype = ...`, `r.resize`) before dropping it: such a buffer leaves the pool, so every
+    run returns an array of the fetch's shape and dtype, at the address the kernel expects."""
+    for i, buffer in enumerate(pool):
         if sys.getrefcount(buffer) == 3:  # the pool, `buffer` and the argument
+            if buffer.shape != shape or buffer.dtype != dtype or \
+                    not buffer.flags.c_contiguous:
+                del pool[i], addresses[id(buffer)]
+                break
             buffer.setflags(write=True)  # a Session marks variable values read-only
             return buffer
     buffer = np.empty(shape, dtype)
