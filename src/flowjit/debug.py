@@ -50,7 +50,7 @@ def first_divergence(session, fetches, feed_dict=None, rtol: float = 1e-5,
                       for var, value in session._state.variables.items()}
     executable = compile_plan(plan, feed_types, variable_types, CompileOptions("eager"))
     func = executable.func
-    inputs = executable.inputs(feeds, session._state, advance_counters=False)
+    inputs = executable.inputs(feeds, session._state)
     eager: Dict[Value, np.ndarray] = {}
     evaluate(func, inputs, trace=eager)
     compiled: Dict[Value, np.ndarray] = {}

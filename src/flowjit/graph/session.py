@@ -71,9 +71,8 @@ class Session:
             return request.rebuild(iter(()))
         executable = self._executable(request, feeds)
         with self._lock:
-            values, updates = executable.run(feeds, self._state)
-            for var, value in updates.items():
-                self._commit(var, value, feeds)
+            values, updates, counters = executable.run(feeds, self._state)
+            self._commit(updates, counters, feeds)
         results = [None if isinstance(e, Operation) else _user_value(values[e], feeds)
                    for e in request.elements]
         return request.rebuild(iter(results))
@@ -93,15 +92,24 @@ class Session:
                 self._requests[key] = request
         return request
 
-    def _commit(self, var: Operation, value, feeds) -> None:
-        value = np.asarray(value)
-        if not value.flags.owndata or any(value is f for f in feeds.values()):
-            value = value.copy()  # never alias the caller's feed, or another array's data
-        value.setflags(write=False)  # state arrays are shared by readers
-        previous = self._state.variables.get(var)
-        if previous is not None and previous.shape != value.shape:
-            self._variable_shapes_version += 1  # executables specialized on shapes are stale
-        self._state.variables[var] = value
+    def _commit(self, updates: Dict[Operation, np.ndarray], counters: Dict[Operation, int],
+                feeds) -> None:
+        """Makes a run's new variable values and random counters the Session's state, all
+        at once: the new state is built aside and swapped in by one assignment, so an
+        interrupt (Ctrl-C) at any moment keeps all of them or none."""
+        values = {}
+        reshaped = False
+        for var, value in updates.items():
+            value = np.asarray(value)
+            if not value.flags.owndata or any(value is f for f in feeds.values()):
+                value = value.copy()  # never alias the caller's feed, or another array's data
+            value.setflags(write=False)  # state arrays are shared by readers
+            previous = self._state.variables.get(var)
+            reshaped |= previous is not None and previous.shape != value.shape
+            values[var] = value
+        if reshaped:  # executables specialized on the old shapes are stale (bumped first:
+            self._variable_shapes_version += 1  # a spare bump only costs a compile)
+        self._state = self._state.updated(values, counters)
 
     def _executable(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
         """The executable for this (fetches, targets, feed signature): compiled once, kept
@@ -210,7 +218,7 @@ class Session:
         tensor = variable._as_graph_element()
         array = convert_feed_value(tensor, value)  # checks dtype and shape compatibility
         with self._lock:
-            self._commit(tensor.op, array.copy(), {})
+            self._commit({tensor.op: array.copy()}, {}, {})
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -17,11 +17,25 @@ from flowjit.lower import QUERY
 
 
 class SessionState:
-    """What a Session keeps between runs: variable values and random-op run counters."""
+    """What a Session keeps between runs: variable values and random-op run counters.
+    A run never changes a state: it returns what changed, and the Session swaps in a new
+    state with one assignment (`updated`), so an exception at any moment (a failed kernel,
+    Ctrl-C) leaves either all of a run's assignments or none of them."""
 
-    def __init__(self) -> None:
-        self.variables: Dict[Operation, np.ndarray] = {}
-        self.rng_counters: Dict[Operation, int] = {}
+    __slots__ = ("variables", "rng_counters")
+
+    def __init__(self, variables: Optional[Dict[Operation, np.ndarray]] = None,
+                 rng_counters: Optional[Dict[Operation, int]] = None) -> None:
+        self.variables: Dict[Operation, np.ndarray] = variables or {}
+        self.rng_counters: Dict[Operation, int] = rng_counters or {}
+
+    def updated(self, variables: Dict[Operation, np.ndarray],
+                rng_counters: Dict[Operation, int]) -> "SessionState":
+        """A new state: this one with `variables` and `rng_counters` replaced."""
+        if not variables and not rng_counters:
+            return self
+        return SessionState({**self.variables, **variables},
+                            {**self.rng_counters, **rng_counters})
 
 
 @dataclass
@@ -77,15 +91,19 @@ class Executable:
         self._run_fn = run_fn
 
     def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState
-            ) -> Tuple[Dict[Tensor, np.ndarray], Dict[Operation, np.ndarray]]:
+            ) -> Tuple[Dict[Tensor, np.ndarray], Dict[Operation, np.ndarray],
+                       Dict[Operation, int]]:
+        """Fetched values, new variable values and advanced random counters; `state` is
+        left as it was."""
         outputs = self._run_fn(self.inputs(feeds, state))
         b = self.binding
         fetched = {t: outputs[i] for t, i in b.fetches.items()}
         updates = {var: outputs[i] for i, var in b.updates}
-        return fetched, updates
+        counters = {counter: state.rng_counters.get(counter, 0) + 1 for _, counter in b.counters}
+        return fetched, updates, counters
 
-    def inputs(self, feeds: Dict[Tensor, np.ndarray], state: SessionState,
-               advance_counters: bool = True) -> List[np.ndarray]:
+    def inputs(self, feeds: Dict[Tensor, np.ndarray], state: SessionState
+               ) -> List[np.ndarray]:
         """The Func's arguments for one run: feeds, variable values, random counters."""
         b = self.binding
         inputs: List[Optional[np.ndarray]] = [None] * len(self.func.params)
@@ -97,10 +115,7 @@ class Executable:
                 raise uninitialized_error(var, needed_by)
             inputs[i] = value
         for i, counter in b.counters:
-            count = state.rng_counters.get(counter, 0)
-            if advance_counters:
-                state.rng_counters[counter] = count + 1
-            inputs[i] = np.array(count, np.int64)
+            inputs[i] = np.array(state.rng_counters.get(counter, 0), np.int64)
         for i, op in b.queries:
             inputs[i] = _answer_query(op, state)
         return inputs
