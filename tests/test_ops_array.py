@@ -527,3 +527,30 @@ def test_convert_to_tensor_passes_tensors_through():
 def test_tf1_default_names(build, name):
     x = tf.placeholder(tf.float32, [2, 2])
     assert build(x).op.name == name
+
+
+def test_shape_size_and_rank_of_a_static_shape_are_constants_needing_no_feed():
+    x = tf.placeholder(tf.float32, [3, 4], name="x")
+    queries = [tf.shape(x), tf.size(x), tf.rank(x), tf.shape(x, out_type=tf.int64)]
+    assert all(q.op.type == "Const" for q in queries)
+    with tf.Session() as sess:
+        shape, size, rank, shape64 = sess.run(queries)  # no feed for x
+    np.testing.assert_array_equal(shape, [3, 4])
+    assert shape.dtype == np.int32 and shape64.dtype == np.int64
+    assert (size, rank) == (12, 2)
+    partial = tf.placeholder(tf.float32, [None, 4], name="partial")
+    assert tf.rank(partial).op.type == "Const"  # the rank is known even so
+    assert tf.shape(partial).op.type == "Shape" and tf.size(partial).op.type == "Size"
+    with tf.Session() as sess:
+        shape, size = sess.run([tf.shape(partial), tf.size(partial)],
+                               {partial: np.zeros((5, 4), np.float32)})
+    np.testing.assert_array_equal(shape, [5, 4])
+    assert size == 20
+
+
+def test_a_size_past_int32_is_a_clear_error_naming_the_tensor_or_int64_when_asked():
+    big = tf.placeholder(tf.float32, [65536, 65536], name="big")
+    with pytest.raises(errors.ShapeError, match=r"'big:0'.*does not fit in int32.*int64"):
+        tf.size(big)
+    with tf.Session() as sess:
+        assert sess.run(tf.size(big, out_type=tf.int64)) == 2 ** 32

@@ -434,17 +434,30 @@ def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
 
 
 # -- shape queries --------------------------------------------------------------------------
+# TF1 answers a shape query whose answer the static shape already knows with a constant, so
+# `sess.run(tf.shape(x))` of a [3, 4] placeholder needs no feed; the ops below answer the rest
+# at run time.
+def _shape_value(dims, out_type: dtypes.DType, what: str) -> np.ndarray:
+    """`dims` as an `out_type` array; a value that type cannot hold is an error, not a wrap."""
+    value = np.array(dims, np.int64)
+    if value.size and int(value.max()) > np.iinfo(out_type.np_dtype).max:
+        raise ShapeInferenceError(f"the {what} {dims} does not fit in {out_type.name}; "
+                                  f"pass out_type=tf.int64")
+    return value.astype(out_type.np_dtype)
+
+
 def _shape_infer(inputs, *, out_type):
     (x,) = inputs
     rank = x.shape.ndims
-    value = np.array(x.shape.dims, out_type.np_dtype) if x.shape.is_fully_defined() else None
+    value = _shape_value(x.shape.dims, out_type, "shape") if x.shape.is_fully_defined() \
+        else None
     return [TensorSpec(out_type, TensorShape([rank]), value)]
 
 
 def _size_infer(inputs, *, out_type):
     n = inputs[0].shape.num_elements()
     return [TensorSpec(out_type, TensorShape([]),
-                       None if n is None else np.array(n, out_type.np_dtype))]
+                       None if n is None else _shape_value(n, out_type, "size"))]
 
 
 def _rank_infer(inputs):
@@ -453,25 +466,52 @@ def _rank_infer(inputs):
                        None if r is None else np.array(r, np.int32))]
 
 
+def _check_size(x, *, out_type):
+    if x.size > np.iinfo(out_type.np_dtype).max:
+        raise errors.InvalidArgumentError(f"the size {x.size} does not fit in {out_type.name}; "
+                                          f"pass out_type=tf.int64")
+
+
 register_op("Shape", "shape_of", _shape_infer,
-            lambda x, *, out_type: np.array(x.shape, out_type.np_dtype))
+            lambda x, *, out_type: _shape_value(x.shape, out_type, "shape"))
 register_op("Size", "size_of", _size_infer,
-            lambda x, *, out_type: np.array(x.size, out_type.np_dtype))
+            lambda x, *, out_type: np.array(x.size, out_type.np_dtype), check_inputs=_check_size)
 register_op("Rank", "rank_of", _rank_infer, lambda x: np.array(x.ndim, np.int32))
 
 
+def _static_answer(x: Tensor, op_type: str, out_type: dtypes.DType) -> Optional[np.ndarray]:
+    """The answer of a shape query that the static shape already knows, else None."""
+    if op_type == "Rank":
+        return None if x.shape.ndims is None else np.array(x.shape.ndims, np.int32)
+    if not x.shape.is_fully_defined():
+        return None
+    what = "shape" if op_type == "Shape" else "size"
+    try:
+        return _shape_value(x.shape.dims if op_type == "Shape" else x.shape.num_elements(),
+                            out_type, what)
+    except ShapeInferenceError as e:
+        raise errors.ShapeError(f"tf.{what} of {x.describe()}: {e}") from None
+
+
+def _shape_query(op_type: str, input, name, out_type: Optional[dtypes.DType]) -> Tensor:
+    x = convert_to_tensor(input)
+    answer = _static_answer(x, op_type, out_type)
+    if answer is not None:
+        return constant(answer, name=name or op_type)
+    attrs = {"out_type": out_type} if out_type is not None else None
+    return apply_op(op_type, [x], attrs, name=name, default_name=op_type)
+
+
 def shape(input, name=None, out_type=dtypes.int32):
-    return apply_op("Shape", [convert_to_tensor(input)], {"out_type": dtypes.as_dtype(out_type)},
-                    name=name, default_name="Shape")
+    return _shape_query("Shape", input, name, dtypes.as_dtype(out_type))
 
 
 def size(input, name=None, out_type=dtypes.int32):
-    return apply_op("Size", [convert_to_tensor(input)], {"out_type": dtypes.as_dtype(out_type)},
-                    name=name, default_name="Size")
+    return _shape_query("Size", input, name, dtypes.as_dtype(out_type))
 
 
 def rank(input, name=None):
-    return apply_op("Rank", [convert_to_tensor(input)], name=name, default_name="Rank")
+    return _shape_query("Rank", input, name, None)
 
 
 # -- select / where -------------------------------------------------------------------------
