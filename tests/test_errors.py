@@ -183,3 +183,47 @@ def test_unknown_fetch_is_also_a_value_error_like_tf1():
     with tf.Session() as sess:
         with pytest.raises(ValueError, match="'y:0'"):
             sess.run("y:0")
+
+
+@pytest.mark.parametrize("value,says", [
+    (None, r"Cannot feed None to Tensor 'x:0'"),
+    ({"a": 1}, r"Cannot feed a value of type dict to Tensor 'x:0'"),
+    (object(), r"Cannot feed a value of type object to Tensor 'x:0'"),
+    ("abc", r"Cannot feed the string 'abc' to Tensor 'x:0'"),
+    ([1.0, None], r"a list of 2 items whose item \[1\] is None"),
+    ("RAGGED_WITH_TENSOR", r"item \[1\]\[1\] is the graph element .*'c:0'.*fetch it with "
+                               r"sess.run first"),
+    ([[1.0], [2.0, 3.0]], r"a list of 2 items to Tensor 'x:0'.*it is ragged"),
+])
+def test_feeding_something_that_is_not_numbers_says_what_was_fed(value, says):
+    x = tf.placeholder(tf.float32, [None, None], name="x")
+    c = tf.constant(1.0, name="c")
+    if value == "RAGGED_WITH_TENSOR":
+        value = [[1.0], [2.0, c]]
+    with tf.Session() as sess:
+        with pytest.raises(errors.FeedError, match=says) as raised:
+            sess.run(x * 2, {x: value})
+    assert "dtype string" not in str(raised.value)
+
+
+def test_argmax_and_argmin_of_a_scalar_are_rejected_when_the_graph_is_built():
+    for fn in (tf.argmax, tf.argmin):
+        with pytest.raises(errors.ShapeError, match=r"rank >= 1, got a scalar.*'Arg(Max|Min)"):
+            fn(tf.constant(3.0), 0)
+
+
+def test_argmax_of_a_fed_scalar_of_unknown_rank_is_an_invalid_argument():
+    x = tf.placeholder(tf.float32, None, name="unknown_rank")
+    with tf.Session() as sess:
+        with pytest.raises(errors.InvalidArgumentError, match="rank >= 1, got a scalar.*ArgMax"):
+            sess.run(tf.argmax(x, 0), {x: 3.0})
+
+
+def test_integer_reciprocal_is_rejected_when_the_graph_is_built_as_in_tf1():
+    # TF1 has no integer Reciprocal kernel; flowjit's silently returned INT_MIN for 1/0.
+    for dtype in (tf.int32, tf.int64, tf.uint8):
+        with pytest.raises(errors.DTypeError, match=r"dtype u?int\d+.*'Reciprocal"):
+            tf.reciprocal(tf.constant([0, 2], dtype))
+    with tf.Session() as sess:
+        np.testing.assert_array_equal(sess.run(tf.reciprocal(tf.constant([0.0, 2.0]))),
+                                      [np.inf, 0.5])

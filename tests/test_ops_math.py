@@ -86,7 +86,6 @@ UNARY = [
     ("abs",          tf.abs,         np.abs,           uniform(-5, 5),      FI),
     ("sign",         tf.sign,        np.sign,          halves,              FI),
     ("reciprocal",   tf.reciprocal,  np.reciprocal,    away_from_zero(.5, 3), F),
-    ("reciprocal_i", tf.reciprocal,  np.reciprocal,    ints(-3, 4, True),   (np.int32,)),
     ("square",       tf.square,      np.square,        uniform(-5, 5),      FI),
     ("sqrt",         tf.sqrt,        np.sqrt,          uniform(0, 5),       F),
     ("rsqrt",        tf.rsqrt,       lambda x: 1 / np.sqrt(x), uniform(.1, 5), F),

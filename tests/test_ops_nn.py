@@ -358,3 +358,18 @@ def test_dropout_noise_shape_drops_whole_rows():
 def test_dropout_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         tf.nn.dropout(tf.placeholder(tf.float32, [None, 3]), **kwargs)
+
+
+@pytest.mark.parametrize("shape", [[3, 0], [0, 0], [0, 4]])
+def test_softmax_family_over_an_empty_axis_gives_empty_results_as_in_tf1(shape):
+    logits = tf.placeholder(tf.float32, shape)
+    labels = tf.placeholder(tf.float32, shape)
+    loss = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+    fetches = [tf.nn.softmax(logits), tf.nn.log_softmax(logits), tf.nn.softmax(logits * 2 + 1),
+               loss, tf.gradients(tf.reduce_sum(loss), logits)[0]]
+    zeros = np.zeros(shape, np.float32)
+    with tf.Session() as sess:
+        *probabilities, losses, grad = sess.run(fetches, {logits: zeros, labels: zeros})
+    for p in probabilities + [grad]:
+        assert p.shape == tuple(shape) and p.dtype == np.float32
+    np.testing.assert_array_equal(losses, np.zeros(shape[0], np.float32))

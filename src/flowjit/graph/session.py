@@ -399,22 +399,70 @@ def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
     elif type(value) is float and tensor.dtype.is_floating and \
             _shape_fits(tensor._shape.dims, ()):
         return np.array(value, np_dtype)
-    if isinstance(value, (Tensor, Operation)) or hasattr(value, "_as_graph_element"):
-        raise errors.FeedError(
-            f"The value fed to {tensor.describe()} is a graph element ({value!r}); feed values "
-            f"must be Python scalars, lists or numpy arrays. To use a tensor's value, fetch it "
-            f"with sess.run first.", tensor.op)
     try:
         array = np.asarray(value)
+        ragged = None
     except ValueError as e:
-        raise errors.FeedError(f"Cannot convert the value fed to {tensor.describe()} to an "
-                               f"array: {e}", tensor.op) from None
+        array, ragged = None, e
+    if array is None or (array.dtype.kind in "OUS" and tensor.dtype is not dtypes.string):
+        raise _unfeedable_error(tensor, value, ragged)
     array = _convert_dtype(tensor, array, value)
     if not tensor.shape.is_compatible_with(array.shape):
         raise errors.FeedError(
             f"Cannot feed value of shape {tuple(array.shape)} for Tensor {tensor.describe()}, "
             f"which has shape {tensor.shape}", tensor.op)
     return array
+
+
+def _unfeedable_error(tensor: Tensor, value, ragged: Optional[ValueError]
+                      ) -> errors.FeedError:
+    """Says which part of a fed value cannot be a number, and what it is."""
+    found = _first_non_number(value, "")
+    if found is not None:
+        where, part = found
+        what = _describe(part) if not where else f"{_describe(value)} whose item {where} is " \
+            f"{_describe(part)}"
+        hint = "; to use a tensor's value, fetch it with sess.run first" \
+            if _is_graph_element(part) else ""
+    else:
+        what, hint = _describe(value), f": it is ragged ({ragged})" if ragged else ""
+    return errors.FeedError(
+        f"Cannot feed {what} to Tensor {tensor.describe()}, which has dtype "
+        f"{tensor.dtype.name}{hint}. Feed values are Python numbers, (nested) lists of "
+        f"numbers or numpy arrays.", tensor.op)
+
+
+def _is_graph_element(value) -> bool:
+    return isinstance(value, (Tensor, Operation)) or hasattr(value, "_as_graph_element")
+
+
+def _describe(value) -> str:
+    """What a fed value is, in a few words."""
+    if value is None:
+        return "None"
+    if _is_graph_element(value):
+        return f"the graph element {value!r}"
+    if isinstance(value, (str, bytes)):
+        text = repr(value)
+        return f"the string {text if len(text) < 40 else text[:37] + '...'}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a value of type {type(value).__name__}"
+
+
+def _first_non_number(value, where: str) -> Optional[Tuple[str, Any]]:
+    """(index path, item) of the first item of a fed value, searching nested lists, that
+    is not a number; None if all are. Only called to explain an error."""
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _first_non_number(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (bool, int, float, complex, np.generic, np.ndarray)) and \
+            np.asarray(value).dtype.kind not in "OUS":
+        return None
+    return where, value
 
 
 def _convert_dtype(tensor: Tensor, array: np.ndarray, value) -> np.ndarray:

@@ -83,7 +83,7 @@ UNARY_OPS = [
     ("Neg",        "neg",         NUMERIC, np.negative),
     ("Abs",        "abs",         NUMERIC, np.abs),
     ("Sign",       "sign",        NUMERIC, np.sign),
-    ("Reciprocal", "reciprocal",  NUMERIC, np.reciprocal),
+    ("Reciprocal", "reciprocal",  FLOATS,  np.reciprocal),  # TF1 has no integer kernel
     ("Square",     "square",      NUMERIC, np.square),
     ("Sqrt",       "sqrt",        FLOATS,  np.sqrt),
     ("Rsqrt",      "rsqrt",       FLOATS,  _rsqrt),
@@ -519,12 +519,17 @@ def _arg_infer(inputs, *, axis, output_type):
         raise ShapeInferenceError("output_type must be int32 or int64")
     if x.shape.dims is None:
         return [TensorSpec(output_type, TensorShape(None))]
+    if x.shape.ndims == 0:
+        raise ShapeInferenceError("argmax/argmin need an input of rank >= 1, got a scalar")
     axis = normalize_axis(axis, x.shape.ndims)
     return [TensorSpec(output_type, TensorShape(x.shape.dims[:axis] + x.shape.dims[axis + 1:]))]
 
 
 def _arg_kernel(np_fn):
     def kernel(x, *, axis, output_type):
+        if not -x.ndim <= axis < x.ndim:  # (a fed value of a rank the graph did not know)
+            raise errors.InvalidArgumentError(f"argmax/argmin over axis {axis} of an input of "
+                                              f"rank {x.ndim}")
         if x.shape[axis] == 0:
             raise errors.InvalidArgumentError("Reduction axis of argmax/argmin is empty")
         return np_fn(x, axis=axis).astype(output_type.np_dtype)

@@ -68,11 +68,15 @@ def _softmax_rule(inputs, *, axis):
 
 
 def _log_softmax_kernel(x, *, axis):
+    if x.size == 0:  # an empty axis has an empty (log-)softmax, as in TF1
+        return np.empty(x.shape, x.dtype)
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype)
 
 
 def _softmax_kernel(x, *, axis):
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype)
     shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return (shifted / np.sum(shifted, axis=axis, keepdims=True)).astype(x.dtype)
 
