@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -77,7 +77,9 @@ class CPUTarget:
         self.triple = llvm.get_default_triple()
         # float32 lanes of the widest vector unit: the GEMM micro-kernel's tile width
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
-        self._lock = threading.Lock()
+        # Held while LLVM compiles or links a module, so that a module is compiled once and
+        # the GEMM cores are registered once (reentrant: a core is compiled under it).
+        self._lock = threading.RLock()
         self._cache: Dict[str, CompiledModule] = {}
         self._disk = DiskCache(config.cache_dir)
         self._cores: Dict[str, "CompiledKernel"] = {}
@@ -131,15 +133,14 @@ class CPUTarget:
         so that the matmul kernels that call it by name link against it."""
         from flowjit.codegen import gemm
         name = gemm.core_name(dtype, self.lanes)
-        with self._lock:
+        with self._lock:  # two threads finding no core must not both register one
             if name in self._cores:
                 return
-        module = self.new_module(name)
-        gemm.emit_core(module, dtype, self.lanes)
-        core = self.compile_kernel(module, name)
-        llvm.add_symbol(name, core.address)
-        with self._lock:
-            self._cores[name] = core
+            module = self.new_module(name)
+            gemm.emit_core(module, dtype, self.lanes)
+            core = self.compile_kernel(module, name)
+            llvm.add_symbol(name, core.address)
+            self._cores[name] = core  # kept for the process's life: kernels call it by name
 
     def _new_machine(self):
         target = llvm.Target.from_default_triple()
@@ -221,11 +222,17 @@ def _flowjit_version() -> str:
     return __version__
 
 
-_cpu_target = None
+_cpu_target: Optional[CPUTarget] = None
+_cpu_target_lock = threading.Lock()
 
 
 def cpu_target() -> CPUTarget:
+    """The process's one CPU target. There must never be two: each would register its own
+    GEMM cores under the same global symbols, and the code of the one that lost the race
+    would be freed under the kernels linked to it."""
     global _cpu_target
     if _cpu_target is None:
-        _cpu_target = CPUTarget()
+        with _cpu_target_lock:
+            if _cpu_target is None:
+                _cpu_target = CPUTarget()
     return _cpu_target
