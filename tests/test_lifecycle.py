@@ -55,3 +55,121 @@ def test_threads_making_their_first_run_at_once_do_not_crash(tmp_path):
         done = run_fresh(FIRST_RUNS_AT_ONCE, tmp_path)
         assert done.returncode == 0, f"trial {trial}: exit {done.returncode}\n{done.stderr}"
         assert done.stdout.strip() == str([8.0 * 16 * 4] * 6)
+
+
+FORK_DURING_COMPILES = """
+    import os, threading, time
+    import numpy as np
+    import flowjit as tf
+
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.tanh(x) * 2.0 + 1.0
+    sess = tf.Session()
+    sess.run(y, {x: np.zeros(1, np.float32)})
+    stop = threading.Event()
+
+    def compile_forever():  # a new shape each time: a compile in the Session and in LLVM
+        size = 2
+        while not stop.is_set():
+            sess.run(y, {x: np.zeros(size, np.float32)})
+            size += 1
+
+    compiler = threading.Thread(target=compile_forever)
+    compiler.start()
+    for fork in range(8):
+        time.sleep(0.02)
+        pid = os.fork()
+        if pid == 0:  # the child: its first compile, in the Session the thread was using
+            got = sess.run(y, {x: np.full(100000 + fork, 0.5, np.float32)})
+            os._exit(0 if np.allclose(got, np.tanh(0.5) * 2 + 1) else 3)
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                print(f"child {fork} hung")
+                os._exit(1)
+            time.sleep(0.005)
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(f"child {fork} exited with {os.waitstatus_to_exitcode(status)}")
+            os._exit(1)
+    stop.set()
+    compiler.join()
+    print("ok")
+"""
+
+
+def test_a_child_forked_while_another_thread_compiles_compiles_and_runs(tmp_path):
+    done = run_fresh(FORK_DURING_COMPILES, "off", timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
+
+
+def _in_forked_child(child_work, timeout: float = 30) -> int:
+    """Runs `child_work()` in a forked child; its exit code (1 if it raised; the test fails
+    if it did not finish in `timeout` seconds)."""
+    import time
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            child_work()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.005)
+
+
+def test_a_fork_waits_for_a_compile_and_the_child_finds_every_lock_free():
+    import threading
+    import time
+    import numpy as np
+    import flowjit as tf
+    from flowjit.codegen.target import cpu_target
+    from flowjit.runtime import threads
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.exp(x) - 1.0
+    sess = tf.Session(backend="llvm")
+    sess.run(y, {x: np.zeros(3, np.float32)})
+    target = cpu_target()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_session_and_pool_locks():  # as threads compiling and running would
+        with sess._compile_lock, sess._cache_lock, sess._lock, threads._pool_lock:
+            holding.set()
+            release.wait(30)
+
+    def compile_for_a_while():  # a compile in flight: the fork waits for its end
+        with target._lock:
+            holding.set()
+            time.sleep(0.2)
+
+    holders = [threading.Thread(target=hold_the_session_and_pool_locks),
+               threading.Thread(target=compile_for_a_while)]
+    for holder in holders:
+        holding.clear()
+        holder.start()
+        holding.wait(10)
+
+    def child():  # a new shape: a compile in the Session and in LLVM
+        got = sess.run(y, {x: np.full(7, 0.5, np.float32)})
+        assert np.allclose(got, np.expm1(0.5))
+        assert threads._pool_lock.acquire(timeout=1)
+
+    try:
+        assert _in_forked_child(child) == 0
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join()

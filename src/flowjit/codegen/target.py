@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -236,3 +236,36 @@ def cpu_target() -> CPUTarget:
             if _cpu_target is None:
                 _cpu_target = CPUTarget()
     return _cpu_target
+
+
+
+# -- forks ------------------------------------------------------------------------------------
+# A forked child has only the thread that forked: a lock another thread held at the fork
+# stays held for ever in the child, whose first compile would then hang. So a fork waits
+# until no thread creates the target, compiles with it, or is inside any LLVM call (llvmlite
+# serializes them all with one lock), and the child starts with all of them free and LLVM's
+# own state consistent.
+_release_after_fork: List[Callable[[], None]] = []
+
+
+def _before_fork() -> None:
+    _cpu_target_lock.acquire()
+    _release_after_fork.append(_cpu_target_lock.release)
+    if _cpu_target is not None:
+        _cpu_target._lock.acquire()
+        _release_after_fork.append(_cpu_target._lock.release)
+    llvm_lock = getattr(llvm.ffi.lib, "_lock", None)  # llvmlite's; not public API
+    if llvm_lock is not None:
+        llvm_lock.__enter__()
+        _release_after_fork.append(lambda: llvm_lock.__exit__(None, None, None))
+
+
+def _after_fork() -> None:
+    """In the parent and in the child alike: the forking thread holds the locks in both."""
+    while _release_after_fork:
+        _release_after_fork.pop()()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
+                        after_in_child=_after_fork)

@@ -274,6 +274,16 @@ _pool: Optional[WorkerPool] = None
 _pool_lock = threading.Lock()
 
 
+def _new_lock_in_child() -> None:
+    """A thread starting the pool at a fork would leave `_pool_lock` held in the child."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
