@@ -173,3 +173,29 @@ def test_a_fork_waits_for_a_compile_and_the_child_finds_every_lock_free():
         release.set()
         for holder in holders:
             holder.join()
+
+
+def _constant_function(target, constant: int, marker: str) -> int:
+    """Compiles `i64 value() { return constant }` (new to this process) and calls it."""
+    import ctypes
+    text = f"; {marker}\ndefine i64 @value() {{\n  ret i64 {constant}\n}}\n"
+    module = target.compile_ir_text(text, "value")
+    return ctypes.CFUNCTYPE(ctypes.c_int64)(module.address("value"))()
+
+
+def test_a_disk_cache_entry_filed_under_another_key_is_rebuilt_not_loaded(tmp_path,
+                                                                          monkeypatch):
+    import shutil
+    from flowjit.codegen.target import DiskCache, cpu_target
+    target = cpu_target()
+    monkeypatch.setattr(target, "_disk", DiskCache(str(tmp_path)))
+    kernels = tmp_path / "kernels"
+    assert _constant_function(target, 1, str(tmp_path)) == 1
+    (one,) = kernels.iterdir()
+    assert _constant_function(target, 2, str(tmp_path)) == 2
+    (two,) = set(kernels.iterdir()) - {one}
+    shutil.copyfile(one, two)  # a valid entry, under another key's name
+    assert target._disk.load(two.stem) is None
+    target._cache.clear()  # the next compile looks on disk
+    assert _constant_function(target, 2, str(tmp_path)) == 2
+    assert two.read_bytes() != one.read_bytes()  # rebuilt and stored again

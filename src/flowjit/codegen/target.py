@@ -155,33 +155,49 @@ class CPUTarget:
 
 
 class DiskCache:
-    """Object code by key, in files written atomically (safe under concurrent processes);
-    a truncated or corrupt entry is ignored and rebuilt. The directory is kept under
-    `max_bytes`: a store that exceeds it removes the least recently used entries (a load
-    marks an entry used)."""
+    """Object code by key, in files written atomically (safe under concurrent processes).
+    An entry names the key it was stored under and carries a digest of both, so an entry
+    that is truncated, corrupt, or filed under another key's name (copied, or renamed by
+    hand) is ignored and rebuilt. The directory is kept under `max_bytes`: a store that
+    exceeds it removes the least recently used entries (a load marks an entry used)."""
 
-    MAGIC = b"flowjit-object-1\n"
+    MAGIC = b"flowjit-object-2\n"  # then b"<key>\n", sha256(key + object), the object
 
     def __init__(self, directory, max_bytes: int = 256 << 20) -> None:
         self.directory = os.path.join(directory, "kernels") if directory else None
         self.max_bytes = max_bytes
 
-    def load(self, key: str):
+    def load(self, key: str) -> Optional[bytes]:
         if not self.directory:
             return None
+        path = os.path.join(self.directory, key + ".o")
         try:
-            with open(os.path.join(self.directory, key + ".o"), "rb") as f:
+            with open(path, "rb") as f:
                 data = f.read()
         except OSError:
             return None
-        header, digest, obj = data[:len(self.MAGIC)], data[len(self.MAGIC):][:32], \
-            data[len(self.MAGIC) + 32:]
-        if header != self.MAGIC or hashlib.sha256(obj).digest() != digest:
-            return None  # corrupt: rebuilt and overwritten
+        obj = self._unpack(key, data)
+        if obj is None:
+            return None  # rebuilt and overwritten
         try:
-            os.utime(os.path.join(self.directory, key + ".o"))  # recently used
+            os.utime(path)  # recently used
         except OSError:
             pass
+        return obj
+
+    def _pack(self, key: str, obj: bytes) -> bytes:
+        filed_as = key.encode() + b"\n"
+        return self.MAGIC + filed_as + hashlib.sha256(filed_as + obj).digest() + obj
+
+    def _unpack(self, key: str, data: bytes) -> Optional[bytes]:
+        """The object of an entry stored under `key`; None for any other content."""
+        filed_as = key.encode() + b"\n"
+        header = self.MAGIC + filed_as
+        if not data.startswith(header):
+            return None
+        digest, obj = data[len(header):len(header) + 32], data[len(header) + 32:]
+        if hashlib.sha256(filed_as + obj).digest() != digest:
+            return None
         return obj
 
     def store(self, key: str, obj: bytes) -> None:
@@ -191,7 +207,7 @@ class DiskCache:
             os.makedirs(self.directory, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                f.write(self.MAGIC + hashlib.sha256(obj).digest() + obj)
+                f.write(self._pack(key, obj))
             os.replace(tmp, os.path.join(self.directory, key + ".o"))
             self._trim()
         except OSError:
