@@ -199,3 +199,54 @@ def test_a_disk_cache_entry_filed_under_another_key_is_rebuilt_not_loaded(tmp_pa
     target._cache.clear()  # the next compile looks on disk
     assert _constant_function(target, 2, str(tmp_path)) == 2
     assert two.read_bytes() != one.read_bytes()  # rebuilt and stored again
+
+
+def test_a_store_that_fails_on_a_full_disk_leaves_no_temporary_and_still_trims(tmp_path,
+                                                                               monkeypatch):
+    import errno
+    import time
+    from flowjit.codegen.target import DiskCache
+    cache = DiskCache(str(tmp_path))
+    kernels = tmp_path / "kernels"
+    for i in range(6):
+        cache.store(f"k{i}", bytes(900))
+        os.utime(kernels / f"k{i}.o", (time.time() - 100 + i,) * 2)
+    cache.max_bytes = 3000  # now over its limit: the next store must free space
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fd, *args, **kwargs):
+            self.file = real_fdopen(fd, *args, **kwargs)
+
+        def write(self, data):
+            self.file.write(data[:100])  # a part fits, then the disk is full
+            self.file.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fdopen", FullDisk)
+        cache.store("k6", bytes(900))
+    left = sorted(p.name for p in kernels.iterdir())
+    assert not [name for name in left if name.endswith(".tmp")], left
+    assert sum(p.stat().st_size for p in kernels.iterdir()) <= 3000
+    assert "k5.o" in left and "k0.o" not in left  # the oldest went first
+
+
+def test_a_dead_writers_temporary_file_is_removed_and_a_live_one_kept(tmp_path):
+    import time
+    from flowjit.codegen.target import DiskCache
+    cache = DiskCache(str(tmp_path))
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    dead, live = kernels / "dead.tmp", kernels / "live.tmp"
+    dead.write_bytes(bytes(100))
+    os.utime(dead, (time.time() - 7200,) * 2)  # its writer died two hours ago
+    live.write_bytes(bytes(100))  # being written now
+    cache.store("k", b"object")
+    assert not dead.exists() and live.exists() and cache.load("k") == b"object"

@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from typing import Callable, Dict, List, Optional
 
 import llvmlite
@@ -203,34 +204,60 @@ class DiskCache:
     def store(self, key: str, obj: bytes) -> None:
         if not self.directory:
             return
+        temporary = None
         try:
             os.makedirs(self.directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(self._pack(key, obj))
-            os.replace(tmp, os.path.join(self.directory, key + ".o"))
-            self._trim()
+            os.replace(temporary, os.path.join(self.directory, key + ".o"))
+            temporary = None
         except OSError:
             pass  # a read-only or full disk only costs the next process a compile
+        finally:
+            if temporary is not None:
+                _remove(temporary)
+            self._trim()  # after a failed store too: a full disk needs the space most
 
     def _trim(self) -> None:
-        entries = []
-        for name in os.listdir(self.directory):
+        """Removes the least recently used entries until the directory fits `max_bytes`,
+        and temporary files that writers which died left behind. A fresh temporary file is
+        another process's store in progress: it counts, but stays."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        now = time.time()
+        total, entries = 0, []
+        for name in names:
             path = os.path.join(self.directory, name)
             try:
                 stat = os.stat(path)
             except OSError:  # removed meanwhile by another process
                 continue
-            entries.append((stat.st_mtime, stat.st_size, path))
-        total = sum(size for _, size, _ in entries)
+            if name.endswith(".tmp") and now - stat.st_mtime > STALE_TEMPORARY_SECONDS:
+                _remove(path)
+                continue
+            total += stat.st_size
+            if not name.endswith(".tmp"):
+                entries.append((stat.st_mtime, stat.st_size, path))
         for _, size, path in sorted(entries):  # oldest first
             if total <= self.max_bytes:
                 break
-            try:
-                os.remove(path)
+            if _remove(path):
                 total -= size
-            except OSError:
-                pass
+
+
+# A store writes its temporary file in milliseconds: one this old belongs to a dead writer.
+STALE_TEMPORARY_SECONDS = 600
+
+
+def _remove(path: str) -> bool:
+    try:
+        os.remove(path)
+        return True
+    except OSError:  # gone already, or a read-only directory
+        return False
 
 
 def _flowjit_version() -> str:
