@@ -250,3 +250,91 @@ def test_a_dead_writers_temporary_file_is_removed_and_a_live_one_kept(tmp_path):
     live.write_bytes(bytes(100))  # being written now
     cache.store("k", b"object")
     assert not dead.exists() and live.exists() and cache.load("k") == b"object"
+
+
+def _live_compiled_modules() -> int:
+    import gc
+    from flowjit.codegen.target import CompiledModule
+    gc.collect()
+    return sum(isinstance(o, CompiledModule) for o in gc.get_objects())
+
+
+def test_executables_evicted_or_closed_free_their_compiled_code(monkeypatch):
+    import warnings
+    import numpy as np
+    import flowjit as tf
+    from flowjit.config import config
+    monkeypatch.setattr(config, "cache_size", 4)
+    x = tf.placeholder(tf.float32, [None, 8])
+    w = tf.constant(np.eye(8, dtype=np.float32) * 0.5)
+    y = tf.matmul(tf.nn.relu(tf.matmul(x, w) + 1.0), w)  # a segment, per batch size, of
+    expected = (0.5 * 0.5 + 1.0) * 0.5                   # kernels calling the GEMM core
+    with tf.Session(backend="llvm") as first:  # starts what lives for ever: the GEMM
+        first.run(y, {x: np.ones((100, 8), np.float32)})  # core, the worker pool
+    before = _live_compiled_modules()
+    sess = tf.Session(backend="llvm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "compiled N times": meant here
+        for batch in range(1, 25):
+            got = sess.run(y, {x: np.full((batch, 8), 0.5, np.float32)})
+            np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # only the cache_size executables the Session keeps hold their code
+    assert _live_compiled_modules() - before <= 4
+    sess.close()
+    assert _live_compiled_modules() == before
+    with tf.Session(backend="llvm") as again:  # the GEMM core its kernels call is still there
+        got = again.run(y, {x: np.full((3, 8), 0.5, np.float32)})
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def _malloc_in_use() -> int:
+    """Bytes malloc has handed out and not had back (glibc's mallinfo2)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except AttributeError:
+        pytest.skip("no glibc mallinfo2 here")
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def test_optimizing_modules_does_not_grow_native_memory():
+    import gc
+    import llvmlite.binding as llvm
+    from flowjit.codegen.target import cpu_target
+    target = cpu_target()
+    text = """
+        define void @scale(ptr %p, i64 %n) {
+        entry:
+          br label %loop
+        loop:
+          %i = phi i64 [0, %entry], [%next, %loop]
+          %q = getelementptr float, ptr %p, i64 %i
+          %v = load float, ptr %q
+          %w = fmul float %v, 2.0
+          store float %w, ptr %q
+          %next = add i64 %i, 1
+          %more = icmp ult i64 %next, %n
+          br i1 %more, label %loop, label %exit
+        exit:
+          ret void
+        }
+    """
+
+    def optimize_some(times: int) -> None:
+        for _ in range(times):
+            target.optimize(llvm.parse_assembly(text))
+        gc.collect()
+
+    optimize_some(10)  # LLVM's one-time allocations
+    before = _malloc_in_use()
+    optimize_some(100)
+    per_module = (_malloc_in_use() - before) / 100
+    assert per_module < 8 << 10, f"{per_module / 1024:.1f} KiB kept per optimized module"
