@@ -338,3 +338,18 @@ def test_optimizing_modules_does_not_grow_native_memory():
     optimize_some(100)
     per_module = (_malloc_in_use() - before) / 100
     assert per_module < 8 << 10, f"{per_module / 1024:.1f} KiB kept per optimized module"
+
+
+def test_the_pool_shuts_down_at_exit_while_another_thread_drives_it(tmp_path):
+    # At exit (or in a child forked while a kernel ran split) the pool may still be owned
+    # by a thread that is not coming back; shutting down must not call into nothing.
+    done = run_fresh("""
+        from flowjit.codegen.target import cpu_target
+        from flowjit.runtime import threads
+        pool = threads.worker_pool(cpu_target())
+        if pool is not None:
+            pool._words[threads.OWNER] = 1
+            pool.shutdown()
+        print("ok")
+    """, tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -173,7 +173,12 @@ entry:
   %mine = extractvalue {{ i64, i1 }} %owned, 1
   br i1 %mine, label %publish, label %alone
 alone:
+  %some = icmp slt i64 %begin, %end
+  br i1 %some, label %alone_run, label %alone_done
+alone_run:
   call void %fn(ptr %args, i64 %begin, i64 %end)
+  br label %alone_done
+alone_done:
   ret void
 publish:
   %span = sub i64 %end, %begin
@@ -262,7 +267,8 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         """Stops the workers (at exit). Publishing an empty job wakes the sleeping ones,
-        and every worker then sees the flag."""
+        and every worker then sees the flag. (If another thread still drives the pool, the
+        empty job runs alone: nothing is called.)"""
         self._words[SHUTDOWN] = 1
         self.parallel_for(self.memory, self.parallel_for_address, None, 0, 0, 1)
         for thread in self.threads:
