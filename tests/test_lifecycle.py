@@ -145,8 +145,11 @@ def test_a_fork_waits_for_a_compile_and_the_child_finds_every_lock_free():
     target = cpu_target()
     holding, release = threading.Event(), threading.Event()
 
-    def hold_the_session_and_pool_locks():  # as threads compiling and running would
-        with sess._compile_lock, sess._cache_lock, sess._lock, threads._pool_lock:
+    graph = tf.get_default_graph()
+
+    def hold_the_session_and_pool_locks():  # as threads building, compiling, running would
+        with sess._compile_lock, sess._cache_lock, sess._lock, threads._pool_lock, \
+                graph._lock:
             holding.set()
             release.wait(30)
 
@@ -162,9 +165,9 @@ def test_a_fork_waits_for_a_compile_and_the_child_finds_every_lock_free():
         holder.start()
         holding.wait(10)
 
-    def child():  # a new shape: a compile in the Session and in LLVM
-        got = sess.run(y, {x: np.full(7, 0.5, np.float32)})
-        assert np.allclose(got, np.expm1(0.5))
+    def child():  # a new op, and a new shape: a compile in the Session and in LLVM
+        got = sess.run(y * 2.0, {x: np.full(7, 0.5, np.float32)})
+        assert np.allclose(got, np.expm1(0.5) * 2)
         assert threads._pool_lock.acquire(timeout=1)
 
     try:
@@ -353,3 +356,21 @@ def test_the_pool_shuts_down_at_exit_while_another_thread_drives_it(tmp_path):
         print("ok")
     """, tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_session_closed_during_a_compile_keeps_no_executable():
+    import numpy as np
+    import flowjit as tf
+    x = tf.placeholder(tf.float32, [3])
+    y = x * 2.0
+    sess = tf.Session(backend="llvm")
+    compile_for_real = sess._compile
+
+    def compile_while_another_thread_closes(*args):
+        executable = compile_for_real(*args)
+        sess.close()
+        return executable
+
+    sess._compile = compile_while_another_thread_closes
+    np.testing.assert_allclose(sess.run(y, {x: np.ones(3, np.float32)}), 2.0)
+    assert not sess._executables  # its code is freed with the run that needed it

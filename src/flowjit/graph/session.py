@@ -126,7 +126,8 @@ class Session:
                 self._note_compile(request, feeds)
                 executable = self._compile(request, feeds)
         with self._cache_lock:
-            self._executables[key] = executable
+            if not self._closed:  # (a Session closed meanwhile keeps no code)
+                self._executables[key] = executable
             while len(self._executables) > flowjit_config.config.cache_size:
                 self._executables.popitem(last=False)
         return executable
@@ -220,8 +221,10 @@ class Session:
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
-        self._closed = True
-        self._executables.clear()
+        """Frees the executables, and with them the compiled code no other Session shares."""
+        with self._cache_lock:
+            self._closed = True
+            self._executables.clear()
 
     def __enter__(self) -> "Session":
         context = self.as_default()
