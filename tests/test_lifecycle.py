@@ -284,7 +284,7 @@ def test_executables_evicted_or_closed_free_their_compiled_code(monkeypatch):
     # only the cache_size executables the Session keeps hold their code
     assert _live_compiled_modules() - before <= 4
     sess.close()
-    assert _live_compiled_modules() == before
+    assert _live_compiled_modules() <= before
     with tf.Session(backend="llvm") as again:  # the GEMM core its kernels call is still there
         got = again.run(y, {x: np.full((3, 8), 0.5, np.float32)})
     np.testing.assert_allclose(got, expected, rtol=1e-6)
