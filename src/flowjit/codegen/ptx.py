@@ -18,6 +18,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from flowjit.codegen import kernels
+from flowjit.codegen.target import run_default_pipeline
 from flowjit.ir.core import Instr
 
 TRIPLE = "nvptx64-nvidia-cuda"
@@ -71,9 +72,8 @@ class PTXTarget:
     def to_ptx(self, module: ir.Module) -> str:
         parsed = llvm.parse_assembly(str(module))
         parsed.verify()
-        options = llvm.create_pipeline_tuning_options(speed_level=3)
-        builder = llvm.create_pass_builder(self.machine, options)
-        builder.getModulePassManager().run(parsed, builder)
+        run_default_pipeline(self.machine, llvm.create_pipeline_tuning_options(speed_level=3),
+                             parsed)
         return self.machine.emit_assembly(parsed)
 
     def assemble(self, ptx: str) -> Tuple[bool, str]:

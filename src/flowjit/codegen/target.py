@@ -12,7 +12,9 @@ import hashlib
 import os
 import tempfile
 import threading
-from typing import Callable, Dict
+import time
+import weakref
+from typing import Callable, Dict, List, Optional
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -27,9 +29,11 @@ _KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctyp
 
 
 class CompiledModule:
-    """Native code of one LLVM module, and the engine that owns it."""
+    """Native code of one LLVM module, and the engine that owns it. The code is freed (the
+    engine disposed) when the last object holding this one goes: its kernels, a native
+    segment, an executable, or the target's GEMM cores (which live as long as the process)."""
 
-    __slots__ = ("engine",)
+    __slots__ = ("engine", "__weakref__")
 
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -77,8 +81,13 @@ class CPUTarget:
         self.triple = llvm.get_default_triple()
         # float32 lanes of the widest vector unit: the GEMM micro-kernel's tile width
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
-        self._lock = threading.Lock()
-        self._cache: Dict[str, CompiledModule] = {}
+        # Held while LLVM compiles or links a module, so that a module is compiled once and
+        # the GEMM cores are registered once (reentrant: a core is compiled under it).
+        self._lock = threading.RLock()
+        # Modules by key while anything uses them: an executable evicted from its Session's
+        # cache, or a closed Session, frees code that no one else shares.
+        self._cache: "weakref.WeakValueDictionary[str, CompiledModule]" = \
+            weakref.WeakValueDictionary()
         self._disk = DiskCache(config.cache_dir)
         self._cores: Dict[str, "CompiledKernel"] = {}
 
@@ -93,8 +102,7 @@ class CPUTarget:
         options.loop_vectorization = True
         options.slp_vectorization = True
         options.loop_unrolling = True
-        builder = llvm.create_pass_builder(self.machine, options)
-        builder.getModulePassManager().run(module, builder)
+        run_default_pipeline(self.machine, options, module)
 
     def compile_kernel(self, module: ir.Module, name: str) -> "CompiledKernel":
         """Optimizes and JIT-compiles `module`; returns its function `name`."""
@@ -102,7 +110,8 @@ class CPUTarget:
 
     def compile_ir_text(self, text: str, what: str) -> CompiledModule:
         """Optimizes and JIT-compiles LLVM IR text. Identical modules are compiled once per
-        process, and their object code is kept on disk for the next process (DiskCache)."""
+        process while in use, and their object code is kept on disk for the next process
+        (DiskCache)."""
         key = hashlib.sha256("\n".join([text, self.cpu, self.features, llvmlite.__version__,
                                          _flowjit_version()]).encode()).hexdigest()
         with self._lock:
@@ -131,15 +140,14 @@ class CPUTarget:
         so that the matmul kernels that call it by name link against it."""
         from flowjit.codegen import gemm
         name = gemm.core_name(dtype, self.lanes)
-        with self._lock:
+        with self._lock:  # two threads finding no core must not both register one
             if name in self._cores:
                 return
-        module = self.new_module(name)
-        gemm.emit_core(module, dtype, self.lanes)
-        core = self.compile_kernel(module, name)
-        llvm.add_symbol(name, core.address)
-        with self._lock:
-            self._cores[name] = core
+            module = self.new_module(name)
+            gemm.emit_core(module, dtype, self.lanes)
+            core = self.compile_kernel(module, name)
+            llvm.add_symbol(name, core.address)
+            self._cores[name] = core  # kept for the process's life: kernels call it by name
 
     def _new_machine(self):
         target = llvm.Target.from_default_triple()
@@ -153,67 +161,124 @@ class CPUTarget:
         return str(parsed)
 
 
-class DiskCache:
-    """Object code by key, in files written atomically (safe under concurrent processes);
-    a truncated or corrupt entry is ignored and rebuilt. The directory is kept under
-    `max_bytes`: a store that exceeds it removes the least recently used entries (a load
-    marks an entry used)."""
+def run_default_pipeline(machine, options, module: llvm.ModuleRef) -> None:
+    """Runs LLVM's default pipeline for `machine` and `options` on `module`, then frees the
+    pipeline. llvmlite never does: its ModulePassManager inherits ObjectRef's no-op
+    `_dispose` ahead of NewPassManager's, which leaked the whole O3 pipeline (about 30 KiB,
+    70 KiB after a run) with every optimized module. (What still leaks is llvmlite's: about
+    2 KiB of pass instrumentation per PassBuilder.)"""
+    builder = llvm.create_pass_builder(machine, options)
+    passes = builder.getModulePassManager()
+    try:
+        passes.run(module, builder)
+    finally:
+        llvm.newpassmanagers.NewPassManager._dispose(passes)
+        passes.detach()
 
-    MAGIC = b"flowjit-object-1\n"
+
+class DiskCache:
+    """Object code by key, in files written atomically (safe under concurrent processes).
+    An entry names the key it was stored under and carries a digest of both, so an entry
+    that is truncated, corrupt, or filed under another key's name (copied, or renamed by
+    hand) is ignored and rebuilt. The directory is kept under `max_bytes`: a store that
+    exceeds it removes the least recently used entries (a load marks an entry used)."""
+
+    MAGIC = b"flowjit-object-2\n"  # then b"<key>\n", sha256(key + object), the object
 
     def __init__(self, directory, max_bytes: int = 256 << 20) -> None:
         self.directory = os.path.join(directory, "kernels") if directory else None
         self.max_bytes = max_bytes
 
-    def load(self, key: str):
+    def load(self, key: str) -> Optional[bytes]:
         if not self.directory:
             return None
+        path = os.path.join(self.directory, key + ".o")
         try:
-            with open(os.path.join(self.directory, key + ".o"), "rb") as f:
+            with open(path, "rb") as f:
                 data = f.read()
         except OSError:
             return None
-        header, digest, obj = data[:len(self.MAGIC)], data[len(self.MAGIC):][:32], \
-            data[len(self.MAGIC) + 32:]
-        if header != self.MAGIC or hashlib.sha256(obj).digest() != digest:
-            return None  # corrupt: rebuilt and overwritten
+        obj = self._unpack(key, data)
+        if obj is None:
+            return None  # rebuilt and overwritten
         try:
-            os.utime(os.path.join(self.directory, key + ".o"))  # recently used
+            os.utime(path)  # recently used
         except OSError:
             pass
+        return obj
+
+    def _pack(self, key: str, obj: bytes) -> bytes:
+        filed_as = key.encode() + b"\n"
+        return self.MAGIC + filed_as + hashlib.sha256(filed_as + obj).digest() + obj
+
+    def _unpack(self, key: str, data: bytes) -> Optional[bytes]:
+        """The object of an entry stored under `key`; None for any other content."""
+        filed_as = key.encode() + b"\n"
+        header = self.MAGIC + filed_as
+        if not data.startswith(header):
+            return None
+        digest, obj = data[len(header):len(header) + 32], data[len(header) + 32:]
+        if hashlib.sha256(filed_as + obj).digest() != digest:
+            return None
         return obj
 
     def store(self, key: str, obj: bytes) -> None:
         if not self.directory:
             return
+        temporary = None
         try:
             os.makedirs(self.directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                f.write(self.MAGIC + hashlib.sha256(obj).digest() + obj)
-            os.replace(tmp, os.path.join(self.directory, key + ".o"))
-            self._trim()
+                f.write(self._pack(key, obj))
+            os.replace(temporary, os.path.join(self.directory, key + ".o"))
+            temporary = None
         except OSError:
             pass  # a read-only or full disk only costs the next process a compile
+        finally:
+            if temporary is not None:
+                _remove(temporary)
+            self._trim()  # after a failed store too: a full disk needs the space most
 
     def _trim(self) -> None:
-        entries = []
-        for name in os.listdir(self.directory):
+        """Removes the least recently used entries until the directory fits `max_bytes`,
+        and temporary files that writers which died left behind. A fresh temporary file is
+        another process's store in progress: it counts, but stays."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        now = time.time()
+        total, entries = 0, []
+        for name in names:
             path = os.path.join(self.directory, name)
             try:
                 stat = os.stat(path)
             except OSError:  # removed meanwhile by another process
                 continue
-            entries.append((stat.st_mtime, stat.st_size, path))
-        total = sum(size for _, size, _ in entries)
+            if name.endswith(".tmp") and now - stat.st_mtime > STALE_TEMPORARY_SECONDS:
+                _remove(path)
+                continue
+            total += stat.st_size
+            if not name.endswith(".tmp"):
+                entries.append((stat.st_mtime, stat.st_size, path))
         for _, size, path in sorted(entries):  # oldest first
             if total <= self.max_bytes:
                 break
-            try:
-                os.remove(path)
+            if _remove(path):
                 total -= size
-            except OSError:
-                pass
+
+
+# A store writes its temporary file in milliseconds: one this old belongs to a dead writer.
+STALE_TEMPORARY_SECONDS = 600
+
+
+def _remove(path: str) -> bool:
+    try:
+        os.remove(path)
+        return True
+    except OSError:  # gone already, or a read-only directory
+        return False
 
 
 def _flowjit_version() -> str:
@@ -221,11 +286,50 @@ def _flowjit_version() -> str:
     return __version__
 
 
-_cpu_target = None
+_cpu_target: Optional[CPUTarget] = None
+_cpu_target_lock = threading.Lock()
 
 
 def cpu_target() -> CPUTarget:
+    """The process's one CPU target. There must never be two: each would register its own
+    GEMM cores under the same global symbols, and the code of the one that lost the race
+    would be freed under the kernels linked to it."""
     global _cpu_target
     if _cpu_target is None:
-        _cpu_target = CPUTarget()
+        with _cpu_target_lock:
+            if _cpu_target is None:
+                _cpu_target = CPUTarget()
     return _cpu_target
+
+
+
+# -- forks ------------------------------------------------------------------------------------
+# A forked child has only the thread that forked: a lock another thread held at the fork
+# stays held for ever in the child, whose first compile would then hang. So a fork waits
+# until no thread creates the target, compiles with it, or is inside any LLVM call (llvmlite
+# serializes them all with one lock), and the child starts with all of them free and LLVM's
+# own state consistent.
+_release_after_fork: List[Callable[[], None]] = []
+
+
+def _before_fork() -> None:
+    _cpu_target_lock.acquire()
+    _release_after_fork.append(_cpu_target_lock.release)
+    if _cpu_target is not None:
+        _cpu_target._lock.acquire()
+        _release_after_fork.append(_cpu_target._lock.release)
+    llvm_lock = getattr(llvm.ffi.lib, "_lock", None)  # llvmlite's; not public API
+    if llvm_lock is not None:
+        llvm_lock.__enter__()
+        _release_after_fork.append(lambda: llvm_lock.__exit__(None, None, None))
+
+
+def _after_fork() -> None:
+    """In the parent and in the child alike: the forking thread holds the locks in both."""
+    while _release_after_fork:
+        _release_after_fork.pop()()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork,
+                        after_in_child=_after_fork)

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import threading
+import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -198,6 +199,7 @@ class Graph:
         self._lock = threading.RLock()
         self.seed: Optional[int] = None
         self._building_function = False
+        _live_graphs.add(self)
 
     # -- identity and versioning (the executable cache keys on these) -------------------
     @property
@@ -432,6 +434,20 @@ class Graph:
 
     def clear_collection(self, name: str) -> None:
         self._collections.pop(name, None)
+
+
+# A forked child has only the thread that forked: a graph lock another thread held at the
+# fork (adding an op) would stay held for ever. The child gives every live graph a new one.
+_live_graphs: "weakref.WeakSet[Graph]" = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    for graph in list(_live_graphs):
+        graph._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 # -- the default graph ------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import logging
+import os
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -41,14 +43,18 @@ class Session:
         self._options = CompileOptions.from_config(self.backend)
         self._plans: Dict[Tuple, RunPlan] = {}
         self._executables: "OrderedDict[Tuple, Executable]" = OrderedDict()
-        self._cache_lock = threading.Lock()
-        self._compile_lock = threading.Lock()
+        self._new_locks()
         self._compile_counts: Dict[Tuple, int] = {}
         self._requests: Dict[Any, _Request] = {}
         self._variable_shapes_version = 0
         self._closed = False
-        self._lock = threading.Lock()
         self._default_context: List[Any] = []
+        _live_sessions.add(self)
+
+    def _new_locks(self) -> None:
+        self._cache_lock = threading.Lock()    # the executables' LRU
+        self._compile_lock = threading.Lock()  # one compile at a time
+        self._lock = threading.Lock()          # a run and its commit of variables
 
     @property
     def graph(self) -> Graph:
@@ -128,7 +134,8 @@ class Session:
                 self._note_compile(request, feeds)
                 executable = self._compile(request, feeds)
         with self._cache_lock:
-            self._executables[key] = executable
+            if not self._closed:  # (a Session closed meanwhile keeps no code)
+                self._executables[key] = executable
             while len(self._executables) > flowjit_config.config.cache_size:
                 self._executables.popitem(last=False)
         return executable
@@ -222,8 +229,10 @@ class Session:
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
-        self._closed = True
-        self._executables.clear()
+        """Frees the executables, and with them the compiled code no other Session shares."""
+        with self._cache_lock:
+            self._closed = True
+            self._executables.clear()
 
     def __enter__(self) -> "Session":
         context = self.as_default()
@@ -246,6 +255,21 @@ class Session:
 
     def list_devices(self) -> list:
         return [f"/device:CPU:0 ({self.backend})"]
+
+
+# A forked child has only the thread that forked: a Session lock another thread held at the
+# fork (compiling, or running) would stay held for ever. The child gives every live Session
+# new locks (the executable being compiled is simply not in the child's cache).
+_live_sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    for session in list(_live_sessions):
+        session._new_locks()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 class InteractiveSession(Session):

@@ -173,7 +173,12 @@ entry:
   %mine = extractvalue {{ i64, i1 }} %owned, 1
   br i1 %mine, label %publish, label %alone
 alone:
+  %some = icmp slt i64 %begin, %end
+  br i1 %some, label %alone_run, label %alone_done
+alone_run:
   call void %fn(ptr %args, i64 %begin, i64 %end)
+  br label %alone_done
+alone_done:
   ret void
 publish:
   %span = sub i64 %end, %begin
@@ -262,7 +267,8 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         """Stops the workers (at exit). Publishing an empty job wakes the sleeping ones,
-        and every worker then sees the flag."""
+        and every worker then sees the flag. (If another thread still drives the pool, the
+        empty job runs alone: nothing is called.)"""
         self._words[SHUTDOWN] = 1
         self.parallel_for(self.memory, self.parallel_for_address, None, 0, 0, 1)
         for thread in self.threads:
@@ -272,6 +278,16 @@ class WorkerPool:
 
 _pool: Optional[WorkerPool] = None
 _pool_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    """A thread starting the pool at a fork would leave `_pool_lock` held in the child."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def usable_cores() -> int:
