@@ -38,6 +38,7 @@ class Config:
     log_passes: bool = False
     cache_size: int = 64
     cache_dir: Optional[str] = None
+    cuda_home: Optional[str] = None  # the CUDA toolkit (libdevice, ptxas): CUDA_HOME/CUDA_PATH
 
 
 def _from_environment() -> Config:
@@ -54,6 +55,7 @@ def _from_environment() -> Config:
                                os.path.join(os.path.expanduser("~"), ".cache", "flowjit"))
     config.cache_dir = None if cache_dir.strip().lower() in ("", "off", "0") else cache_dir
     config.cache_size = max(1, int(os.environ.get("FLOWJIT_CACHE_SIZE", config.cache_size)))
+    config.cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or None
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")
                               if p.strip())
