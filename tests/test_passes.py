@@ -343,3 +343,35 @@ def test_pass_timings_are_logged_when_asked(caplog, monkeypatch):
                  CompileOptions())
     (message,) = [r.getMessage() for r in caplog.records if "passes of" in r.getMessage()]
     assert "canonicalize" in message and "(changed)" in message and " ms" in message
+
+
+@pytest.fixture
+def effect_op():
+    """A test-only op with a side effect (like a print or a collective), unregistered after."""
+    from flowjit.graph import registry
+    op_def = registry.register_op("TestEffect", "test_effect",
+                                  lambda inputs: [inputs[0]], lambda x: x, has_effects=True)
+    yield op_def
+    del registry.OP_DEFS["TestEffect"], registry._BY_MNEMONIC["test_effect"]
+
+
+def test_dce_keeps_an_op_with_side_effects_whose_result_nobody_reads(effect_op):
+    text = """
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = exp %x
+          %1: f32[3] = test_effect %x
+          %2: f32[3] = test_effect %x
+          %3: f32[3] = log %x
+          return %0 {fetch="e:0"}
+        }"""
+    out, changed = run_pass(dce, text)
+    assert changed
+    assert out == expect("""
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = exp %x
+          %1: f32[3] = test_effect %x
+          %2: f32[3] = test_effect %x
+          return %0 {fetch="e:0"}
+        }""")
+    out, changed = run_pass(cse, text)  # two effects are two effects, never merged
+    assert out.count("test_effect") == 2
