@@ -375,3 +375,21 @@ def test_dce_keeps_an_op_with_side_effects_whose_result_nobody_reads(effect_op):
         }""")
     out, changed = run_pass(cse, text)  # two effects are two effects, never merged
     assert out.count("test_effect") == 2
+
+
+def test_the_pass_manager_catches_a_pass_that_changes_the_ir_but_says_it_did_not():
+    from flowjit.passes.manager import Pass, PassManager
+
+    def dishonest(func):
+        changed_func, changed = dce.run(func)
+        return changed_func, False
+
+    func = parse_func(textwrap.dedent("""
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = exp %x
+          %1: f32[3] = log %x
+          return %0 {fetch="e:0"}
+        }"""))
+    with pytest.raises(AssertionError, match="'dishonest' reported no change"):
+        PassManager([Pass("dishonest", dishonest)], verify=True).run(func)
+    PassManager([Pass("dce", dce.run)], verify=True).run(func)  # an honest pass passes
