@@ -54,7 +54,7 @@ def run(func: Func) -> Tuple[Func, bool]:
             kind = "reduce"
         else:
             continue
-        group = [instr]
+        group = {instr: None}  # (a dict: ordered, and membership in O(1))
         has_matmul = False
         frontier = [instr]
         while frontier:
@@ -64,53 +64,55 @@ def run(func: Func) -> Tuple[Func, bool]:
                 if candidate is None or candidate in root_of or candidate in group:
                     continue
                 if _elementwise(candidate):
-                    group.append(candidate)
+                    group[candidate] = None
                     frontier.append(candidate)
                 elif candidate.op == "matmul" and kind == "loop" and not has_matmul:
-                    group.append(candidate)  # a leaf: its operands stay outside
+                    group[candidate] = None  # a leaf: its operands stay outside
                     has_matmul = True
         if len(group) < 2:
             continue
         for member in group:
             root_of[member] = instr
-        members[instr] = group
+        members[instr] = list(group)
         kinds[instr] = "matmul" if has_matmul else kind
     if not members:
         return func, False
 
+    position = {instr: i for i, instr in enumerate(func.body)}
     body: List[Instr] = []
     for instr in func.body:
         root = root_of.get(instr)
         if root is None:
             body.append(instr)
         elif root is instr:
-            body.append(_fuse(members[instr], kinds[instr], func.body, producer))
+            body.append(_fuse(members[instr], kinds[instr], position, producer))
     return func.replace(body=body), True
 
 
-def _fuse(group: List[Instr], kind: str, order: List[Instr],
+def _fuse(group: List[Instr], kind: str, position: Dict[Instr, int],
           producer: Dict[Value, Instr]) -> Instr:
-    """One fusion instruction computing `group`, whose root is group[0]. Scalar constants
-    are copied into the region (codegen makes them immediates) instead of passed in."""
+    """One fusion instruction computing `group`, whose root is group[0]; `position` orders
+    instructions as the body does. Scalar constants are copied into the region (codegen
+    makes them immediates) instead of passed in."""
     root = group[0]
-    position = {instr: i for i, instr in enumerate(order)}
     ordered = sorted(group, key=position.__getitem__)
     defined: Set[Value] = {r for instr in group for r in instr.results}
-    outer_operands: List[Value] = []
+    read_from_outside: Dict[Value, None] = {}  # in order of first use
     for instr in ordered:
         for v in instr.operands:
-            if v not in defined and v not in outer_operands:
-                outer_operands.append(v)
+            if v not in defined:
+                read_from_outside[v] = None
+    outer_operands: List[Value] = []
     inner: Dict[Value, Value] = {}
     params = []
     region_body = []
-    for v in list(outer_operands):
+    for v in read_from_outside:
         source = producer.get(v)
         if source is not None and source.op == "constant" and source.attrs["value"].size <= 1:
             inner[v] = Value(v.type)
             region_body.append(Instr("constant", [], source.attrs, [inner[v]], source.loc))
-            outer_operands.remove(v)
         else:
+            outer_operands.append(v)
             inner[v] = Value(v.type, "p")
             params.append(Param(inner[v], "operand", ""))
     for instr in ordered:
