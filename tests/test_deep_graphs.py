@@ -5,8 +5,21 @@ that recurses on the depth of the graph (a tensor's inputs, an instruction's ope
 with RecursionError. They run on the Session's default backend (FLOWJIT_BACKEND).
 """
 import numpy as np
+from llvmlite import ir
 
 import flowjit as tf
+from flowjit.codegen import kernels
+from flowjit.codegen.segment import MAX_SEGMENT_KERNELS, KernelCall, emit_segment
+from flowjit.compiler import CompileOptions, optimize
+from flowjit.graph.serialize import graph_from_text, graph_to_text
+from flowjit.interp.evaluate import evaluate
+from flowjit.ir.core import TensorType
+from flowjit.ir.dot import func_to_nx, to_dot
+from flowjit.ir.parser import parse_func
+from flowjit.ir.printer import print_func
+from flowjit.ir.verifier import verify
+from flowjit.lower import lower
+from flowjit.passes.manager import PassManager, default_pipeline
 
 DEPTH = 5000
 SCALE = 1e-3  # f(y) = SCALE * sin(y): y drifts from x towards pi, the gradient stays O(1)
@@ -38,3 +51,70 @@ def test_gradients_of_a_deep_residual_chain():
     expected_value, expected_grad = residual_chain_reference(feed)
     np.testing.assert_allclose(value, expected_value, rtol=1e-3)
     np.testing.assert_allclose(grad, expected_grad, rtol=2e-3)
+
+
+def test_a_deep_chain_passes_through_every_stage():
+    """Lowering, every pass, the verifier, the printer and parser, the interpreter, DOT and
+    the graph file format, on a deep forward and backward chain."""
+    x = tf.placeholder(tf.float32, [3], name="x")
+    y = residual_chain(x)
+    (dy_dx,) = tf.gradients(tf.reduce_sum(y), x)
+    func = lower([y, dy_dx], feed_types={x: TensorType.from_spec(x.spec)})
+    verify(func)
+    optimized = PassManager(default_pipeline()).run(func)
+    verify(optimized)
+    text = print_func(optimized)  # fusions with thousands of operands, in regions
+    assert print_func(parse_func(text)) == text
+    to_dot(func_to_nx(optimized))
+    feed = np.array([-0.5, 0.25, 1.0], np.float32)
+    value, grad = evaluate(optimized, [feed])
+    expected_value, expected_grad = residual_chain_reference(feed)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-3)
+    np.testing.assert_allclose(grad, expected_grad, rtol=2e-3)
+
+    graph = tf.get_default_graph()
+    loaded = graph_from_text(graph_to_text(graph))
+    assert len(loaded.get_operations()) == len(graph.get_operations())
+
+
+# -- compile time: linear in the number of kernels ---------------------------------------------
+def _compiled_chain(depth: int, distinct: bool = False):
+    """A chain of `depth` kernels, compiled; each step's constant differs if `distinct`."""
+    from flowjit.runtime import cpu
+    x = tf.placeholder(tf.float32, [64], name="x")
+    y = x
+    for i in range(depth):
+        y = tf.sin(y) * (0.5 + i if distinct else 0.5) + y
+    func = optimize(lower([y], feed_types={x: TensorType.from_spec(x.spec)}),
+                    CompileOptions(backend="llvm"))
+    return cpu.build(func)
+
+
+def test_a_deep_chain_is_split_into_segments_of_bounded_size():
+    run, stats = _compiled_chain(300)
+    assert stats["native"] == 300
+    assert stats["largest_segment"] <= MAX_SEGMENT_KERNELS
+    assert stats["segments"] >= 300 // MAX_SEGMENT_KERNELS
+    feed = np.linspace(-1, 1, 64, dtype=np.float32)
+    expected = feed.astype(np.float64)
+    for _ in range(300):
+        expected = np.sin(expected) * 0.5 + expected
+    np.testing.assert_allclose(run([feed])[0], expected, rtol=1e-4)
+
+
+def test_kernels_that_compute_the_same_function_are_emitted_once_per_segment():
+    _, same = _compiled_chain(100)
+    assert same["kernels_emitted"] == same["segments"]  # one kernel in each segment
+    _, distinct = _compiled_chain(12, distinct=True)
+    assert distinct["kernels_emitted"] == 12
+
+
+def test_a_segment_function_does_not_grow_with_its_calls():
+    """The calls are data: LLVM's work on the segment function is the same for 2 or 2000."""
+    def segment_size(n_calls: int) -> int:
+        module = ir.Module()
+        ir.Function(module, kernels.KERNEL_TYPE, "k0")
+        emit_segment(module, "segment", [KernelCall("k0", [1, 2, 0], 64, None)] * n_calls)
+        return sum(len(block.instructions) for block in module.get_global("segment").blocks)
+
+    assert segment_size(2000) == segment_size(2)
