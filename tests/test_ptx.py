@@ -42,3 +42,12 @@ def test_ops_that_need_libm_are_not_offered_to_the_gpu():
     func = optimize(lower([tf.expm1(x)], [], {x: TensorType(tf.float32, (8,))}),
                     CompileOptions())
     assert not PTXTarget().supports(func.body[-1])
+
+
+@pytest.mark.parametrize("op", [tf.sin, tf.cos])
+def test_ops_nvptx_cannot_select_are_not_offered_to_the_gpu(op):
+    """NVPTX has no fsin/fcos: compiling them would abort the process (a dump of any program
+    with tf.sin did)."""
+    x = tf.placeholder(tf.float32, [8], name="x")
+    func = optimize(lower([op(x)], [], {x: TensorType(tf.float32, (8,))}), CompileOptions())
+    assert not PTXTarget().supports(func.body[-1])

@@ -23,6 +23,9 @@ from flowjit.ir.core import Instr
 TRIPLE = "nvptx64-nvidia-cuda"
 I32 = ir.IntType(32)
 LIBM_OPS = ("expm1", "log1p", "softplus", "elu")  # their emitters call the C math library
+# llvm.sin / llvm.cos: NVPTX cannot select them (without libdevice), and LLVM then aborts the
+# whole process ("Cannot select: fsin"), e.g. flowjit-dump of any program using tf.sin.
+NO_NVPTX_LOWERING = ("sin", "cos")
 
 
 class PTXTarget:
@@ -40,7 +43,7 @@ class PTXTarget:
             return False
         body = instr.region.body if instr.region is not None else [instr]
         for sub in body:
-            if sub.op in LIBM_OPS:
+            if sub.op in LIBM_OPS or sub.op in NO_NVPTX_LOWERING:
                 return False
             if sub.op == "tanh" and sub.result.type.dtype.name == "float64":
                 return False
