@@ -279,8 +279,8 @@ class _Parser:
         return np.array(values, dtype=dtype.np_dtype).reshape(shape)
 
     def string(self) -> str:
-        text = self.expect("string")
-        return re.sub(r"\\(.)", r"\1", text[1:-1])
+        text = self.expect("string")[1:-1]
+        return re.sub(r"\\(.)", r"\1", text) if "\\" in text else text
 
     def location(self) -> Location:
         self.expect("word", "loc")
