@@ -119,3 +119,12 @@ def test_a_segment_function_does_not_grow_with_its_calls():
         return sum(len(block.instructions) for block in module.get_global("segment").blocks)
 
     assert segment_size(2000) == segment_size(2)
+
+
+def test_a_segment_without_shared_calls_does_not_need_the_worker_pool():
+    module = ir.Module()
+    ir.Function(module, kernels.KERNEL_TYPE, "k0")
+    emit_segment(module, "segment", [KernelCall("k0", [1, 2, 0], 64, None)] * 3)
+    assert "flowjit_parallel_for" not in str(module)
+    emit_segment(module, "shared", [KernelCall("k0", [1, 2, 0], 1 << 20, 1 << 16)])
+    assert "flowjit_parallel_for" in str(module)

@@ -114,7 +114,7 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
     first, count = b.zext(field(4, I32), I64), b.zext(field(5, I32), I64)
     b.branch(copy_block)
 
-    b.position_at_end(copy_block)  # args[j] = table[buffers[first + j]], j < count
+    b.position_at_end(copy_block)  # args[j] = table[buffers[first + j]], j < count (>= 1)
     j = b.phi(I64, "j")
     j.add_incoming(zero, step_block)
     index = b.load(b.gep(indices_array, [zero, b.add(first, j)],
@@ -128,14 +128,17 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
     b.position_at_end(run_block)
     with b.if_then(b.icmp_unsigned("!=", prepare, ir.Constant(_KERNEL_POINTER, None))):
         b.call(prepare, [args, zero, zero])
-    with b.if_else(b.icmp_unsigned("==", grain, zero)) as (alone, shared):
-        with alone:
-            b.call(kernel, [args, zero, extent])
-        with shared:
-            parallel_for = module.globals.get(PARALLEL_FOR) or ir.Function(
-                module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, I64, I64]),
-                PARALLEL_FOR)
-            b.call(parallel_for, [pool, kernel, args, zero, extent, grain])
+    if all(call.grain is None for call in calls):  # (then the pool may not even exist)
+        b.call(kernel, [args, zero, extent])
+    else:
+        with b.if_else(b.icmp_unsigned("==", grain, zero)) as (alone, shared):
+            with alone:
+                b.call(kernel, [args, zero, extent])
+            with shared:
+                parallel_for = module.globals.get(PARALLEL_FOR) or ir.Function(
+                    module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, I64, I64]),
+                    PARALLEL_FOR)
+                b.call(parallel_for, [pool, kernel, args, zero, extent, grain])
     i_next = b.add(i, one)
     i.add_incoming(i_next, b.block)
     b.cbranch(b.icmp_unsigned("<", i_next, ir.Constant(I64, len(steps))), step_block, done)
