@@ -261,9 +261,11 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
           keep_intermediates: bool = False
           ) -> Tuple[Callable[[Sequence[np.ndarray]], List[np.ndarray]], Dict[str, int]]:
     """The run function of `func` on the CPU, and statistics: how many instructions are
-    native or numpy, how many native segments, their arenas' bytes.
-    Consecutive native instructions run as one segment (one native call) unless
-    `keep_intermediates`, which keeps every value for `run(inputs, trace)`.
+    native or numpy, how many native segments, their arenas' bytes, how many kernels were
+    emitted (equal ones once per module) and the most kernels in one module.
+    Consecutive native instructions run as segments (one native call each, of a bounded
+    size: codegen/segment.py) unless `keep_intermediates`, which keeps every value for
+    `run(inputs, trace)`.
     `dump(stage, text)` receives the kernels' LLVM IR as generated and as optimized."""
     target = target or cpu_target()
     pool = worker_pool(target)
