@@ -78,6 +78,16 @@ def test_a_deep_chain_passes_through_every_stage():
     assert len(loaded.get_operations()) == len(graph.get_operations())
 
 
+def test_canonicalize_sees_through_a_deep_chain_of_scalar_broadcasts():
+    """x * fill([], fill([], ... 2.0)): the splat value is found by a loop, not recursion."""
+    x = tf.placeholder(tf.float32, [], name="x")
+    c = tf.constant(2.0)
+    for _ in range(DEPTH):
+        c = tf.fill([], c)
+    with tf.Session() as sess:
+        assert sess.run(x * c, {x: 3.0}) == 6.0
+
+
 # -- compile time: linear in the number of kernels ---------------------------------------------
 def _compiled_chain(depth: int, distinct: bool = False):
     """A chain of `depth` kernels, compiled; each step's constant differs if `distinct`."""
