@@ -193,6 +193,22 @@ def test_fusion_does_not_duplicate_a_value_with_several_users():
     assert out.count("= exp") == 1 and "fusion" not in out
 
 
+def test_fusion_splits_a_long_chain_into_groups_of_bounded_size():
+    """Code generation is superlinear in the size of one kernel: a chain longer than
+    MAX_GROUP becomes several fusions, each feeding the next."""
+    x = tf.placeholder(tf.float32, [4], name="x")
+    y = x
+    for _ in range(2 * fusion.MAX_GROUP + 10):
+        y = tf.sin(y)
+    func = lower([y], [], {x: TensorType(tf.float32, (4,))})
+    fused, changed = fusion.run(func)
+    verify(fused)
+    assert changed and len(fused.body) == 3
+    assert all(len(i.region.body) <= fusion.MAX_GROUP for i in fused.body)
+    data = np.linspace(-1, 1, 4, dtype=np.float32)
+    np.testing.assert_allclose(evaluate(fused, [data])[0], evaluate(func, [data])[0])
+
+
 # -- random graphs: every pass preserves values ------------------------------------------
 UNARY = [tf.negative, tf.abs, tf.exp, tf.tanh, tf.sigmoid, tf.nn.relu, tf.square,
          tf.identity, tf.stop_gradient, lambda t: tf.negative(tf.negative(t))]
