@@ -1,0 +1,243 @@
+"""Runs a fuzz program (fuzz_program.py) on the LLVM backend and on the eager interpreter
+and compares what they compute; as a script, fuzzes until told to stop and reports every
+mismatch instead of the first one:
+
+    PYTHONPATH=src python tests/fuzz_check.py --examples 5000 [--seed 1] [--report out.txt]
+
+Each program is compiled once per backend and run twice: with ordinary values, then with
+special ones (NaN, infinities, signed zeros, integer extremes). Comparison rules:
+  - the same dtype and shape, and the same error when the eager run raises one (an error
+    that is not a TF1 op error, on either side, is a crash);
+  - integers, bools and strings: equal;
+  - floats: NaN at the same places; chains of exactly rounded ops (fuzz_ops.EXACT) equal;
+    others the same infinities and, where finite, |llvm - eager| <= 32 * depth * eps *
+    (|eager| + M * work): M is the largest finite magnitude the chain computed (in the eager
+    run), depth the ops on the way, work its longest sum (reduction or contraction), so the
+    tolerance allows a few ulps per op and the reassociation of long sums.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import sys
+import time
+import traceback
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import flowjit as tf
+from flowjit import errors
+
+from fuzz_chains import random_program
+from fuzz_program import BuildError, Chooser, Program, Var
+
+RUNS = 2  # per compile: ordinary values, then special ones
+
+
+class Mismatch(AssertionError):
+    """The backends disagree; the message ends with a script that reproduces it."""
+
+
+def _run(sess: tf.Session, fetches: Sequence[Var], feed
+         ) -> Tuple[Optional[list], Optional[BaseException]]:
+    try:
+        return [np.asarray(v) for v in sess.run([v.tensor for v in fetches], feed)], None
+    except Exception as e:  # compared with the other backend's outcome
+        return None, e
+
+
+def _describe_error(e: BaseException) -> str:
+    frames = traceback.extract_tb(e.__traceback__)[-3:]
+    where = "; ".join(f"{f.filename.split('/src/')[-1]}:{f.lineno} {f.name}" for f in frames)
+    return f"{type(e).__name__}: {str(e)[:300]} (at {where})"
+
+
+def _op_error(e: BaseException) -> bool:
+    """A TF1 error a run may legitimately raise (bad values), as opposed to a crash."""
+    return isinstance(e, errors.OpError) and not isinstance(e, errors.InternalError)
+
+
+def compare_errors(ref: Optional[BaseException], got: Optional[BaseException]) -> Optional[str]:
+    if ref is None and got is None:
+        return None
+    if ref is not None and not _op_error(ref):
+        return f"the eager backend crashed: {_describe_error(ref)}"
+    if ref is None:
+        return f"LLVM raised where eager computed values: {_describe_error(got)}"
+    if got is None:
+        return f"LLVM computed values where eager raised {_describe_error(ref)}"
+    if type(ref) is not type(got):
+        return f"eager raised {_describe_error(ref)}\nbut LLVM raised {_describe_error(got)}"
+    return None
+
+
+def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float) -> Optional[str]:
+    """Why `got` (LLVM) is not what `ref` (eager) allows, or None."""
+    if ref.dtype != got.dtype or ref.shape != got.shape:
+        return (f"{var}: eager gave {ref.dtype}{list(ref.shape)}, LLVM "
+                f"{got.dtype}{list(got.shape)}")
+    if ref.dtype.kind != "f":
+        bad = ref != got
+        rule = "equal"
+    else:
+        nan_ref, nan_got = np.isnan(ref), np.isnan(got)
+        bad = nan_ref != nan_got
+        if var.exact:
+            bad |= ~nan_ref & ~nan_got & (ref != got)
+            rule = "equal (exactly rounded ops)"
+        else:
+            bad |= (np.isinf(ref) | np.isinf(got)) & (ref != got)
+            finite = np.isfinite(ref) & np.isfinite(got)
+            scale = 32 * max(var.depth, 1) * float(np.finfo(ref.dtype).eps)
+            tolerance = scale * (np.abs(ref.astype(np.float64)) + magnitude * max(var.work, 1))
+            error = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+            bad |= finite & (error > tolerance)
+            rule = (f"within 32 * depth {var.depth} * eps * (|eager| + M {magnitude:.3g} * "
+                    f"work {var.work})")
+    bad = np.asarray(bad)
+    if not bad.any():
+        return None
+    where = [tuple(int(i) for i in index) for index in np.argwhere(bad)[:6]]
+    ref_at = [ref[i] if ref.ndim else ref[()] for i in where]
+    got_at = [got[i] if got.ndim else got[()] for i in where]
+    lines = [f"{var} ({ref.dtype}{list(ref.shape)}): {int(bad.sum())} of {ref.size} elements "
+             f"differ; expected {rule}"]
+    lines += [f"  at {i}: eager {r!r}, llvm {g!r}" for i, r, g in zip(where, ref_at, got_at)]
+    return "\n".join(lines)
+
+
+def chain_magnitudes(values: Dict[str, np.ndarray], prog: Program) -> Dict[int, float]:
+    """Per chain, the largest finite magnitude among its float values."""
+    largest: Dict[int, float] = collections.defaultdict(float)
+    for var in prog.vars:
+        value = values.get(var.name)
+        if value is None or value.dtype.kind != "f" or not value.size:
+            continue
+        finite = np.abs(value[np.isfinite(value)].astype(np.float64))
+        if finite.size:
+            largest[var.chain] = max(largest[var.chain], float(finite.max()))
+    return largest
+
+
+def _fetchable(var: Var, prog: Program) -> bool:
+    """Values the eager run also fetches to bound errors: numbers, not variables (a read
+    next to an assignment in the same run has no defined order)."""
+    kinds = {leaf.var.name: leaf.kind for leaf in prog.leaves}
+    return (var.tensor is not None and hasattr(var.tensor, "op") and var.static
+            and kinds.get(var.name) != "variable" and var.dtype.is_numeric)
+
+
+def check_program(prog: Program, runs: int = RUNS) -> None:
+    """Raises Mismatch if the LLVM backend does not compute what the eager one does; its
+    repro has only the chain that fails alone, if one does."""
+    problem = find_problem(prog, runs)
+    if problem is None:
+        return
+    chains = sorted({v.chain for v in prog.outputs})
+    if len(chains) > 1:
+        for chain in [problem[2]] + chains if problem[2] is not None else chains:
+            alone = prog.only([chain])
+            isolated = find_problem(alone, runs)
+            if isolated is not None:
+                prog, problem = alone, isolated
+                break
+    message, run, _ = problem
+    fetched = prog.outputs + prog.gradients
+    special = " (special values)" if run % 2 else ""
+    raise Mismatch(f"run {run}{special}: {message}\n\nrepro:\n{prog.repro(run, fetched)}")
+
+
+def find_problem(prog: Program, runs: int, intermediates: bool = True
+                 ) -> Optional[Tuple[str, int, Optional[int]]]:
+    """(what differs, in which run, in which chain if known), or None. The eager run also
+    fetches the `intermediates`, to bound rounding errors by their magnitudes."""
+    fetched = prog.outputs + prog.gradients
+    extra = [v for v in prog.vars if v not in fetched and _fetchable(v, prog)] \
+        if intermediates else []
+    init = prog.initializer_line()
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with tf.Session(graph=prog.graph, backend="eager") as eager, \
+                tf.Session(graph=prog.graph, backend="llvm") as native:
+            if init:
+                with prog.graph.as_default():
+                    init_op = eval(init, prog.namespace)
+                for sess in (eager, native):
+                    sess.run(init_op)
+            for run in range(runs):
+                feed = prog.feed(run)
+                ref, ref_error = _run(eager, fetched + extra, feed)
+                if ref_error is not None and extra:  # maybe from a value no fetch needs:
+                    return find_problem(prog, runs, intermediates=False)  # start afresh
+                got, got_error = _run(native, fetched, feed)
+                problem = compare_errors(ref_error, got_error)
+                if problem is None and ref is None and not prog.allow_errors:
+                    problem = f"both backends raised {_describe_error(ref_error)}"
+                if problem is not None:
+                    return problem, run, None
+                if ref is None:
+                    continue  # (both raised the same error)
+                values = {v.name: r for v, r in zip(fetched + extra, ref)}
+                magnitudes = chain_magnitudes(values, prog)
+                for var, r, g in zip(fetched, ref, got):
+                    problem = compare_values(var, r, g, magnitudes[var.chain])
+                    if problem is not None:
+                        return problem, run, var.chain
+    return None
+
+
+# -- the command-line fuzzer ----------------------------------------------------------------------
+def fuzz(examples: int, seed: int, max_elements: int, report) -> int:
+    """Checks `examples` random programs; writes each failure (with its repro) to `report`;
+    returns how many failed."""
+    started = time.time()
+    failures: Dict[str, List[int]] = collections.defaultdict(list)
+    op_counts: collections.Counter = collections.Counter()
+    dtype_counts: collections.Counter = collections.Counter()
+    for i in range(examples):
+        example = f"{seed}:{i}"
+        try:
+            prog = random_program(Chooser(random.Random(example)), max_elements)
+            op_counts.update(op.type for op in prog.graph.get_operations())
+            dtype_counts.update(v.dtype.name for v in prog.vars if v.tensor is not None)
+            check_program(prog)
+        except (Mismatch, BuildError) as e:
+            text = str(e)
+        except Exception as e:  # the checker itself broke: report, go on
+            text = f"checker crashed: {_describe_error(e)}"
+        else:
+            text = None
+        if text is not None:
+            signature = text.splitlines()[0][:160]
+            failures[signature].append(i)
+            report.write(f"=== example {example}: {signature}\n{text}\n\n")
+            report.flush()
+        if (i + 1) % 100 == 0:
+            print(f"{i + 1} examples, {sum(map(len, failures.values()))} failures, "
+                  f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)
+    print(f"\n{examples} examples in {time.time() - started:.0f} s; "
+          f"{len(op_counts)} op types, dtypes {dict(dtype_counts)}", file=sys.stderr)
+    print(f"op counts: {dict(sorted(op_counts.items()))}", file=sys.stderr)
+    for signature, where in sorted(failures.items(), key=lambda kv: -len(kv[1])):
+        print(f"{len(where):5d} x {signature} (first: example {seed}:{where[0]})",
+              file=sys.stderr)
+    return sum(map(len, failures.values()))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-elements", type=int, default=2048)
+    parser.add_argument("--report", default="-", help="where failures go (default: stdout)")
+    args = parser.parse_args(argv)
+    report = sys.stdout if args.report == "-" else open(args.report, "w")
+    failed = fuzz(args.examples, args.seed, args.max_elements, report)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
