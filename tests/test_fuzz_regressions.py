@@ -44,3 +44,24 @@ def test_a_size_0_constant_in_an_elementwise_fusion_compiles():
     y = tf.exp(x + tf.constant(np.zeros((0, 3), np.float32)))
     reference, compiled = run_both(y, {x: np.zeros((0, 3), np.float32)})
     assert compiled.shape == reference.shape == (0, 3)
+
+
+# -- found by the fuzzer, fixed --------------------------------------------------------------------
+def test_padding_a_scalar_gives_the_scalar():
+    x = tf.placeholder(tf.int16, [])
+    reference, compiled = run_both([tf.pad(x, []), tf.pad(x, [], mode="REFLECT")], {x: 7})
+    assert reference == compiled == [7, 7]
+
+
+def test_the_gradient_of_a_slice_of_a_scalar_is_one():
+    x = tf.placeholder(tf.float32, [])
+    (grad,) = tf.gradients(tf.slice(x, [], []), [x])
+    reference, compiled = run_both(grad, {x: 2.0})
+    assert reference == compiled == 1.0
+
+
+def test_padding_a_bool_tensor_pads_with_false_by_default():
+    x = tf.placeholder(tf.bool, [2])
+    reference, compiled = run_both(tf.pad(x, [[1, 2]]), {x: [True, True]})
+    np.testing.assert_array_equal(reference, [False, True, True, False, False])
+    np.testing.assert_array_equal(compiled, reference)
