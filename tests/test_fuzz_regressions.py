@@ -65,3 +65,15 @@ def test_padding_a_bool_tensor_pads_with_false_by_default():
     reference, compiled = run_both(tf.pad(x, [[1, 2]]), {x: [True, True]})
     np.testing.assert_array_equal(reference, [False, True, True, False, False])
     np.testing.assert_array_equal(compiled, reference)
+
+
+def test_softmax_and_its_cross_entropies_over_no_classes():
+    logits = tf.placeholder(tf.float32, [3, 0])
+    labels = tf.placeholder(tf.float32, [3, 0])
+    outputs = [tf.nn.softmax(logits), tf.nn.log_softmax(logits),
+               tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)]
+    empty = np.zeros((3, 0), np.float32)
+    reference, compiled = run_both(outputs, {logits: empty, labels: empty})
+    for ref, got, shape in zip(reference, compiled, [(3, 0), (3, 0), (3,)]):
+        assert ref.shape == got.shape == shape
+    np.testing.assert_array_equal(compiled[2], [0, 0, 0])

@@ -67,13 +67,18 @@ def _softmax_rule(inputs, *, axis):
     return [TensorSpec(x.dtype, x.shape)]
 
 
+def _row_max(x, axis):
+    # (-inf for an empty axis: softmax of no classes is empty, their cross-entropy 0)
+    return np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+
+
 def _log_softmax_kernel(x, *, axis):
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = x - _row_max(x, axis)
     return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype)
 
 
 def _softmax_kernel(x, *, axis):
-    shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    shifted = np.exp(x - _row_max(x, axis))
     return (shifted / np.sum(shifted, axis=axis, keepdims=True)).astype(x.dtype)
 
 
