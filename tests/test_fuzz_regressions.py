@@ -77,3 +77,10 @@ def test_softmax_and_its_cross_entropies_over_no_classes():
     for ref, got, shape in zip(reference, compiled, [(3, 0), (3, 0), (3,)]):
         assert ref.shape == got.shape == shape
     np.testing.assert_array_equal(compiled[2], [0, 0, 0])
+
+
+@pytest.mark.parametrize("update", [tf.assign_add, tf.assign_sub])
+def test_adding_to_a_bool_variable_fails_when_the_graph_is_built(update):
+    v = tf.Variable(np.array([True, False]))
+    with pytest.raises(TypeError, match="dtype bool"):  # (it used to fail in the Session)
+        update(v, tf.constant([True, True]))
