@@ -12,8 +12,9 @@ special ones (NaN, infinities, signed zeros, integer extremes). Comparison rules
   - floats: NaN at the same places; chains of exactly rounded ops (fuzz_ops.EXACT) equal;
     others the same infinities and, where finite, |llvm - eager| <= 32 * depth * eps *
     (|eager| + M * work): M is the largest finite magnitude the chain computed (in the eager
-    run), depth the ops on the way, work its longest sum (reduction or contraction), so the
-    tolerance allows a few ulps per op and the reassociation of long sums.
+    run), depth the ops on the way, work its longest sum (reduction or contraction), eps that
+    of the least precise float on the way, so the tolerance allows a few ulps per op and the
+    reassociation of long sums.
 """
 from __future__ import annotations
 
@@ -91,12 +92,12 @@ def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float)
         else:
             bad |= (np.isinf(ref) | np.isinf(got)) & (ref != got)
             finite = np.isfinite(ref) & np.isfinite(got)
-            scale = 32 * max(var.depth, 1) * float(np.finfo(ref.dtype).eps)
+            scale = 32 * max(var.depth, 1) * max(var.eps, float(np.finfo(ref.dtype).eps))
             tolerance = scale * (np.abs(ref.astype(np.float64)) + magnitude * max(var.work, 1))
             error = np.abs(got.astype(np.float64) - ref.astype(np.float64))
             bad |= finite & (error > tolerance)
-            rule = (f"within 32 * depth {var.depth} * eps * (|eager| + M {magnitude:.3g} * "
-                    f"work {var.work})")
+            rule = (f"within 32 * depth {var.depth} * eps {var.eps:.3g} * (|eager| + M "
+                    f"{magnitude:.3g} * work {var.work})")
     bad = np.asarray(bad)
     if not bad.any():
         return None

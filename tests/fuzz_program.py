@@ -143,6 +143,7 @@ class Var:
     depth: int              # ops on its longest path from a leaf
     work: int               # the longest sum (reduction or contraction) on that path
     differentiable: bool = True  # every op on the way has a working gradient rule
+    eps: float = 0.0        # the machine epsilon of the least precise inexact op on the way
 
     @property
     def dtype(self) -> dtypes.DType:
@@ -227,7 +228,10 @@ class Program:
                       exact=exact and all(v.exact for v in inputs),
                       depth=1 + max([v.depth for v in inputs] or [0]),
                       work=max([work] + [v.work for v in inputs]),
-                      differentiable=differentiable and all(v.differentiable for v in inputs))
+                      differentiable=differentiable and all(v.differentiable for v in inputs),
+                      eps=max([v.eps for v in inputs] or [0.0]))
+            if not exact and var.dtype.is_floating:
+                var.eps = max(var.eps, float(np.finfo(var.dtype.np_dtype).eps))
             self.vars.append(var)
             made.append(var)
         return made if outputs else made[0]
@@ -291,7 +295,7 @@ class Program:
         for name in names:
             tensor = self.namespace[name]
             var = Var(name, tensor, output.chain, constant=False, exact=False,
-                      depth=2 * output.depth + 1, work=output.work)
+                      depth=2 * output.depth + 1, work=output.work, eps=output.eps)
             self.vars.append(var)
             if tensor is not None:
                 made.append(var)
