@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import random
+import zlib
 from typing import FrozenSet, List, Optional, Tuple
 
 from flowjit import dtypes, errors
 from flowjit.graph.registry import OP_DEFS
 
 import fuzz_ops_array  # noqa: F401 - registers the array and indexing generators
-from fuzz_ops import DISCONTINUOUS, GENERATORS, WEIGHTS, Generator, elementwise
+from fuzz_ops import DISCONTINUOUS, GENERATORS, Generator, elementwise, weight
 from fuzz_program import LEAF_DTYPES, BuildError, Chooser, Program, Var
 
 for _op_type, _op_def in OP_DEFS.items():
@@ -56,13 +57,13 @@ def candidates(x: Var) -> List[str]:
             continue
         if x.dtype.is_floating and not x.exact and op_type in DISCONTINUOUS:
             continue
-        names += [op_type] * WEIGHTS.get(op_type, 1)
+        names += [op_type] * weight(op_type)
     return names
 
 
-def start_chain(ch: Chooser, prog: Program, first: Optional[str]) -> Var:
-    """The first value of a chain: `first` applied to a new leaf (or made from nothing),
-    else a leaf, or now and then a source op."""
+def start_chain(ch: Chooser, prog: Program, first: Optional[str], turn: int = 0) -> Var:
+    """The first value of a chain: `first` applied to a new leaf (of its `turn`-th dtype, in
+    a fixed order per op) or made from nothing; else a leaf, or now and then a source op."""
     if first is None:
         sources = sorted(t for t, g in GENERATORS.items() if g.source)
         if ch.chance(12):
@@ -74,10 +75,10 @@ def start_chain(ch: Chooser, prog: Program, first: Optional[str]) -> Var:
     generator = GENERATORS[first]
     if generator.source:
         return generator(ch, prog, None)
-    accepted = sorted(accepted_dtypes(first), key=lambda d: (d is not dtypes.float32, d.name))
+    accepted = sorted(accepted_dtypes(first), key=lambda d: d.name)
     if not accepted:
         raise AssertionError(f"the generator of {first} builds with no dtype")
-    dtype = accepted[0] if ch.chance(50) else ch.choice(accepted)
+    dtype = accepted[(turn + zlib.crc32(first.encode())) % len(accepted)]
     for attempt in range(20):
         rank = None if attempt < 10 else ch.choice((2, 1, 3))
         x = prog.leaf(ch, dtype, ch.shape(prog.max_elements, rank))
@@ -87,10 +88,12 @@ def start_chain(ch: Chooser, prog: Program, first: Optional[str]) -> Var:
     raise AssertionError(f"the generator of {first} never applied to {dtype.name} leaves")
 
 
-def grow_chain(ch: Chooser, prog: Program, steps: int, first: Optional[str] = None) -> Var:
-    """A chain: a start then up to `steps` ops, each applied to the previous value."""
-    x = start_chain(ch, prog, first)
-    for _ in range(steps):
+def grow_chain(ch: Chooser, prog: Program, steps: int, first: Optional[str] = None,
+               turn: int = 0) -> Var:
+    """A chain of up to `steps` ops, each applied to the previous value (the first to a new
+    leaf, unless it makes a value from nothing)."""
+    x = start_chain(ch, prog, first, turn)
+    for _ in range(steps - (x.depth > 0)):
         if not x.static or x.dtype is dtypes.string:  # (after where, report_uninitialized)
             break
         options = candidates(x)
@@ -111,7 +114,7 @@ def random_program(ch: Chooser, max_elements: int = 2048) -> Program:
     prog = Program(ch.integer(0, 2 ** 31), max_elements=max_elements)
     for chain in range(ch.integer(1, 3)):
         prog.chain = chain
-        out = grow_chain(ch, prog, ch.integer(0, 3))
+        out = grow_chain(ch, prog, ch.integer(1, 4))
         prog.outputs.append(out)
         if ch.chance(70):
             prog.add_gradients(out)
@@ -119,9 +122,10 @@ def random_program(ch: Chooser, max_elements: int = 2048) -> Program:
 
 
 def sweep_chain(prog: Program, op_type: str, seed: int) -> None:
-    """A chain that starts with `op_type`, then zero to two random ops."""
+    """A chain that starts with `op_type`, then zero to two random ops; successive seeds
+    start it with each dtype it takes in turn."""
     ch = Chooser(random.Random(f"{seed}:{op_type}"))
-    out = grow_chain(ch, prog, ch.integer(0, 2), first=op_type)
+    out = grow_chain(ch, prog, ch.integer(1, 3), first=op_type, turn=seed)
     prog.outputs.append(out)
     prog.add_gradients(out)
 

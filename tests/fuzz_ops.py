@@ -62,9 +62,16 @@ SHAPE_ONLY = {"Shape", "Size", "Rank", "ZerosLike", "OnesLike"}
 # Integer operands that must stay in a domain: nonzero divisors, non-negative exponents.
 SECOND_OPERAND = {"FloorDiv": Domain("nonzero"), "FloorMod": Domain("nonzero"),
                   "Pow": Domain("exponent")}
-# How often a generator is picked relative to the others (1 if absent): matmuls and
-# reductions are where fusion and code generation do the most.
-WEIGHTS = {"MatMul": 30, "Sum": 3, "Mean": 2, "Max": 2, "Softmax": 2, "Add": 3, "Relu": 3}
+# How often a generator is picked relative to the others (see weight()): elementwise ops,
+# reductions and matmuls are where fusion and code generation do the most.
+WEIGHTS = {"MatMul": 25, "Sum": 4, "Mean": 3, "Max": 3, "Min": 3, "Prod": 3, "Any": 3,
+           "All": 3, "ArgMax": 2, "ArgMin": 2, "Softmax": 3, "LogSoftmax": 2}
+ELEMENTWISE_WEIGHT = 3
+
+
+def weight(op_type: str) -> int:
+    default = ELEMENTWISE_WEIGHT if OP_DEFS[op_type].elementwise else 1
+    return WEIGHTS.get(op_type, default)
 
 Build = Callable[[Chooser, Program, Optional[Var], str], Optional[Var]]
 
@@ -232,7 +239,7 @@ def matmul(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
         return None
     # Known bug (being fixed elsewhere): a size-1 constant operand of a matmul with a fused
     # epilogue fails to compile (KeyError; test_fuzz_regressions.py). Remove the size-1
-    # conditions here (and `constant_ok` below) then.
+    # conditions here (`constant_ok` and `differentiable` below too) then.
     if x.constant and x.size == 1:
         return None
     ta, tb = ch.chance(30), ch.chance(30)
@@ -253,7 +260,9 @@ def matmul(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
     y = prog.leaf(ch, x.dtype, other, constant_ok=size_of(other) != 1)
     a, b = (x, y) if x_is_a else (y, x)
     flags = (", transpose_a=True" if ta else "") + (", transpose_b=True" if tb else "")
-    return emit(prog, op_type, f"tf.matmul({a}, {b}{flags})", [a, b], work=k)
+    # (the backward pass of a 1x1 product multiplies by its gradient: a size-1 constant)
+    return emit(prog, op_type, f"tf.matmul({a}, {b}{flags})", [a, b], work=k,
+                differentiable=m * n != 1)
 
 
 @generates("AddN")

@@ -95,10 +95,15 @@ class Domain:
 ANY = Domain()
 
 
+# The kinds of values a placeholder takes, one per run of a compiled program: ordinary ones,
+# special ones (NaN, infinities, signed zeros, ties; integer extremes), and wide ones (floats
+# of any magnitude, integers of any value of their dtype).
+VALUE_KINDS = ("ordinary", "special", "wide")
+
+
 def leaf_values(dtype: Union[str, dtypes.DType], shape: Sequence[int], domain: Domain,
-                seed: Sequence[int], special: bool) -> np.ndarray:
-    """The values of a leaf: a pure function of its arguments. `special` mixes in NaN,
-    infinities, signed zeros and ties (floats) or the dtype's extremes (integers)."""
+                seed: Sequence[int], kind: str) -> np.ndarray:
+    """The values of a leaf (of a kind in VALUE_KINDS): a pure function of its arguments."""
     np_dtype = dtypes.as_dtype(dtype).np_dtype
     rng = np.random.default_rng(list(seed))
     n = int(np.prod(shape, dtype=np.int64))
@@ -110,25 +115,41 @@ def leaf_values(dtype: Union[str, dtypes.DType], shape: Sequence[int], domain: D
     elif np_dtype.kind == "b":
         values = rng.random(n) < 0.5
     elif np_dtype.kind == "f":
-        values = rng.standard_normal(n) * 2 if rng.random() < 0.5 else \
-            rng.integers(-8, 9, n) / 2  # halves: ties for round, equal operands
-        if special:
-            tiny = float(np.finfo(np_dtype).tiny) / 4  # a subnormal
-            mask = rng.random(n) < 0.3
-            values[mask] = rng.choice(SPECIAL_FLOATS + (tiny, -tiny), int(mask.sum()))
+        values = _float_values(rng, n, np_dtype, kind)
     else:
-        info = np.iinfo(np_dtype)
-        values = rng.integers(max(int(info.min), -6), min(int(info.max), 6) + 1, n)
-        if special:
-            mask = rng.random(n) < 0.4
-            extremes = [int(info.min), int(info.max), int(info.max) // 2 + 1, 0, 1]
-            values = values.astype(object)  # (int64 extremes overflow other arrays)
-            values[mask] = [int(v) for v in rng.choice(extremes, int(mask.sum()))]
+        values = _int_values(rng, n, np_dtype, kind)
         if domain.kind == "nonzero":
             values[values == 0] = 1
     with np.errstate(over="ignore"):  # (1e4 in float16 is inf: so be it)
         return np.array(values.tolist() if values.dtype == object else values,
                         dtype=np_dtype).reshape(tuple(shape))
+
+
+def _float_values(rng: np.random.Generator, n: int, np_dtype: np.dtype, kind: str):
+    if kind == "wide":
+        exponents = np.where(rng.random(n) < 0.15, rng.uniform(-45, 38, n),
+                             rng.uniform(-4, 4, n))
+        return np.where(rng.random(n) < 0.5, -1, 1) * 10.0 ** exponents
+    values = rng.standard_normal(n) * 2 if rng.random() < 0.5 else \
+        rng.integers(-8, 9, n) / 2  # halves: ties for round, equal operands
+    if kind == "special":
+        tiny = float(np.finfo(np_dtype).tiny) / 4  # a subnormal
+        mask = rng.random(n) < 0.3
+        values[mask] = rng.choice(SPECIAL_FLOATS + (tiny, -tiny), int(mask.sum()))
+    return values
+
+
+def _int_values(rng: np.random.Generator, n: int, np_dtype: np.dtype, kind: str):
+    info = np.iinfo(np_dtype)
+    if kind == "wide":
+        return rng.integers(int(info.min), int(info.max), n, dtype=np_dtype, endpoint=True)
+    values = rng.integers(max(int(info.min), -6), min(int(info.max), 6) + 1, n)
+    if kind == "special":
+        mask = rng.random(n) < 0.4
+        extremes = [int(info.min), int(info.max), int(info.max) // 2 + 1, 0, 1]
+        values = values.astype(object)  # (int64 extremes overflow other arrays)
+        values[mask] = [int(v) for v in rng.choice(extremes, int(mask.sum()))]
+    return values
 
 
 @dataclass
@@ -171,7 +192,7 @@ class Leaf:
     kind: str               # "placeholder", "constant" or "variable"
     domain: Domain
     index: int
-    special: bool = False   # (constants and variables: drawn with special values)
+    values: str = "ordinary"  # (constants and variables: the kind of their values)
 
 
 class BuildError(Exception):
@@ -248,19 +269,19 @@ class Program:
             kind = "constant" if constant_ok and ch.chance(25) else "placeholder"
         name = f"t{len(self.vars)}"
         index = len(self.leaves)
-        special = kind != "placeholder" and ch.chance(50)
+        values = ch.choice(VALUE_KINDS)
         if kind == "placeholder":
             line = f"{name} = tf.placeholder(tf.{dtype.name}, {list(shape)}, name={name!r})"
         else:
             self.values[name] = leaf_values(dtype, shape, domain, (self.seed, index, 0),
-                                            special)
+                                            values)
             api = "tf.constant" if kind == "constant" else "tf.Variable"
             line = f"{name} = {api}(values[{name!r}], name={name!r})"
         self.run_line(line)
         var = Var(name, self.namespace[name], self.chain, constant=kind == "constant",
                   exact=True, depth=0, work=0)
         self.vars.append(var)
-        self.leaves.append(Leaf(var, kind, domain, index, special))
+        self.leaves.append(Leaf(var, kind, domain, index, values))
         if kind == "variable":
             self.initialize.append(name)
         return var
@@ -323,13 +344,13 @@ class Program:
 
     # -- running ---------------------------------------------------------------------------
     def feed(self, run: int) -> Dict[Any, np.ndarray]:
-        """The placeholders' values for run number `run` (odd runs: special values)."""
+        """The placeholders' values for run number `run` (of kind VALUE_KINDS[run % 3])."""
         return {leaf.var.tensor: self.feed_value(leaf, run) for leaf in self.leaves
                 if leaf.kind == "placeholder"}
 
     def feed_value(self, leaf: Leaf, run: int) -> np.ndarray:
         return leaf_values(leaf.var.dtype, leaf.var.shape, leaf.domain,
-                           (self.seed, leaf.index, run + 1), special=run % 2 == 1)
+                           (self.seed, leaf.index, run + 1), value_kind(run))
 
     def initializer_line(self) -> Optional[str]:
         if not self.initialize:
@@ -355,7 +376,7 @@ class Program:
             if leaf.kind != "placeholder":
                 seed = (self.seed, leaf.index, 0)
                 out.append(f"values[{leaf.var.name!r}] = "
-                           + _array_source(self.values[leaf.var.name], leaf, seed, leaf.special))
+                           + _array_source(self.values[leaf.var.name], leaf, seed, leaf.values))
         out += lines
         feed = []
         for leaf in leaves:
@@ -363,7 +384,7 @@ class Program:
                 value = self.feed_value(leaf, run)
                 feed.append(f"    {leaf.var.name}: "
                             + _array_source(value, leaf, (self.seed, leaf.index, run + 1),
-                                            run % 2 == 1) + ",")
+                                            value_kind(run)) + ",")
         init = self.initializer_line()
         out += [f"fetches = [{', '.join(v.name for v in fetches)}]",
                 "feed = {", *feed, "}"]
@@ -380,11 +401,14 @@ class Program:
         return "\n".join(out)
 
 
-def _array_source(value: np.ndarray, leaf: Leaf, seed: Tuple[int, ...], special: bool) -> str:
+def value_kind(run: int) -> str:
+    return VALUE_KINDS[run % len(VALUE_KINDS)]
+
+
+def _array_source(value: np.ndarray, leaf: Leaf, seed: Tuple[int, ...], kind: str) -> str:
     dtype = value.dtype.name
     if value.size > 64:
-        return (f"leaf_values({dtype!r}, {list(value.shape)}, {leaf.domain!r}, {seed}, "
-                f"special={special})")
+        return f"leaf_values({dtype!r}, {list(value.shape)}, {leaf.domain!r}, {seed}, {kind!r})"
     text = np.array2string(value.reshape(-1), separator=", ", threshold=10 ** 9,
                            max_line_width=10 ** 9, floatmode="unique")
     return f"np.array({text}, dtype=np.{dtype}).reshape({list(value.shape)})"

@@ -30,7 +30,7 @@ from fuzz_program import Chooser
 # The long run's size (a test setting, read only here): 0 means the quick default.
 LONG_RUN = int(os.environ.get("FLOWJIT_FUZZ_EXAMPLES", "0") or 0)
 SWEEPS = range(max(1, LONG_RUN // 200))  # every op, once per sweep
-RANDOM_EXAMPLES = LONG_RUN or 40
+RANDOM_EXAMPLES = LONG_RUN or 30
 
 
 def test_every_op_is_fuzzed():
