@@ -180,12 +180,14 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
                     init_op = eval(init, prog.namespace)
                 for sess in (eager, native):
                     sess.run(init_op)
+            returned = []  # (array, a copy): later runs must not write into earlier results
             for run in range(runs):
                 feed = prog.feed(run)
                 ref, ref_error = _run(eager, fetched + extra, feed)
                 if ref_error is not None and extra:  # maybe from a value no fetch needs:
                     return find_problem(prog, runs, intermediates=False)  # start afresh
                 got, got_error = _run(native, fetched, feed)
+                returned += [(v, g, g.copy()) for v, g in zip(fetched, got or [])]
                 problem = compare_errors(ref_error, got_error)
                 if problem is None and ref is None and not prog.allow_errors:
                     problem = f"both backends raised {_describe_error(ref_error)}"
@@ -199,6 +201,10 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
                     problem = compare_values(var, r, g, magnitudes[var.chain])
                     if problem is not None:
                         return problem, run, var.chain
+            for var, array, copy in returned:
+                if not np.array_equal(array, copy, equal_nan=array.dtype.kind == "f"):
+                    return (f"{var}: a later run changed the array an earlier run returned",
+                            runs - 1, var.chain)
     return None
 
 

@@ -193,6 +193,13 @@ class Leaf:
     domain: Domain
     index: int
     values: str = "ordinary"  # (constants and variables: the kind of their values)
+    layout: str = "C"       # (placeholders: the fed arrays' layout, see LAYOUTS)
+
+
+# How a placeholder's values are laid out in memory when fed: the Session must cope with
+# arrays that are not C-contiguous.
+LAYOUTS = {"C": "{}", "F": "np.asfortranarray({})",
+           "strided": "np.repeat({}, 2, axis=-1)[..., ::2]"}
 
 
 class BuildError(Exception):
@@ -281,7 +288,8 @@ class Program:
         var = Var(name, self.namespace[name], self.chain, constant=kind == "constant",
                   exact=True, depth=0, work=0)
         self.vars.append(var)
-        self.leaves.append(Leaf(var, kind, domain, index, values))
+        layout = "C" if len(shape) == 0 or ch.chance(70) else ch.choice(("F", "strided"))
+        self.leaves.append(Leaf(var, kind, domain, index, values, layout))
         if kind == "variable":
             self.initialize.append(name)
         return var
@@ -344,9 +352,11 @@ class Program:
 
     # -- running ---------------------------------------------------------------------------
     def feed(self, run: int) -> Dict[Any, np.ndarray]:
-        """The placeholders' values for run number `run` (of kind VALUE_KINDS[run % 3])."""
-        return {leaf.var.tensor: self.feed_value(leaf, run) for leaf in self.leaves
-                if leaf.kind == "placeholder"}
+        """The placeholders' values for run number `run` (of kind VALUE_KINDS[run % 3]), in
+        their leaf's layout."""
+        return {leaf.var.tensor: eval(LAYOUTS[leaf.layout].format("value"),
+                                      {"np": np, "value": self.feed_value(leaf, run)})
+                for leaf in self.leaves if leaf.kind == "placeholder"}
 
     def feed_value(self, leaf: Leaf, run: int) -> np.ndarray:
         return leaf_values(leaf.var.dtype, leaf.var.shape, leaf.domain,
@@ -382,9 +392,9 @@ class Program:
         for leaf in leaves:
             if leaf.kind == "placeholder":
                 value = self.feed_value(leaf, run)
-                feed.append(f"    {leaf.var.name}: "
-                            + _array_source(value, leaf, (self.seed, leaf.index, run + 1),
-                                            value_kind(run)) + ",")
+                source = _array_source(value, leaf, (self.seed, leaf.index, run + 1),
+                                       value_kind(run))
+                feed.append(f"    {leaf.var.name}: {LAYOUTS[leaf.layout].format(source)},")
         init = self.initializer_line()
         out += [f"fetches = [{', '.join(v.name for v in fetches)}]",
                 "feed = {", *feed, "}"]
