@@ -237,10 +237,10 @@ def cast(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
 def matmul(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
     if len(x.shape) < 2 or not x.static:
         return None
-    # Known bug (being fixed elsewhere): a size-1 constant operand of a matmul with a fused
-    # epilogue fails to compile (KeyError; test_fuzz_regressions.py). Remove the size-1
-    # conditions here (`constant_ok` and `differentiable` below too) then.
-    if x.constant and x.size == 1:
+    # Known bug (being fixed elsewhere): a size-1 (or size-0) constant operand of a matmul
+    # with a fused epilogue fails to compile (KeyError; test_fuzz_regressions.py). Remove the
+    # size conditions here (`constant_ok` and `differentiable` below too) then.
+    if x.constant and x.size <= 1:
         return None
     ta, tb = ch.chance(30), ch.chance(30)
     batch = x.shape[:-2] if ch.chance(50) else ()
@@ -262,7 +262,7 @@ def matmul(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
     flags = (", transpose_a=True" if ta else "") + (", transpose_b=True" if tb else "")
     # (the backward pass of a 1x1 product multiplies by its gradient: a size-1 constant)
     return emit(prog, op_type, f"tf.matmul({a}, {b}{flags})", [a, b], work=k,
-                differentiable=m * n != 1)
+                differentiable=m * n > 1)
 
 
 @generates("AddN")

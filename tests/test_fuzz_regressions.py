@@ -35,6 +35,16 @@ def test_a_1x1_constant_weight_compiles_in_a_matmul_epilogue():
     np.testing.assert_array_equal(compiled, reference)
 
 
+@pytest.mark.xfail(strict=True, reason="known bug: as above, with an empty constant "
+                                       "(ones_like of an empty tensor is folded to one)")
+def test_an_empty_constant_operand_compiles_in_a_matmul_epilogue():
+    x = tf.placeholder(tf.float64, [2, 0])
+    w = tf.placeholder(tf.float64, [0, 3])
+    y = tf.tanh(tf.matmul(tf.ones_like(x), w))
+    reference, compiled = run_both(y, {x: np.zeros((2, 0)), w: np.zeros((0, 3))})
+    np.testing.assert_array_equal(compiled, reference)
+
+
 @pytest.mark.xfail(strict=True, reason="known bug: a size-0 constant copied into an "
                                        "elementwise fusion region becomes an immediate with "
                                        ".item() (fuzz_ops.known_bug_size0_constant, "
