@@ -17,6 +17,8 @@ extremes; any magnitude). Comparison rules:
     of the least precise inexact op on the way, so the tolerance allows a few ulps per op and
     the reassociation of long sums. Where M * M * work overflows, sums of products may
     overflow, and in another order differently: only elements finite on both sides count.
+    A value outside the tolerance gets a second opinion (fuzz_envelope.py): the chain rerun
+    with its inexact ops' results moved by a few ulps says what rounding alone explains.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,6 +37,7 @@ import flowjit as tf
 from flowjit import errors
 
 from fuzz_chains import random_program
+from fuzz_envelope import Envelope, envelope
 from fuzz_program import VALUE_KINDS, BuildError, Chooser, Program, Var, value_kind
 
 RUNS = len(VALUE_KINDS)  # per compile: one per kind of values
@@ -77,8 +80,11 @@ def compare_errors(ref: Optional[BaseException], got: Optional[BaseException]) -
     return None
 
 
-def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float) -> Optional[str]:
-    """Why `got` (LLVM) is not what `ref` (eager) allows, or None."""
+def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float,
+                   explain: Optional[Callable[[Var], Optional[tuple]]] = None) -> Optional[str]:
+    """Why `got` (LLVM) is not what `ref` (eager) allows, or None. `explain(var)`, asked only
+    about an inexact float value that misses the tolerance, may give the spread of results
+    that rounding alone explains (fuzz_envelope.py)."""
     if ref.dtype != got.dtype or ref.shape != got.shape:
         return (f"{var}: eager gave {ref.dtype}{list(ref.shape)}, LLVM "
                 f"{got.dtype}{list(got.shape)}")
@@ -103,6 +109,13 @@ def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float)
             bad |= finite & (error > tolerance)
             rule = (f"within 32 * depth {var.depth} * eps {var.eps:.3g} * (|eager| + M "
                     f"{magnitude:.3g} * work {var.work})")
+            spread = explain(var) if explain is not None and bad.any() else None
+            if spread is not None:
+                lo, hi, unstable = spread
+                with np.errstate(invalid="ignore"):
+                    inside = (got >= lo - tolerance) & (got <= hi + tolerance)
+                bad &= ~(unstable | inside)
+                rule += ", or within what rounding alone explains"
     bad = np.asarray(bad)
     if not bad.any():
         return None
@@ -197,8 +210,9 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
                     continue  # (both raised the same error)
                 values = {v.name: r for v, r in zip(fetched + extra, ref)}
                 magnitudes = chain_magnitudes(values, prog)
+                explain = _explainer(prog, run, values, fetched) if extra else None
                 for var, r, g in zip(fetched, ref, got):
-                    problem = compare_values(var, r, g, magnitudes[var.chain])
+                    problem = compare_values(var, r, g, magnitudes[var.chain], explain)
                     if problem is not None:
                         return problem, run, var.chain
             for var, array, copy in returned:
@@ -206,6 +220,20 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
                     return (f"{var}: a later run changed the array an earlier run returned",
                             runs - 1, var.chain)
     return None
+
+
+def _explainer(prog: Program, run: int, values: Dict[str, np.ndarray], fetched: List[Var]):
+    """explain(var) for compare_values: the rounding envelope of var's chain, computed once
+    per chain and run."""
+    envelopes: Dict[int, Optional[Envelope]] = {}
+
+    def explain(var: Var) -> Optional[tuple]:
+        if var.chain not in envelopes:
+            names = [v.name for v in fetched if v.chain == var.chain and v.dtype.is_floating]
+            envelopes[var.chain] = envelope(prog, var.chain, run, values, names)
+        spread = envelopes[var.chain]
+        return None if spread is None else spread.get(var.name)
+    return explain
 
 
 # -- the command-line fuzzer ----------------------------------------------------------------------

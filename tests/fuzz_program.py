@@ -165,6 +165,10 @@ class Var:
     work: int               # the longest sum (reduction or contraction) on that path
     differentiable: bool = True  # every op on the way has a working gradient rule
     eps: float = 0.0        # the machine epsilon of the least precise inexact op on the way
+    op_type: str = ""       # the op that made it ("" for a leaf)
+    inputs: Tuple[str, ...] = ()  # the Vars it was made from
+    rounds: bool = False    # its op may round differently on another backend (not EXACT)
+    own_work: int = 0       # the length of the op's own sums
 
     @property
     def dtype(self) -> dtypes.DType:
@@ -257,7 +261,8 @@ class Program:
                       depth=1 + max([v.depth for v in inputs] or [0]),
                       work=max([work] + [v.work for v in inputs]),
                       differentiable=differentiable and all(v.differentiable for v in inputs),
-                      eps=max([v.eps for v in inputs] or [0.0]))
+                      eps=max([v.eps for v in inputs] or [0.0]), op_type=op_type,
+                      inputs=tuple(v.name for v in inputs), rounds=not exact, own_work=work)
             if not exact and var.dtype.is_floating:
                 var.eps = max(var.eps, float(np.finfo(var.dtype.np_dtype).eps))
             self.vars.append(var)
@@ -324,7 +329,8 @@ class Program:
         for name in names:
             tensor = self.namespace[name]
             var = Var(name, tensor, output.chain, constant=False, exact=False,
-                      depth=2 * output.depth + 1, work=output.work, eps=output.eps)
+                      depth=2 * output.depth + 1, work=output.work, eps=output.eps,
+                      op_type="Gradients", inputs=(output.name,))
             self.vars.append(var)
             if tensor is not None:
                 made.append(var)
