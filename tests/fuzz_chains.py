@@ -80,8 +80,11 @@ def start_chain(ch: Chooser, prog: Program, first: Optional[str], turn: int = 0)
         raise AssertionError(f"the generator of {first} builds with no dtype")
     dtype = accepted[(turn + zlib.crc32(first.encode())) % len(accepted)]
     for attempt in range(20):
-        rank = None if attempt < 10 else ch.choice((2, 1, 3))
-        x = prog.leaf(ch, dtype, ch.shape(prog.max_elements, rank))
+        shape = ch.shape(prog.max_elements)
+        if attempt >= 10:  # (some ops need a dimension of 1, or a matrix)
+            shape = tuple(1 if ch.chance(50) else d for d in ch.shape(prog.max_elements,
+                                                                     ch.choice((2, 1, 3))))
+        x = prog.leaf(ch, dtype, shape)
         y = generator(ch, prog, x)
         if y is not None:
             return y

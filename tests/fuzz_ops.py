@@ -73,6 +73,7 @@ def weight(op_type: str) -> int:
     default = ELEMENTWISE_WEIGHT if OP_DEFS[op_type].elementwise else 1
     return WEIGHTS.get(op_type, default)
 
+
 Build = Callable[[Chooser, Program, Optional[Var], str], Optional[Var]]
 
 
