@@ -3,6 +3,7 @@ and compares what they compute; as a script, fuzzes until told to stop and repor
 mismatch instead of the first one:
 
     PYTHONPATH=src python tests/fuzz_check.py --examples 5000 [--seed 1] [--report out.txt]
+                                              [--large]
 
 Each program is compiled once per backend and run three times, with placeholders of each
 kind of values (fuzz_program.VALUE_KINDS: ordinary; NaN, infinities, signed zeros, integer
@@ -38,7 +39,8 @@ from flowjit import errors
 
 from fuzz_chains import random_program
 from fuzz_envelope import Envelope, envelope
-from fuzz_program import VALUE_KINDS, BuildError, Chooser, Program, Var, value_kind
+from fuzz_program import (DIMS, LARGE_DIMS, VALUE_KINDS, BuildError, Chooser, Program, Var,
+                          value_kind)
 
 RUNS = len(VALUE_KINDS)  # per compile: one per kind of values
 
@@ -237,9 +239,10 @@ def _explainer(prog: Program, run: int, values: Dict[str, np.ndarray], fetched: 
 
 
 # -- the command-line fuzzer ----------------------------------------------------------------------
-def fuzz(examples: int, seed: int, max_elements: int, report) -> int:
-    """Checks `examples` random programs; writes each failure (with its repro) to `report`;
-    returns how many failed."""
+def fuzz(examples: int, seed: int, large: bool, report) -> int:
+    """Checks `examples` random programs (`large`: with dimensions past 40, up to 200000
+    elements); writes each failure (with its repro) to `report`; returns how many failed."""
+    dims, max_elements = (LARGE_DIMS, 200000) if large else (DIMS, 2048)
     started = time.time()
     failures: Dict[str, List[int]] = collections.defaultdict(list)
     op_counts: collections.Counter = collections.Counter()
@@ -247,7 +250,7 @@ def fuzz(examples: int, seed: int, max_elements: int, report) -> int:
     for i in range(examples):
         example = f"{seed}:{i}"
         try:
-            prog = random_program(Chooser(random.Random(example)), max_elements)
+            prog = random_program(Chooser(random.Random(example), dims), max_elements)
             op_counts.update(op.type for op in prog.graph.get_operations())
             dtype_counts.update(v.dtype.name for v in prog.vars if v.tensor is not None)
             check_program(prog)
@@ -278,11 +281,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-elements", type=int, default=2048)
+    parser.add_argument("--large", action="store_true",
+                        help="dimensions past the tiles too (up to 300), tensors up to 200000 "
+                             "elements: GEMM blocking, kernels split across cores")
     parser.add_argument("--report", default="-", help="where failures go (default: stdout)")
     args = parser.parse_args(argv)
     report = sys.stdout if args.report == "-" else open(args.report, "w")
-    failed = fuzz(args.examples, args.seed, args.max_elements, report)
+    failed = fuzz(args.examples, args.seed, args.large, report)
     return 1 if failed else 0
 
 

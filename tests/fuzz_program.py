@@ -28,6 +28,8 @@ from flowjit.ops.base import apply_op
 # Dimensions that cross the boundaries of the code generator's tiles: 8-row GEMM micro-tiles,
 # 16-lane AVX-512 vectors (8 for float64), and the ragged edges either side of them.
 DIMS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40)
+# Past them (fuzz_check.py --large): several GEMM blocks, kernels split across cores.
+LARGE_DIMS = DIMS + (64, 100, 127, 128, 129, 257, 300)
 # Leaf dtypes; float32 (the common case, and the most generated code) is drawn more often.
 LEAF_DTYPES = (dtypes.float32, dtypes.float64, dtypes.int32, dtypes.float32, dtypes.bool_,
                dtypes.uint8, dtypes.int64, dtypes.float16, dtypes.int8, dtypes.int16,
@@ -43,8 +45,9 @@ class Chooser:
     """The random decisions of a generator. Every choice shrinks towards its first option
     (or its lowest integer), so minimal examples are simple ones."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, dims: Sequence[int] = DIMS) -> None:
         self.rng = rng
+        self.dims = dims
 
     def integer(self, lo: int, hi: int) -> int:
         return self.rng.randint(lo, hi)
@@ -62,10 +65,10 @@ class Chooser:
             items[i], items[j] = items[j], items[i]
         return items
 
-    def dim(self, zero_percent: int = 6, upto: int = 40) -> int:
+    def dim(self, zero_percent: int = 6, upto: Optional[int] = None) -> int:
         if self.chance(zero_percent):
             return 0
-        return self.choice([d for d in DIMS if d <= upto])
+        return self.choice([d for d in self.dims if upto is None or d <= upto])
 
     def shape(self, max_elements: int, rank: Optional[int] = None) -> Tuple[int, ...]:
         if rank is None:
@@ -78,7 +81,7 @@ def fit(shape: Sequence[int], max_elements: int) -> Tuple[int, ...]:
     dims = list(shape)
     while int(np.prod(dims, dtype=np.int64)) > max_elements:
         i = int(np.argmax(dims))
-        dims[i] = max([d for d in DIMS if d <= dims[i] // 2] or [1])
+        dims[i] = max([d for d in LARGE_DIMS if d <= dims[i] // 2] or [1])
     return tuple(dims)
 
 
