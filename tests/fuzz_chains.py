@@ -113,11 +113,16 @@ def grow_chain(ch: Chooser, prog: Program, steps: int, first: Optional[str] = No
 
 
 def random_program(ch: Chooser, max_elements: int = 2048) -> Program:
-    """One to three chains of one to four ops, most of them also differentiated."""
+    """One to three chains of one to four ops, most of them also differentiated; now and
+    then a value inside a chain is fetched too (so it leaves its fusion, or its segment)."""
     prog = Program(ch.integer(0, 2 ** 31), max_elements=max_elements)
     for chain in range(ch.integer(1, 3)):
         prog.chain = chain
         out = grow_chain(ch, prog, ch.integer(1, 4))
+        inside = [v for v in prog.vars if v.chain == chain and v.depth and v is not out
+                  and v.static and v.tensor is not None and hasattr(v.tensor, "op")]
+        if inside and ch.chance(25):
+            prog.outputs.append(ch.choice(inside))
         prog.outputs.append(out)
         if ch.chance(70):
             prog.add_gradients(out)
