@@ -3,7 +3,7 @@ and compares what they compute; as a script, fuzzes until told to stop and repor
 mismatch instead of the first one:
 
     PYTHONPATH=src python tests/fuzz_check.py --examples 5000 [--seed 1] [--report out.txt]
-                                              [--large]
+                                              [--sweeps 20] [--large]
 
 Each program is compiled once per backend and run three times, with placeholders of each
 kind of values (fuzz_program.VALUE_KINDS: ordinary; NaN, infinities, signed zeros, integer
@@ -37,7 +37,7 @@ import numpy as np
 import flowjit as tf
 from flowjit import errors
 
-from fuzz_chains import random_program
+from fuzz_chains import random_program, sweep_programs
 from fuzz_envelope import Envelope, envelope
 from fuzz_program import (DIMS, LARGE_DIMS, VALUE_KINDS, BuildError, Chooser, Program, Var,
                           value_kind)
@@ -239,41 +239,46 @@ def _explainer(prog: Program, run: int, values: Dict[str, np.ndarray], fetched: 
 
 
 # -- the command-line fuzzer ----------------------------------------------------------------------
-def fuzz(examples: int, seed: int, large: bool, report) -> int:
-    """Checks `examples` random programs (`large`: with dimensions past 40, up to 200000
-    elements); writes each failure (with its repro) to `report`; returns how many failed."""
+def fuzz(examples: int, seed: int, large: bool, sweeps: int, report) -> int:
+    """Checks `sweeps` sweeps of every op (fuzz_chains.sweep_programs), then `examples`
+    random programs (`large`: with dimensions past 40, up to 200000 elements); writes each
+    failure (with its repro) to `report`; returns how many failed."""
     dims, max_elements = (LARGE_DIMS, 200000) if large else (DIMS, 2048)
     started = time.time()
-    failures: Dict[str, List[int]] = collections.defaultdict(list)
+    failures: Dict[str, List[str]] = collections.defaultdict(list)
     op_counts: collections.Counter = collections.Counter()
     dtype_counts: collections.Counter = collections.Counter()
-    for i in range(examples):
-        example = f"{seed}:{i}"
+
+    def check(example: str, build: Callable[[], List[Program]]) -> None:
         try:
-            prog = random_program(Chooser(random.Random(example), dims), max_elements)
-            op_counts.update(op.type for op in prog.graph.get_operations())
-            dtype_counts.update(v.dtype.name for v in prog.vars if v.tensor is not None)
-            check_program(prog)
+            for prog in build():
+                op_counts.update(op.type for op in prog.graph.get_operations())
+                dtype_counts.update(v.dtype.name for v in prog.vars if v.tensor is not None)
+                check_program(prog)
         except (Mismatch, BuildError) as e:
             text = str(e)
         except Exception as e:  # the checker itself broke: report, go on
             text = f"checker crashed: {_describe_error(e)}"
         else:
-            text = None
-        if text is not None:
-            signature = text.splitlines()[0][:160]
-            failures[signature].append(i)
-            report.write(f"=== example {example}: {signature}\n{text}\n\n")
-            report.flush()
+            return
+        signature = text.splitlines()[0][:160]
+        failures[signature].append(example)
+        report.write(f"=== {example}: {signature}\n{text}\n\n")
+        report.flush()
+
+    for turn in range(seed * sweeps, seed * sweeps + sweeps):
+        check(f"sweep {turn}", lambda: [prog for prog, _ in sweep_programs(turn)])
+    for i in range(examples):
+        check(f"example {seed}:{i}", lambda: [random_program(
+            Chooser(random.Random(f"{seed}:{i}"), dims), max_elements)])
         if (i + 1) % 100 == 0:
             print(f"{i + 1} examples, {sum(map(len, failures.values()))} failures, "
                   f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)
-    print(f"\n{examples} examples in {time.time() - started:.0f} s; "
+    print(f"\n{sweeps} sweeps and {examples} examples in {time.time() - started:.0f} s; "
           f"{len(op_counts)} op types, dtypes {dict(dtype_counts)}", file=sys.stderr)
     print(f"op counts: {dict(sorted(op_counts.items()))}", file=sys.stderr)
     for signature, where in sorted(failures.items(), key=lambda kv: -len(kv[1])):
-        print(f"{len(where):5d} x {signature} (first: example {seed}:{where[0]})",
-              file=sys.stderr)
+        print(f"{len(where):5d} x {signature} (first: {where[0]})", file=sys.stderr)
     return sum(map(len, failures.values()))
 
 
@@ -281,13 +286,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweeps", type=int, default=0,
+                        help="sweeps of every op first (each takes its dtypes in turn)")
     parser.add_argument("--large", action="store_true",
                         help="dimensions past the tiles too (up to 300), tensors up to 200000 "
                              "elements: GEMM blocking, kernels split across cores")
     parser.add_argument("--report", default="-", help="where failures go (default: stdout)")
     args = parser.parse_args(argv)
     report = sys.stdout if args.report == "-" else open(args.report, "w")
-    failed = fuzz(args.examples, args.seed, args.large, report)
+    failed = fuzz(args.examples, args.seed, args.large, args.sweeps, report)
     return 1 if failed else 0
 
 

@@ -163,7 +163,7 @@ class Var:
     tensor: Any             # a Tensor, or a Variable
     chain: int              # which chain of the program computed it
     constant: bool          # computed from constants only: folded before code generation
-    exact: bool             # correctly rounded by every backend (see fuzz_generators.EXACT)
+    exact: bool             # correctly rounded by every backend (see fuzz_ops.EXACT)
     depth: int              # ops on its longest path from a leaf
     work: int               # the longest sum (reduction or contraction) on that path
     differentiable: bool = True  # every op on the way has a working gradient rule
