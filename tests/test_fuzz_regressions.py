@@ -25,6 +25,17 @@ def test_cast_float32_to_uint8_keeps_values_above_127():
     np.testing.assert_array_equal(compiled, reference)
 
 
+@pytest.mark.xfail(strict=True, reason="known bug: as above (a signed conversion to i8, "
+                                       "so 255 is out of range), which lets LLVM drop the "
+                                       "clamp before the cast")
+def test_cast_float64_to_uint8_after_a_clamp_to_255():
+    x = tf.placeholder(tf.float64, [1])
+    y = tf.cast(tf.clip_by_value(x, 0.0, 255.0), tf.uint8)
+    reference, compiled = run_both(y, {x: [40000.0]})
+    assert reference[0] == 255
+    np.testing.assert_array_equal(compiled, reference)
+
+
 @pytest.mark.xfail(strict=True, reason="known bug: a size-1 constant matmul operand is "
                                        "copied into the epilogue's fusion region, where the "
                                        "matmul emitter does not find it (fuzz_ops.matmul)")
