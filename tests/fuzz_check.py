@@ -36,6 +36,7 @@ import numpy as np
 
 import flowjit as tf
 from flowjit import errors
+from flowjit.config import config as flowjit_config
 
 from fuzz_chains import random_program, sweep_programs
 from fuzz_envelope import Envelope, envelope
@@ -293,6 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "elements: GEMM blocking, kernels split across cores")
     parser.add_argument("--report", default="-", help="where failures go (default: stdout)")
     args = parser.parse_args(argv)
+    flowjit_config.verify_ir = True  # as in the tests: the IR is verified after every pass
     report = sys.stdout if args.report == "-" else open(args.report, "w")
     failed = fuzz(args.examples, args.seed, args.large, args.sweeps, report)
     return 1 if failed else 0
