@@ -269,6 +269,8 @@ def fuzz(examples: int, seed: int, large: bool, sweeps: int, report) -> int:
 
     for turn in range(seed * sweeps, seed * sweeps + sweeps):
         check(f"sweep {turn}", lambda: [prog for prog, _ in sweep_programs(turn)])
+        print(f"sweep {turn}, {sum(map(len, failures.values()))} failures, "
+              f"{time.time() - started:.0f} s", file=sys.stderr, flush=True)
     for i in range(examples):
         check(f"example {seed}:{i}", lambda: [random_program(
             Chooser(random.Random(f"{seed}:{i}"), dims), max_elements)])
