@@ -16,8 +16,9 @@ extremes; any magnitude). Comparison rules:
     (|eager| + M * work): M is the largest finite magnitude the chain computed (in the eager
     run), depth the ops on the way, work its longest sum (reduction or contraction), eps that
     of the least precise inexact op on the way, so the tolerance allows a few ulps per op and
-    the reassociation of long sums. Where M * M * work overflows, sums of products may
-    overflow, and in another order differently: only elements finite on both sides count.
+    the reassociation of long sums. Where a sum or product of the chain could overflow part
+    way (from its inputs' magnitudes), in another order it may overflow differently: there
+    only elements finite on both sides count.
     A value outside the tolerance gets a second opinion (fuzz_envelope.py): the chain rerun
     with its inexact ops' results moved by a few ulps says what rounding alone explains.
 """
@@ -30,7 +31,7 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -84,6 +85,7 @@ def compare_errors(ref: Optional[BaseException], got: Optional[BaseException]) -
 
 
 def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float,
+                   overflows: bool = False,
                    explain: Optional[Callable[[Var], Optional[tuple]]] = None) -> Optional[str]:
     """Why `got` (LLVM) is not what `ref` (eager) allows, or None. `explain(var)`, asked only
     about an inexact float value that misses the tolerance, may give the spread of results
@@ -102,7 +104,7 @@ def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float,
             rule = "equal (exactly rounded ops)"
         else:
             finite = np.isfinite(ref) & np.isfinite(got)
-            if magnitude >= (_largest(var.eps, ref.dtype) / max(var.work, 1)) ** 0.5:
+            if overflows:
                 bad &= finite  # sums may overflow, and differently in another order
             else:
                 bad |= (np.isinf(ref) | np.isinf(got)) & (ref != got)
@@ -131,11 +133,37 @@ def compare_values(var: Var, ref: np.ndarray, got: np.ndarray, magnitude: float,
     return "\n".join(lines)
 
 
-def _largest(eps: float, dtype: np.dtype) -> float:
-    """The largest finite float of the least precise dtype on the way."""
-    formats = [np.finfo(t) for t in (np.float16, np.float32, np.float64)]
-    fitting = [f for f in formats if f.eps >= eps] or formats[-1:]
-    return min(float(fitting[-1].max), float(np.finfo(dtype).max))
+def _finite_max(value: Optional[np.ndarray]) -> float:
+    if value is None or value.dtype.kind != "f":
+        return 0.0
+    finite = np.abs(value[np.isfinite(value)].astype(np.float64))
+    return float(finite.max()) if finite.size else 0.0
+
+
+def chains_that_may_overflow(values: Dict[str, np.ndarray], prog: Program) -> Set[int]:
+    """The chains with a sum or product whose terms could overflow part way, and so differ
+    in another order (inf - inf, inf * 0): from the magnitudes of its inputs, or, without
+    the intermediate values, from the largest value of the chain."""
+    chains = set()
+    magnitudes = chain_magnitudes(values, prog)
+    for var in prog.vars:
+        value = values.get(var.name)
+        if not var.rounds or value is None or value.dtype.kind != "f":
+            continue
+        largest = float(np.finfo(value.dtype).max)
+        inputs = [_finite_max(values.get(name)) for name in var.inputs]
+        if len(inputs) != len(var.inputs) or any(n not in values for n in var.inputs):
+            inputs = [magnitudes[var.chain]] * len(var.inputs)
+        n = max(var.own_work, 1)
+        if var.op_type == "Prod":
+            big = np.log(max(inputs + [1.0])) * n >= np.log(largest)
+        elif var.op_type == "MatMul":
+            big = n * inputs[0] * inputs[1] >= largest
+        else:
+            big = n * max(inputs + [0.0]) >= largest
+        if big:
+            chains.add(var.chain)
+    return chains
 
 
 def chain_magnitudes(values: Dict[str, np.ndarray], prog: Program) -> Dict[int, float]:
@@ -213,9 +241,11 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
                     continue  # (both raised the same error)
                 values = {v.name: r for v, r in zip(fetched + extra, ref)}
                 magnitudes = chain_magnitudes(values, prog)
+                overflowing = chains_that_may_overflow(values, prog)
                 explain = _explainer(prog, run, values, fetched) if extra else None
                 for var, r, g in zip(fetched, ref, got):
-                    problem = compare_values(var, r, g, magnitudes[var.chain], explain)
+                    problem = compare_values(var, r, g, magnitudes[var.chain],
+                                             var.chain in overflowing, explain)
                     if problem is not None:
                         return problem, run, var.chain
             for var, array, copy in returned:
