@@ -126,12 +126,6 @@ def scalar_for(ch: Chooser, dtype: dtypes.DType):
 
 
 # -- elementwise ------------------------------------------------------------------------------
-def known_bug_size0_constant(x: Var) -> bool:
-    """Known bug (being fixed elsewhere): a size-0 constant inside an elementwise fusion
-    raises ValueError in codegen (test_fuzz_regressions.py). Remove this filter then."""
-    return x.constant and x.size == 0
-
-
 @functools.lru_cache(maxsize=None)
 def arity(op_type: str) -> int:
     """How many operands an elementwise op takes, from its shape rule."""
@@ -166,8 +160,6 @@ def partner_shape(ch: Chooser, shape: Tuple[int, ...], max_elements: int) -> Tup
 
 def elementwise(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
     """Any elementwise op: the chain's value with leaves of its dtype as other operands."""
-    if known_bug_size0_constant(x):
-        return None
     n = arity(op_type)
     if n == 1:
         return emit(prog, op_type, f"apply_op({op_type!r}, [{x}])", [x])
@@ -189,8 +181,6 @@ def elementwise(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Va
 
 @generates("Select")
 def select(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
-    if known_bug_size0_constant(x):
-        return None
     if len(x.shape) >= 2 and ch.chance(25):  # TF1's where: a rank-1 condition picks rows
         cond = prog.leaf(ch, dtypes.bool_, x.shape[:1])
         other = prog.leaf(ch, x.dtype, x.shape)
@@ -213,18 +203,11 @@ def cast_bounds(source: dtypes.DType, target: dtypes.DType) -> Tuple[float, floa
         hi = np.nextafter(hi, float_of(-np.inf))
     if float(lo) < info.min:
         lo = np.nextafter(lo, float_of(np.inf))
-    if source in (dtypes.float32, dtypes.float64) and target is dtypes.uint8:
-        # Known bug (being fixed elsewhere): on LLVM, float -> uint8 of 128..255 gives 127
-        # with >= 8 float32 elements, and a clamp to 255 before it is dropped (the cast is a
-        # signed conversion; test_fuzz_regressions.py). Remove this clamp then.
-        hi = float_of(127)
     return float(lo), float(hi)
 
 
 @generates("Cast")
 def cast(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
-    if known_bug_size0_constant(x):
-        return None
     targets = [d for d in dtypes.ALL_DTYPES if d is not x.dtype
                and (d.is_floating or x.exact or not x.dtype.is_floating)]
     target = ch.choice(targets)
@@ -239,11 +222,6 @@ def cast(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
 @generates("MatMul")
 def matmul(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
     if len(x.shape) < 2 or not x.static:
-        return None
-    # Known bug (being fixed elsewhere): a size-1 (or size-0) constant operand of a matmul
-    # with a fused epilogue fails to compile (KeyError; test_fuzz_regressions.py). Remove the
-    # size conditions here (`constant_ok` and `differentiable` below too) then.
-    if x.constant and x.size <= 1:
         return None
     ta, tb = ch.chance(30), ch.chance(30)
     batch = x.shape[:-2] if ch.chance(50) else ()
@@ -260,12 +238,10 @@ def matmul(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
         other = batch + ((k, m) if ta else (m, k))
     if size_of(x.shape[:-2] + (m, n)) > prog.max_elements or size_of(other) > prog.max_elements:
         return None
-    y = prog.leaf(ch, x.dtype, other, constant_ok=size_of(other) != 1)
+    y = prog.leaf(ch, x.dtype, other)
     a, b = (x, y) if x_is_a else (y, x)
     flags = (", transpose_a=True" if ta else "") + (", transpose_b=True" if tb else "")
-    # (the backward pass of a 1x1 product multiplies by its gradient: a size-1 constant)
-    return emit(prog, op_type, f"tf.matmul({a}, {b}{flags})", [a, b], work=k,
-                differentiable=m * n > 1)
+    return emit(prog, op_type, f"tf.matmul({a}, {b}{flags})", [a, b], work=k)
 
 
 @generates("AddN")

@@ -25,7 +25,11 @@ def placeholder_with_default(ch: Chooser, prog: Program, x: Var, op_type: str) -
 @generates("Shape", "Size", "Rank")
 def shape_query(ch: Chooser, prog: Program, x: Var, op_type: str) -> Var:
     out = "" if op_type == "Rank" else f", out_type=tf.{ch.choice(('int32', 'int64'))}"
-    return emit(prog, op_type, f"tf.{op_type.lower()}({x}{out})", [x])
+    # A query the static shape answers is a constant (as in TF1): hide what the op should
+    # compute at run time (the dimensions; for Rank, the rank too).
+    hidden = None if op_type == "Rank" else [None] * len(x.shape)
+    return emit(prog, op_type, f"tf.{op_type.lower()}(tf.placeholder_with_default({x}, "
+                               f"{hidden}){out})", [x])
 
 
 def factorize(n: int) -> List[int]:

@@ -277,9 +277,6 @@ class Program:
         """A new input: a placeholder, or (sometimes) a constant."""
         shape = tuple(shape)
         size = int(np.prod(shape, dtype=np.int64))
-        # Known bug (being fixed elsewhere): a size-0 constant inside an elementwise fusion
-        # raises ValueError in codegen (test_fuzz_regressions.py). Remove `size > 0` then.
-        constant_ok = constant_ok and size > 0
         if kind is None:
             kind = "constant" if constant_ok and ch.chance(25) else "placeholder"
         name = f"t{len(self.vars)}"
@@ -309,11 +306,6 @@ class Program:
               and leaf.var.chain == output.chain and leaf.var.dtype.is_floating]
         if not xs or not output.dtype.is_floating or not output.static or \
                 not output.differentiable:
-            return []
-        # Known bug (being fixed elsewhere): a size-0 constant inside an elementwise fusion
-        # raises ValueError in codegen (test_fuzz_regressions.py), and the backward pass of
-        # an empty tensor folds its broadcast gradient into one. Remove this filter then.
-        if any(v.static and v.size == 0 for v in self.vars if v.chain == output.chain):
             return []
         names = [f"t{len(self.vars) + i}" for i in range(len(xs))]
         line = (f"{', '.join(names)}, = tf.gradients(tf.reduce_sum({output}), "

@@ -1,8 +1,8 @@
 """Bugs the differential fuzzer (test_fuzz_ops.py) found, as small tests.
 
-Known bugs that are being fixed elsewhere are strict xfails: each is kept out of the fuzzer
-by a filter marked "Known bug" that names it (tests/fuzz_*.py). When a fix lands, its test
-here passes, the strict xfail fails the suite: remove the mark and the fuzzer's filter.
+A known bug that is not fixed yet is a strict xfail here, kept out of the fuzzer by a filter
+marked "Known bug" that names it (tests/fuzz_*.py); when its fix lands, the strict xfail
+fails the suite: remove the mark and the fuzzer's filter.
 """
 import numpy as np
 import pytest
@@ -15,9 +15,7 @@ def run_both(fetches, feed=None):
         return eager.run(fetches, feed), native.run(fetches, feed)
 
 
-# -- known bugs, being fixed elsewhere ----------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="known bug: the LLVM cast float32 -> uint8 saturates "
-                                       "at 127 when vectorized (fuzz_ops.cast_bounds)")
+# -- known bugs the audit also found, fixed ------------------------------------------------------
 def test_cast_float32_to_uint8_keeps_values_above_127():
     x = tf.placeholder(tf.float32, [8])
     values = np.array([0, 100, 127, 128, 129, 200, 254, 255], np.float32)
@@ -25,9 +23,6 @@ def test_cast_float32_to_uint8_keeps_values_above_127():
     np.testing.assert_array_equal(compiled, reference)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: as above (a signed conversion to i8, "
-                                       "so 255 is out of range), which lets LLVM drop the "
-                                       "clamp before the cast")
 def test_cast_float64_to_uint8_after_a_clamp_to_255():
     x = tf.placeholder(tf.float64, [1])
     y = tf.cast(tf.clip_by_value(x, 0.0, 255.0), tf.uint8)
@@ -36,9 +31,6 @@ def test_cast_float64_to_uint8_after_a_clamp_to_255():
     np.testing.assert_array_equal(compiled, reference)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: a size-1 constant matmul operand is "
-                                       "copied into the epilogue's fusion region, where the "
-                                       "matmul emitter does not find it (fuzz_ops.matmul)")
 def test_a_1x1_constant_weight_compiles_in_a_matmul_epilogue():
     x = tf.placeholder(tf.float32, [4, 1])
     y = tf.nn.relu(tf.matmul(x, tf.constant([[2.0]])) + 1)
@@ -46,8 +38,6 @@ def test_a_1x1_constant_weight_compiles_in_a_matmul_epilogue():
     np.testing.assert_array_equal(compiled, reference)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: as above, with an empty constant "
-                                       "(ones_like of an empty tensor is folded to one)")
 def test_an_empty_constant_operand_compiles_in_a_matmul_epilogue():
     x = tf.placeholder(tf.float64, [2, 0])
     w = tf.placeholder(tf.float64, [0, 3])
@@ -56,10 +46,6 @@ def test_an_empty_constant_operand_compiles_in_a_matmul_epilogue():
     np.testing.assert_array_equal(compiled, reference)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: a size-0 constant copied into an "
-                                       "elementwise fusion region becomes an immediate with "
-                                       ".item() (fuzz_ops.known_bug_size0_constant, "
-                                       "Program.leaf, Program.add_gradients)")
 def test_a_size_0_constant_in_an_elementwise_fusion_compiles():
     x = tf.placeholder(tf.float32, [0, 3])
     y = tf.exp(x + tf.constant(np.zeros((0, 3), np.float32)))
