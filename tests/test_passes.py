@@ -1,5 +1,6 @@
 """Each pass: IR text in, expected IR text out; and random graphs (hypothesis) give the same
 values before and after every pass and the whole pipeline."""
+import re
 import textwrap
 
 import numpy as np
@@ -171,15 +172,31 @@ def test_fusion_of_an_elementwise_chain_a_reduction_and_a_matmul_epilogue():
               %3: f32[4,3] = relu %2
               yield %3
           }
-          %1: f32[4] = fusion %x {kind="reduce"} {
+          %4: f32[4] = fusion %x {kind="reduce"} {
             ^(%p: f32[4,8]):
-              %2: f32[4,8] = exp %p
-              %3: f32[4,8] = mul %2, %2
-              %4: f32[4] = reduce_sum %3 {axis=[1], keepdims=false}
-              yield %4
+              %5: f32[4,8] = exp %p
+              %6: f32[4,8] = mul %5, %5
+              %7: f32[4] = reduce_sum %6 {axis=[1], keepdims=false}
+              yield %7
           }
-          return %0 {fetch="h:0"}, %1 {fetch="s:0"}
+          return %0 {fetch="h:0"}, %4 {fetch="s:0"}
         }""")
+
+
+def test_printed_value_numbers_are_unique_across_regions_and_the_function():
+    """A region's values once repeated the function's numbers (%1 in a fusion, %1 after
+    it), which read as the same value."""
+    out, _ = run_pass(fusion, """
+        func @f(%x: f32[4] {feed="x:0"}) {
+          %0: f32[4] = exp %x
+          %1: f32[4] = tanh %0
+          %2: f32[] = reduce_sum %x {axis=[0], keepdims=false}
+          %3: f32[4] = mul %1, %2
+          return %3 {fetch="y:0"}
+        }""")
+    numbers = re.findall(r"%(\d+):", out)
+    assert numbers and len(numbers) == len(set(numbers)), out
+    assert print_func(parse_func(out)) == out
 
 
 def test_fusion_does_not_duplicate_a_value_with_several_users():

@@ -51,7 +51,8 @@ class _Scope:
     def number(self, value: Value) -> str:
         while str(self.counter) in self.taken:
             self.counter += 1
-        return self._define(value, str(self.counter))
+        self.counter += 1
+        return self._define(value, str(self.counter - 1))
 
     def hint(self, value: Value, hint: str) -> str:
         """`hint`, or `hint_1`, `hint_2`... for the first one not taken (never all digits,
@@ -108,6 +109,7 @@ class _Printer:
         lines = [text + " {", f"{indent}  ^({', '.join(params)}):"]
         for sub in region.body:
             lines.extend(self.instr(sub, inner, indent + "    "))
+        scope.counter = inner.counter  # numbers stay unique across regions and the function
         lines.append(f"{indent}    yield " + ", ".join(f"%{inner.names[r.value]}"
                                                       for r in region.results))
         lines.append(f"{indent}}}")
