@@ -1,4 +1,6 @@
 """The IR: printing, parsing (round trip), verification, lowering semantics."""
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -181,3 +183,15 @@ def test_special_float_values_round_trip():
     parsed = again.body[0].attrs["value"]
     np.testing.assert_array_equal(original, parsed)
     assert parsed.dtype == np.float32
+
+
+def test_string_element_types_print_and_parse_back():
+    text = textwrap.dedent("""\
+        func @f(%s: str[2] {feed="s:0"}) {
+          %0: str[2] = identity %s
+          return %0 {fetch="y:0"}
+        }
+        """)
+    func = parse_func(text)
+    assert func.params[0].value.type.dtype is tf.string
+    assert print_func(func) == text

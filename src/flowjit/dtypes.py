@@ -106,7 +106,7 @@ def as_dtype(value: Any) -> DType:
 
 def from_ir_name(name: str) -> DType:
     """The DType whose IR spelling is `name` (`f32` -> float32)."""
-    for d in ALL_DTYPES:
+    for d in ALL_DTYPES + (string,):
         if d.ir_name == name:
             return d
     raise ValueError(f"unknown IR element type {name!r}")
