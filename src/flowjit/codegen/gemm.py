@@ -1,215 +1,526 @@
-"""C = A @ B with a register-blocked micro-kernel (BLIS-style) in explicit vector LLVM IR.
+"""C = op(A) @ op(B), BLIS-style: packed panels, cache blocks, register tiles, in LLVM IR.
 
-The GEMM core is shape-generic (m, n, k and A's strides are arguments) and compiled once per
-process (and kept in the disk cache); each matmul kernel packs B^T if needed, calls the core
-by its symbol name, then applies its fused epilogue. So a new batch size recompiles only the
-small per-shape kernels, not the micro-kernel.
+The shape-generic GEMM core (one per dtype and blocking) is compiled once per process and kept
+in the disk cache; each matmul kernel calls its functions by symbol name (`Blocking.name`),
+so a new batch size recompiles only the small per-shape kernel.
 
-C is computed in MR x NR tiles (MR = rows_per_tile), NR = 2 vectors of the host's width (32
-floats with AVX-512, 16 with AVX2): per k, two vectors of a row of B are loaded, and each of
-the MR rows of A contributes one broadcast scalar and two fused multiply-adds into MR*2
-accumulators that stay in registers for the whole k loop. The ragged right edge uses masked
-vector loads and stores; a ragged last block of rows reads a valid row in place of the
-missing ones and does not store them. Column panels of B are the outer loop: each panel
-(K x NR) stays in cache while all row blocks use it (measured: 1.03x vs 0.71x numpy at 1024^3
-in the same runs). Rows [row_begin, row_end) are one call's share, so shares of rows can run
-on different cores.
+The core computes a rectangle C[r0:r1, c0:c1] (a kernel's share of the work) as
+
+    for jc in c0..c1 step NC:                  a block of B (KC x NC) stays in L2
+      for pc in 0..K step KC:
+        for ir in r0..r1 step MR:              pack A's MR x KC micro-panel (stays in L1)
+          for jr in jc..jc+NC step NR:         B's KC x NR micro-panels stream from L2
+            MR x NR register tile += A micro-panel @ B micro-panel
+
+with the tile's MR * NR/lanes accumulators in vector registers for the whole KC loop: per k,
+NR/lanes vector loads of B, and for each of the MR rows one broadcast of A and NR/lanes fused
+multiply-adds. Tile shapes follow the target (`blocking`): 2 vectors wide, and as many rows
+as the vector registers allow (accumulators + the B vectors + a broadcast): 14 x 32 floats
+with AVX-512's 32 registers, 6 x 16 with AVX2's 16. KC is sized so that the A micro-panel
+fills half of L1, NC so that a B block fills half of L2.
+
+Packing. A's micro-panel is copied (per call, onto the stack) to rows of a fixed stride, so
+the tile reads its MR rows at constant offsets from one pointer, without the set conflicts
+of a power-of-two leading dimension. B is packed once per matmul (the kernel's `prepare`,
+before the shares run) into NR-wide column panels, each K x NR contiguous and zero-padded
+at the ragged right edge. Few rows of A use B as it is: packing would cost as much as it
+saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4, 2, 1 rows; the
+ragged right edge uses masked vector loads and stores.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from llvmlite import ir
 
 from flowjit import dtypes
 from flowjit.codegen import scalar
-from flowjit.codegen.kernels import I64, load, loop, loop_range, offset, store
 
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
 I32 = ir.IntType(32)
+I64 = ir.IntType(64)
 PTR = ir.PointerType()
-# void core(ptr A, ptr B, ptr C, i64 n, i64 k, i64 a_row_stride, i64 a_k_stride,
-#           i64 row_begin, i64 row_end)
-CORE_ARGS = [PTR, PTR, PTR] + [I64] * 6
+ALIGN = 64  # bytes: packed panels start on cache lines
+
+# void core(ptr A, i64 a_row_stride, i64 a_k_stride, ptr B, i64 b_k_stride, i64 b_col_stride,
+#           ptr C, i64 ldc, i64 k, i64 r0, i64 r1, i64 c0, i64 c1)
+CORE_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, PTR, I64, I64, PTR] + [I64] * 6)
+# void pack_b(ptr B, i64 b_k_stride, i64 b_col_stride, ptr packed, i64 k, i64 n,
+#             i64 panel_begin, i64 panel_end)
+PACK_B_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, PTR] + [I64] * 4)
 
 
-def rows_per_tile(lanes: int) -> int:
-    """MR: 8 rows x 2 vectors = 16 accumulators fit AVX-512's 32 registers; AVX2 has 16
-    registers, so 6 rows (12 accumulators). Measured on Zen4: 8 beats 6 by ~15% at 1024^3."""
-    return 8 if lanes >= 16 else 6
+@dataclass(frozen=True)
+class Blocking:
+    """Register tile and cache blocks of the core for one dtype on one target."""
+
+    dtype: dtypes.DType
+    lanes: int    # elements per vector register
+    vectors: int  # vectors per tile row
+    mr: int       # rows per register tile
+    kc: int       # depth of a block
+    nc: int       # columns of a B block
+
+    @property
+    def nr(self) -> int:
+        return self.vectors * self.lanes
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.np_dtype.itemsize
+
+    @property
+    def a_stride(self) -> int:
+        """Row stride of a packed A micro-panel: KC and a cache line, so that its rows do
+        not all fall into the same cache sets."""
+        return self.kc + ALIGN // self.itemsize
+
+    @property
+    def name(self) -> str:
+        return f"flowjit_gemm_{self.dtype.ir_name}_{self.mr}x{self.nr}_k{self.kc}_n{self.nc}"
+
+    @property
+    def pack_b_name(self) -> str:
+        return self.name + "_pack_b"
+
+    @property
+    def tile_rows(self) -> List[int]:
+        """MR, then the powers of two below it: any leftover rows are a sum of those."""
+        return [self.mr] + [1 << p for p in range(3, -1, -1) if 1 << p < self.mr]
 
 
-def core_lanes(dtype: dtypes.DType, lanes: int) -> int:
-    return lanes if dtype is dtypes.float32 else max(1, lanes // 2)
+def blocking(dtype: dtypes.DType, target) -> Blocking:
+    """The tile and blocks for `dtype` from the target's capabilities (`lanes`,
+    `vector_registers`, `cache_bytes`)."""
+    itemsize = dtype.np_dtype.itemsize
+    lanes = max(1, target.lanes * 4 // itemsize)
+    vectors = 2
+    # accumulators, the B vectors and one broadcast (AVX-512 folds it into the FMA; spare)
+    mr = max(1, min(15, (target.vector_registers - vectors - 1) // vectors))
+    kc = target.cache_bytes[1] // 2 // (mr * itemsize)
+    kc = max(64, min(512, kc // 16 * 16))
+    nr = vectors * lanes
+    nc = target.cache_bytes[2] // 2 // (kc * itemsize)
+    nc = max(nr, min(4096, nc // nr * nr))
+    return Blocking(dtype, lanes, vectors, mr, kc, nc)
 
 
-def core_name(dtype: dtypes.DType, lanes: int) -> str:
-    return f"flowjit_gemm_{dtype.ir_name}_x{core_lanes(dtype, lanes)}"
+# -- the per-shape plan ---------------------------------------------------------------------
+# Fewer rows than this read B where it is: each row tile reads B once from cache or memory,
+# and packing (one more read and a write of all of B) would not pay for itself.
+PACK_B_MIN_ROWS_TILES = 4
+# Kernels split their work into about this many units, so that shares can balance.
+TARGET_UNITS = 16
 
 
-def _const(value: int) -> ir.Constant:
-    return ir.Constant(I64, value)
+@dataclass(frozen=True)
+class GemmPlan:
+    """How one matmul shape runs: whether B is packed, and the units its kernel's work is
+    split into (row blocks x column blocks, row-major), shares of which run on cores."""
+
+    m: int
+    n: int
+    k: int
+    transpose_a: bool
+    transpose_b: bool
+    blocking: Blocking
+    pack_b: bool
+    row_block: int
+    col_block: int
+
+    @property
+    def row_blocks(self) -> int:
+        return -(-self.m // self.row_block)
+
+    @property
+    def col_blocks(self) -> int:
+        return -(-self.n // self.col_block)
+
+    @property
+    def units(self) -> int:
+        return self.row_blocks * self.col_blocks if self.m and self.n else 0
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.blocking.nr)
+
+    @property
+    def scratch_bytes(self) -> int:
+        if not self.pack_b:
+            return 0
+        return self.panels * self.blocking.nr * self.k * self.blocking.itemsize + ALIGN
 
 
-# -- the per-shape call ---------------------------------------------------------------------
-PACK_TILE = 16  # B^T is packed in square tiles: both the reads and the writes stay in cache
+def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
+         blocks: Blocking) -> GemmPlan:
+    mr, nr = blocks.mr, blocks.nr
+    pack_b = k > 0 and (transpose_b or m >= PACK_B_MIN_ROWS_TILES * mr)
+    row_tiles = -(-m // mr) if m else 1
+    if row_tiles >= TARGET_UNITS:  # shares of whole row tiles
+        return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, mr, max(n, 1))
+    # few rows: blocks of columns too (2-D); rows in whole tiles, or all in one block
+    row_block = mr if m >= 2 * mr else max(m, 1)
+    row_blocks = -(-m // row_block) if m else 1
+    panels = max(1, -(-n // nr))
+    col_blocks = min(panels, -(-TARGET_UNITS // row_blocks))
+    col_block = -(-panels // col_blocks) * nr
+    return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, row_block, col_block)
+
+def aligned(b: ir.IRBuilder, pointer: ir.Value) -> ir.Value:
+    """`pointer` rounded up to a cache line."""
+    address = b.ptrtoint(pointer, I64)
+    pad = b.and_(b.sub(_i64(0), address), _i64(ALIGN - 1))
+    return b.gep(pointer, [pad], source_etype=I8)
 
 
-def emit_pack_transposed(b: ir.IRBuilder, b_ptr, packed, n: int, k: int, dtype) -> None:
-    """packed[kk, j] = B[j, kk]: B^T ([N, K]) as the row-major [K, N] the core reads. Done
-    once per matmul, before its rows are shared out (the kernel's prepare function)."""
-    tile = PACK_TILE
-    with loop(b, -(-n // tile), "pj") as j0, loop(b, -(-k // tile), "pk") as k0:
-        with loop(b, tile, "tj") as dj, loop(b, tile, "tk") as dk:
-            j = b.add(b.mul(j0, _const(tile)), dj)
-            kk = b.add(b.mul(k0, _const(tile)), dk)
-            inside = b.and_(b.icmp_signed("<", j, _const(n)), b.icmp_signed("<", kk, _const(k)))
-            with b.if_then(inside):
-                value = load(b, b_ptr, dtype, offset(b, [j, kk], [k, 1]))
-                store(b, value, packed, dtype, offset(b, [kk, j], [n, 1]))
+def emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value) -> None:
+    """Packs all of B into the scratch's panels (the kernel's prepare function)."""
+    fn = _declare(b.module, p.blocking.pack_b_name, PACK_B_TYPE)
+    k_stride, col_stride = (1, p.k) if p.transpose_b else (p.n, 1)
+    b.call(fn, [b_ptr, _i64(k_stride), _i64(col_stride), aligned(b, scratch), _i64(p.k),
+                _i64(p.n), _i64(0), _i64(p.panels)])
 
 
-def emit_gemm(b: ir.IRBuilder, a_ptr, b_ptr, c_ptr, m: int, n: int, k: int,
-              transpose_a: bool, dtype, lanes: int, row_begin: ir.Value,
-              row_end: ir.Value) -> None:
-    """Rows [row_begin, row_end) of C = op(A) @ B, through the shared core (B row-major:
-    a transposed B has been packed first)."""
-    name = core_name(dtype, lanes)
-    core = b.module.globals.get(name) or ir.Function(
-        b.module, ir.FunctionType(ir.VoidType(), CORE_ARGS), name)
-    row_stride, k_stride = (1, m) if transpose_a else (k, 1)
-    b.call(core, [a_ptr, b_ptr, c_ptr, _const(n), _const(k), _const(row_stride),
-                  _const(k_stride), row_begin, row_end])
+def emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
+              scratch: ir.Value, c_ptr: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value,
+              c1: ir.Value) -> None:
+    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR)."""
+    fn = _declare(b.module, p.blocking.name, CORE_TYPE)
+    a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
+    if p.pack_b:
+        source, b_strides = aligned(b, scratch), (p.blocking.nr, p.k)
+    else:
+        source, b_strides = b_ptr, (p.n, 1)
+    b.call(fn, [a_ptr, *map(_i64, a_strides), source, *map(_i64, b_strides), c_ptr,
+                _i64(p.n), _i64(p.k), r0, r1, c0, c1])
+
+
+def _declare(module: ir.Module, name: str, fn_type: ir.FunctionType) -> ir.Function:
+    return module.globals.get(name) or ir.Function(module, fn_type, name)
 
 
 # -- the core ---------------------------------------------------------------------------------
-def emit_core(module: ir.Module, dtype: dtypes.DType, lanes: int) -> str:
-    """Defines the shape-generic GEMM core in `module`; returns its symbol name. `lanes` is
-    the target's float32 width (float64 cores use half as many)."""
-    name = core_name(dtype, lanes)
-    lanes = core_lanes(dtype, lanes)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), CORE_ARGS), name)
-    for arg in fn.args[:3]:
-        arg.add_attribute("noalias")
-    a_ptr, b_ptr, c_ptr, n, k, row_stride, k_stride, row_begin, row_end = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    tile = _Tile(b, a_ptr, b_ptr, c_ptr, n, k, row_stride, k_stride, dtype, lanes)
-    mr, nr = rows_per_tile(lanes), 2 * lanes
-    full_blocks = b.sdiv(b.sub(row_end, row_begin), _const(mr))
-    tiled_end = b.add(row_begin, b.mul(full_blocks, _const(mr)))
-    has_rest = b.icmp_signed("<", tiled_end, row_end)
-
-    def column_panel(j0: ir.Value, widths: Optional[List[ir.Value]]) -> None:
-        """All row blocks against one panel of B, which stays in cache meanwhile."""
-        with loop_range(b, _const(0), full_blocks, "bi") as block:
-            tile.emit(b.add(row_begin, b.mul(block, _const(mr))), mr, j0, widths, None)
-        with b.if_then(has_rest):  # the last, ragged block of rows
-            tile.emit(tiled_end, mr, j0, widths, row_end)
-
-    panels = b.sdiv(n, _const(nr))
-    with loop_range(b, _const(0), panels, "bj") as panel:
-        column_panel(b.mul(panel, _const(nr)), None)
-    n_tiled = b.mul(panels, _const(nr))
-    ragged = b.sub(n, n_tiled)
-    with b.if_then(b.icmp_signed(">", ragged, _const(0))):  # the ragged right edge
-        first = b.select(b.icmp_signed("<", ragged, _const(lanes)), ragged, _const(lanes))
-        column_panel(n_tiled, [first, b.sub(ragged, first)])
-    b.ret_void()
-    return name
+def emit_core(module: ir.Module, blocks: Blocking) -> List[str]:
+    """Defines the core's functions in `module`; returns the names kernels call."""
+    _CoreEmitter(module, blocks).emit()
+    return [blocks.name, blocks.pack_b_name]
 
 
-class _Tile:
-    """Emits one mr x nr tile of C: the k loop with register accumulators, then stores."""
+def _i64(value: int) -> ir.Constant:
+    return ir.Constant(I64, value)
 
-    def __init__(self, b, a_ptr, b_ptr, c_ptr, n, k, row_stride, k_stride, dtype, lanes) -> None:
-        self.b, self.a_ptr, self.b_ptr, self.c_ptr = b, a_ptr, b_ptr, c_ptr
-        self.n, self.k, self.row_stride, self.k_stride = n, k, row_stride, k_stride
-        self.dtype, self.lanes = dtype, lanes
-        self.elem = scalar.llvm_type(dtype)
-        self.vec = ir.VectorType(self.elem, lanes)
-        self.fma = _vector_intrinsic(b.module, "llvm.fma", self.vec, 3)
 
-    def emit(self, i0, mr: int, j0, widths: Optional[List[ir.Value]], row_end) -> None:
-        """`widths` None: two full vectors; else runtime widths of the two (masked) halves.
-        `row_end` None: all mr rows exist; else rows at or past it are neither read nor
-        stored (a valid row is read in their place)."""
-        b = self.b
-        masks = None if widths is None else [self._mask(w) for w in widths]
-        rows = []
-        for r in range(mr):
-            row = b.add(i0, _const(r))
-            if row_end is not None:
-                last = b.sub(row_end, _const(1))
-                row = b.select(b.icmp_signed("<", row, row_end), row, last)
-            rows.append(row)
-        zero = ir.Constant(self.vec, [ir.Constant(self.elem, 0.0)] * self.lanes)
-        accs = self._k_loop(rows, j0, masks, [[zero, zero] for _ in range(mr)])
-        for r in range(mr):
-            if row_end is None:
-                self._store_row(accs[r], b.add(i0, _const(r)), j0, masks)
-            else:
-                with b.if_then(b.icmp_signed("<", b.add(i0, _const(r)), row_end)):
-                    self._store_row(accs[r], b.add(i0, _const(r)), j0, masks)
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
 
-    def _store_row(self, accs, row, j0, masks) -> None:
-        b = self.b
-        for h in range(2):
-            at = b.add(b.mul(row, self.n), b.add(j0, _const(h * self.lanes)))
-            pointer = b.gep(self.c_ptr, [at], source_etype=self.elem)
-            if masks is None:
-                b.store(accs[h], pointer, align=4)
-            else:
-                _masked_store(b, accs[h], pointer, masks[h])
 
-    def _mask(self, width: ir.Value) -> ir.Value:
-        lane_ids = ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
-        splat = self.b.insert_element(ir.Constant(ir.VectorType(I64, self.lanes), ir.Undefined),
-                                      width, ir.Constant(I32, 0))
-        splat = self.b.shuffle_vector(splat, ir.Constant(ir.VectorType(I64, self.lanes),
-                                                         ir.Undefined),
-                                      ir.Constant(ir.VectorType(I32, self.lanes),
-                                                  [0] * self.lanes))
-        return self.b.icmp_signed("<", lane_ids, splat)
+@contextlib.contextmanager
+def _loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value = None,
+          name: str = "i") -> Iterator[ir.Value]:
+    """for (i = start; i < stop; i += step) { body }"""
+    step = step if step is not None else _i64(1)
+    entry = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    exit_ = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(start, entry)
+    b.cbranch(b.icmp_signed("<", index, stop), body, exit_)
+    b.position_at_end(body)
+    yield index
+    index.add_incoming(b.add(index, step), b.block)
+    b.branch(header)
+    b.position_at_end(exit_)
 
-    def _k_loop(self, rows, j0, masks, accs):
-        """for kk: acc[r][h] += A[row r, kk] * B[kk, j0 + h*lanes : ...], the accumulators
-        carried through the loop as phi values so that they live in registers."""
-        b, vec, lanes = self.b, self.vec, self.lanes
-        entry = b.block
-        header = b.append_basic_block("k.header")
-        body = b.append_basic_block("k.body")
-        exit_ = b.append_basic_block("k.exit")
-        b.branch(header)
-        b.position_at_end(header)
-        kk = b.phi(I64, "kk")
-        kk.add_incoming(_const(0), entry)
-        phis = [[b.phi(vec) for _ in range(2)] for _ in rows]
-        for r in range(len(rows)):
-            for h in range(2):
-                phis[r][h].add_incoming(accs[r][h], entry)
-        b.cbranch(b.icmp_signed("<", kk, self.k), body, exit_)
-        b.position_at_end(body)
-        row_start = b.mul(kk, self.n)
-        bvecs = []
-        for h in range(2):
-            pointer = b.gep(self.b_ptr, [b.add(row_start, b.add(j0, _const(h * lanes)))],
-                            source_etype=self.elem)
-            bvecs.append(b.load(pointer, typ=vec, align=4) if masks is None
-                         else _masked_load(b, pointer, vec, masks[h]))
-        updated = []
+
+def _carried_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: int,
+                  values: List[ir.Value], body, name: str) -> List[ir.Value]:
+    """for (i = start; i + step <= stop; i += step) values = body(i, values); returns the
+    values after the loop (carried as phis, so that they stay in registers) and the index
+    the loop stopped at."""
+    entry = b.block
+    header = b.append_basic_block(f"{name}.header")
+    block = b.append_basic_block(f"{name}.body")
+    exit_ = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(start, entry)
+    phis = [b.phi(v.type) for v in values]
+    for phi, value in zip(phis, values):
+        phi.add_incoming(value, entry)
+    b.cbranch(b.icmp_signed("<=", b.add(index, _i64(step)), stop), block, exit_)
+    b.position_at_end(block)
+    updated = body(index, list(phis))
+    for phi, value in zip(phis, updated):
+        phi.add_incoming(value, b.block)
+    index.add_incoming(b.add(index, _i64(step)), b.block)
+    b.branch(header)
+    b.position_at_end(exit_)
+    return list(phis), index
+
+
+class _CoreEmitter:
+    def __init__(self, module: ir.Module, blocks: Blocking) -> None:
+        self.module, self.blocks = module, blocks
+        self.elem = scalar.llvm_type(blocks.dtype)
+        self.vec = ir.VectorType(self.elem, blocks.lanes)
+        self.fma = _vector_intrinsic(module, "llvm.fma", self.vec, 3)
+
+    def emit(self) -> None:
+        tiles = {(mr, edge): self._tile(mr, edge) for mr in self.blocks.tile_rows
+                 for edge in (False, True)}
+        pack_a = self._pack_a()
+        self._core(tiles, pack_a)
+        self._pack_b()
+
+    # -- the register tile ----------------------------------------------------------------
+    def _tile(self, mr: int, edge: bool) -> ir.Function:
+        """`tile(a, b, b_k_stride, c, ldc, kc, accumulate[, cols])`: C[0:mr, 0:NR] (= or +=)
+        A micro-panel (mr rows at the packed stride) @ B micro-panel (kc rows of NR at
+        b_k_stride). `cols` < NR: only those columns of B are read and of C written."""
+        blk, vec, lanes = self.blocks, self.vec, self.blocks.lanes
+        args = [PTR, PTR, I64, PTR, I64, I64, I1] + ([I64] if edge else [])
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), args),
+                         f"{blk.name}_tile{mr}{'_edge' if edge else ''}")
+        fn.linkage = "internal"
+        for i in (0, 1, 3):
+            fn.args[i].add_attribute("noalias")
+        a, bp, b_stride, c, ldc, kc, accumulate = fn.args[:7]
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        masks = None
+        if edge:
+            masks = [_lane_mask(b, b.sub(fn.args[7], _i64(h * lanes)), lanes)
+                     for h in range(blk.vectors)]
+        rows = [b.gep(c, [b.mul(ldc, _i64(r))], source_etype=self.elem) for r in range(mr)]
+        prefetch = _prefetch(self.module)
+        for row in rows:  # C is read (or written) after the k loop: fetch it meanwhile
+            for line in range(0, blk.nr * blk.itemsize, ALIGN):
+                b.call(prefetch, [b.gep(row, [_i64(line)], source_etype=I8),
+                                  ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+        # independent accumulator sets over k keep enough FMAs in flight for short tiles
+        sets = max(1, min(4, -(-8 // (mr * blk.vectors))))
+        zero = ir.Constant(vec, [ir.Constant(self.elem, 0.0)] * lanes)
+        count = mr * blk.vectors
+
+        def step(kk, accs, first_set, n_sets):
+            out = list(accs)
+            for s in range(n_sets):
+                at = b.add(kk, _i64(s)) if s else kk
+                b_row = b.gep(bp, [b.mul(at, b_stride)], source_etype=self.elem)
+                bvecs = []
+                for h in range(blk.vectors):
+                    pointer = b.gep(b_row, [_i64(h * lanes)], source_etype=self.elem)
+                    bvecs.append(b.load(pointer, typ=vec, align=blk.itemsize) if masks is None
+                                 else _masked_load(b, pointer, vec, masks[h]))
+                base = (first_set + s) * count
+                for r in range(mr):
+                    pointer = b.gep(a, [b.add(at, _i64(r * blk.a_stride))],
+                                    source_etype=self.elem)
+                    x = b.load(pointer, typ=self.elem, align=blk.itemsize)
+                    splat = _splat(b, x, vec)
+                    for h in range(blk.vectors):
+                        i = base + r * blk.vectors + h
+                        out[i] = b.call(self.fma, [splat, bvecs[h], out[i]])
+            return out
+
+        accs, kk = _carried_loop(b, _i64(0), kc, sets, [zero] * (count * sets),
+                                 lambda kk, accs: step(kk, accs, 0, sets), "k")
+        if sets > 1:  # the last kc % sets steps, then the sets summed
+            accs, _ = _carried_loop(b, kk, kc, 1, accs,
+                                    lambda kk, accs: step(kk, accs, 0, 1), "krest")
+            for s in range(1, sets):
+                for i in range(count):
+                    accs[i] = b.fadd(accs[i], accs[s * count + i])
+        accs = accs[:count]
+        with b.if_else(accumulate) as (then, otherwise):
+            with then:
+                self._store_tile(b, rows, accs, masks, add=True)
+            with otherwise:
+                self._store_tile(b, rows, accs, masks, add=False)
+        b.ret_void()
+        return fn
+
+    def _store_tile(self, b, rows, accs, masks, add: bool) -> None:
+        blk = self.blocks
         for r, row in enumerate(rows):
-            at = b.add(b.mul(row, self.row_stride), b.mul(kk, self.k_stride))
-            a = load(b, self.a_ptr, self.dtype, at)
-            splat = b.insert_element(ir.Constant(vec, ir.Undefined), a, _const(0))
-            splat = b.shuffle_vector(splat, ir.Constant(vec, ir.Undefined),
-                                     ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
-            updated.append([b.call(self.fma, [splat, bvecs[h], phis[r][h]]) for h in range(2)])
-        for r in range(len(rows)):
-            for h in range(2):
-                phis[r][h].add_incoming(updated[r][h], b.block)
-        kk.add_incoming(b.add(kk, _const(1)), b.block)
-        b.branch(header)
-        b.position_at_end(exit_)
-        return phis
+            for h in range(blk.vectors):
+                pointer = b.gep(row, [_i64(h * blk.lanes)], source_etype=self.elem)
+                value = accs[r * blk.vectors + h]
+                if add:
+                    old = (b.load(pointer, typ=self.vec, align=blk.itemsize) if masks is None
+                           else _masked_load(b, pointer, self.vec, masks[h]))
+                    value = b.fadd(value, old)
+                if masks is None:
+                    b.store(value, pointer, align=blk.itemsize)
+                else:
+                    _masked_store(b, value, pointer, masks[h])
+
+    # -- packing --------------------------------------------------------------------------
+    def _pack_a(self) -> ir.Function:
+        """`pack_a(dst, src, row_stride, k_stride, rows, kc)`: dst[r * a_stride + kk] =
+        src[r * row_stride + kk * k_stride] for r < rows, kk < kc."""
+        blk = self.blocks
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, PTR] + [I64] * 4),
+                         f"{blk.name}_pack_a")
+        fn.linkage = "internal"
+        fn.args[0].add_attribute("noalias")
+        fn.args[1].add_attribute("noalias")
+        dst, src, row_stride, k_stride, rows, kc = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        with b.if_else(b.icmp_signed("==", k_stride, _i64(1))) as (rows_contiguous, other):
+            with rows_contiguous:  # a copy of each row
+                with _loop(b, _i64(0), rows, name="r") as r:
+                    out = b.gep(dst, [b.mul(r, _i64(blk.a_stride))], source_etype=self.elem)
+                    row = b.gep(src, [b.mul(r, row_stride)], source_etype=self.elem)
+                    with _loop(b, _i64(0), kc, name="kk") as kk:
+                        value = b.load(b.gep(row, [kk], source_etype=self.elem),
+                                       typ=self.elem)
+                        b.store(value, b.gep(out, [kk], source_etype=self.elem))
+            with other:  # transposed A: read along its rows (k), write down the columns
+                with _loop(b, _i64(0), kc, name="kt") as kk:
+                    line = b.gep(src, [b.mul(kk, k_stride)], source_etype=self.elem)
+                    with _loop(b, _i64(0), rows, name="rt") as r:
+                        value = b.load(b.gep(line, [b.mul(r, row_stride)],
+                                             source_etype=self.elem), typ=self.elem)
+                        at = b.add(b.mul(r, _i64(blk.a_stride)), kk)
+                        b.store(value, b.gep(dst, [at], source_etype=self.elem))
+        b.ret_void()
+        return fn
+
+    def _pack_b(self) -> None:
+        """`pack_b(B, k_stride, col_stride, packed, k, n, p0, p1)`: panels [p0, p1) of B,
+        panel p = columns [p*NR, p*NR + NR) as k rows of NR (zeros past column n) at
+        packed + p*k*NR."""
+        blk, vec = self.blocks, self.vec
+        fn = ir.Function(self.module, PACK_B_TYPE, blk.pack_b_name)
+        fn.args[0].add_attribute("noalias")
+        fn.args[3].add_attribute("noalias")
+        src, k_stride, col_stride, packed, k, n, p0, p1 = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        nr = _i64(blk.nr)
+        with _loop(b, p0, p1, name="p") as p:
+            j0 = b.mul(p, nr)
+            cols = _min(b, nr, b.sub(n, j0))
+            panel = b.gep(packed, [b.mul(j0, k)], source_etype=self.elem)
+            column = b.gep(src, [b.mul(j0, col_stride)], source_etype=self.elem)
+            with b.if_else(b.icmp_signed("==", col_stride, _i64(1))) as (rows, transposed):
+                with rows:  # each k row of the panel is a (masked) vector copy
+                    masks = [_lane_mask(b, b.sub(cols, _i64(h * blk.lanes)), blk.lanes)
+                             for h in range(blk.vectors)]
+                    with _loop(b, _i64(0), k, name="kk") as kk:
+                        line = b.gep(column, [b.mul(kk, k_stride)], source_etype=self.elem)
+                        out = b.gep(panel, [b.mul(kk, nr)], source_etype=self.elem)
+                        for h in range(blk.vectors):
+                            at = _i64(h * blk.lanes)
+                            value = _masked_load(b, b.gep(line, [at], source_etype=self.elem),
+                                                 vec, masks[h])
+                            b.store(value, b.gep(out, [at], source_etype=self.elem),
+                                    align=blk.itemsize)
+                with transposed:  # blocks of k: read along B^T's rows, write down columns
+                    depth = _i64(64)
+                    with _loop(b, _i64(0), k, depth, name="kb") as k0:
+                        k1 = _min(b, k, b.add(k0, depth))
+                        with _loop(b, _i64(0), cols, name="jj") as jj:
+                            line = b.gep(column, [b.mul(jj, col_stride)],
+                                         source_etype=self.elem)
+                            with _loop(b, k0, k1, name="kt") as kk:
+                                value = b.load(b.gep(line, [b.mul(kk, k_stride)],
+                                                     source_etype=self.elem), typ=self.elem)
+                                out = b.add(b.mul(kk, nr), jj)
+                                b.store(value, b.gep(panel, [out], source_etype=self.elem))
+                        with _loop(b, cols, nr, name="jz") as jj:  # the zero padding
+                            with _loop(b, k0, k1, name="kz") as kk:
+                                out = b.add(b.mul(kk, nr), jj)
+                                b.store(ir.Constant(self.elem, 0.0),
+                                        b.gep(panel, [out], source_etype=self.elem))
+        b.ret_void()
+
+    # -- the loops around the tiles -------------------------------------------------------
+    def _core(self, tiles, pack_a: ir.Function) -> None:
+        blk = self.blocks
+        fn = ir.Function(self.module, CORE_TYPE, blk.name)
+        for i in (0, 3, 6):
+            fn.args[i].add_attribute("noalias")
+        a, a_rs, a_ks, bsrc, b_ks, b_js, c, ldc, k, r0, r1, c0, c1 = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        slack = ALIGN // blk.itemsize
+        raw = b.alloca(self.elem, size=_i64(blk.mr * blk.a_stride + slack))
+        panel = aligned(b, raw)  # A's micro-panel, on this thread's stack
+        with b.if_then(b.icmp_signed("<=", k, _i64(0))):  # no terms: zeros
+            zero = ir.Constant(self.elem, 0.0)
+            with _loop(b, r0, r1, name="zr") as r:
+                row = b.gep(c, [b.mul(r, ldc)], source_etype=self.elem)
+                with _loop(b, c0, c1, name="zc") as j:
+                    b.store(zero, b.gep(row, [j], source_etype=self.elem))
+            b.ret_void()
+        mr, nr = _i64(blk.mr), _i64(blk.nr)
+        with _loop(b, c0, c1, _i64(blk.nc), name="jc") as jc:
+            jc_end = _min(b, c1, b.add(jc, _i64(blk.nc)))
+            with _loop(b, _i64(0), k, _i64(blk.kc), name="pc") as pc:
+                kc = _min(b, _i64(blk.kc), b.sub(k, pc))
+                accumulate = b.icmp_signed("!=", pc, _i64(0))
+                a_block = b.gep(a, [b.mul(pc, a_ks)], source_etype=self.elem)
+                b_block = b.gep(bsrc, [b.mul(pc, b_ks)], source_etype=self.elem)
+
+                def panels(rows_here: int, row: ir.Value, a_panel: ir.Value) -> None:
+                    """One micro-panel of A against the B micro-panels of this block."""
+                    c_row = b.gep(c, [b.mul(row, ldc)], source_etype=self.elem)
+                    with _loop(b, jc, jc_end, nr, name="jr") as jr:
+                        b_panel = b.gep(b_block, [b.mul(jr, b_js)], source_etype=self.elem)
+                        c_tile = b.gep(c_row, [jr], source_etype=self.elem)
+                        cols = b.sub(jc_end, jr)
+                        args = [a_panel, b_panel, b_ks, c_tile, ldc, kc, accumulate]
+                        with b.if_else(b.icmp_signed(">=", cols, nr)) as (full, edge):
+                            with full:
+                                b.call(tiles[rows_here, False], args)
+                            with edge:
+                                b.call(tiles[rows_here, True], args + [cols])
+
+                full_tiles = b.sdiv(b.sub(r1, r0), mr)
+                with _loop(b, _i64(0), full_tiles, name="ir") as t:
+                    row = b.add(r0, b.mul(t, mr))
+                    b.call(pack_a, [panel, b.gep(a_block, [b.mul(row, a_rs)],
+                                                 source_etype=self.elem),
+                                    a_rs, a_ks, mr, kc])
+                    panels(blk.mr, row, panel)
+                row = b.add(r0, b.mul(full_tiles, mr))
+                rest = b.sub(r1, row)
+                with b.if_then(b.icmp_signed(">", rest, _i64(0))):  # 8, 4, 2, 1 rows
+                    b.call(pack_a, [panel, b.gep(a_block, [b.mul(row, a_rs)],
+                                                 source_etype=self.elem),
+                                    a_rs, a_ks, rest, kc])
+                    for rows_here in blk.tile_rows[1:]:
+                        bit = _i64(rows_here)
+                        with b.if_then(b.icmp_signed("!=", b.and_(rest, bit), _i64(0))):
+                            skip = b.and_(rest, _i64(~(2 * rows_here - 1)))  # rows before
+                            a_panel = b.gep(panel, [b.mul(skip, _i64(blk.a_stride))],
+                                            source_etype=self.elem)
+                            panels(rows_here, b.add(row, skip), a_panel)
+        b.ret_void()
+
+
+# -- vector helpers ---------------------------------------------------------------------------
+def _splat(b: ir.IRBuilder, x: ir.Value, vec: ir.VectorType) -> ir.Value:
+    one = b.insert_element(ir.Constant(vec, ir.Undefined), x, _i64(0))
+    return b.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                            ir.Constant(ir.VectorType(I32, vec.count), [0] * vec.count))
+
+
+def _lane_mask(b: ir.IRBuilder, width: ir.Value, lanes: int) -> ir.Value:
+    """Lanes [0, width) on (all off when width <= 0)."""
+    ids = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+    return b.icmp_signed("<", ids, _splat(b, width, ir.VectorType(I64, lanes)))
+
+
+def _prefetch(module: ir.Module) -> ir.Function:
+    return _declare(module, "llvm.prefetch.p0",
+                    ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32]))
 
 
 def _suffix(vec: ir.VectorType) -> str:
@@ -219,22 +530,18 @@ def _suffix(vec: ir.VectorType) -> str:
 
 def _vector_intrinsic(module: ir.Module, name: str, vec: ir.VectorType, arity: int):
     """llvm.fma.v16f32 and friends (llvmlite cannot mangle vector intrinsic names)."""
-    full = f"{name}.{_suffix(vec)}"
-    return module.globals.get(full) or ir.Function(
-        module, ir.FunctionType(vec, [vec] * arity), full)
+    return _declare(module, f"{name}.{_suffix(vec)}", ir.FunctionType(vec, [vec] * arity))
 
 
 def _masked_load(b, pointer, vec: ir.VectorType, mask: ir.Value) -> ir.Value:
-    name = f"llvm.masked.load.{_suffix(vec)}.p0"
-    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(
-        vec, [PTR, I32, ir.VectorType(ir.IntType(1), vec.count), vec]), name)
+    fn = _declare(b.module, f"llvm.masked.load.{_suffix(vec)}.p0", ir.FunctionType(
+        vec, [PTR, I32, ir.VectorType(I1, vec.count), vec]))
     zero = ir.Constant(vec, [ir.Constant(vec.element, 0.0)] * vec.count)
-    return b.call(fn, [pointer, ir.Constant(I32, 4), mask, zero])
+    return b.call(fn, [pointer, ir.Constant(I32, 1), mask, zero])
 
 
 def _masked_store(b, value, pointer, mask: ir.Value) -> None:
     vec = value.type
-    name = f"llvm.masked.store.{_suffix(vec)}.p0"
-    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(
-        ir.VoidType(), [vec, PTR, I32, ir.VectorType(ir.IntType(1), vec.count)]), name)
-    b.call(fn, [value, pointer, ir.Constant(I32, 4), mask])
+    fn = _declare(b.module, f"llvm.masked.store.{_suffix(vec)}.p0", ir.FunctionType(
+        ir.VoidType(), [vec, PTR, I32, ir.VectorType(I1, vec.count)]))
+    b.call(fn, [value, pointer, ir.Constant(I32, 1), mask])

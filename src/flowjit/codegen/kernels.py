@@ -149,14 +149,18 @@ def loop_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value,
 
 @contextlib.contextmanager
 def loop_nest(b: ir.IRBuilder, shape: Sequence[int],
-              outer: Optional[Tuple[ir.Value, ir.Value]] = None) -> Iterator[List[ir.Value]]:
+              outer: Optional[Tuple[ir.Value, ir.Value]] = None,
+              inner: Optional[Tuple[ir.Value, ir.Value]] = None) -> Iterator[List[ir.Value]]:
     """Nested loops over `shape`, outermost first; yields the index of each dimension.
-    `outer` restricts the outermost dimension to [begin, end)."""
+    `outer` restricts the outermost dimension to [begin, end), `inner` the innermost (of
+    two or more)."""
     with contextlib.ExitStack() as stack:
         index = []
         for d, n in enumerate(shape):
             if d == 0 and outer is not None:
                 index.append(stack.enter_context(loop_range(b, *outer, f"i{d}")))
+            elif d == len(shape) - 1 and d > 0 and inner is not None:
+                index.append(stack.enter_context(loop_range(b, *inner, f"i{d}")))
             else:
                 index.append(stack.enter_context(loop(b, n, f"i{d}")))
         yield index
@@ -270,9 +274,10 @@ class KernelInfo:
         self.scratch, self.align, self.prepare = scratch, align, prepare
 
 
-def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> KernelInfo:
+def emit_kernel(module: ir.Module, name: str, instr: Instr, target) -> KernelInfo:
     """Adds `void name(ptr* buffers, i64 begin, i64 end)` computing `instr` to `module`.
-    Buffers are the outputs, the inputs, then scratch space if the kernel needs it."""
+    Buffers are the outputs, the inputs, then scratch space if the kernel needs it.
+    `target` (the CPU target) sizes the GEMM's tiles and blocks."""
     kind = kernel_kind(instr)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].add_attribute("noalias")
@@ -302,24 +307,16 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
         info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements,
                           scratch_bytes)
     else:
-        scratch_size, tile_rows = _matmul(b, region, out, inputs, out_type, scratch, lanes,
-                                          rows)
-        mm = next(i for i in region.body if i.op == "matmul")
-        m, n = out_type.shape
-        k = mm.operands[0].type.shape[0 if mm.attrs["transpose_a"] else 1]
-        prepare = None
-        if mm.attrs["transpose_b"]:
-            prepare = name + "_prepare"
-            _emit_prepare(module, prepare, n_out + region.params.index(mm.operands[1]),
-                          len(buffers) - 1, n, k, out_type.dtype)
-        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=tile_rows, prepare=prepare)
+        info = _matmul(module, name, b, fn.args[0], instr, region, rows, target)
     b.ret_void()
     return info
 
 
 def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
-                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None) -> List[int]:
-    """One loop nest over the (collapsed) output space; returns that space."""
+                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None,
+                 cols=None) -> List[int]:
+    """One loop nest over the (collapsed) output space; returns that space. `rows` and
+    `cols` restrict the first and (for a matmul's epilogue) the last dimension."""
     shape = out_type.shape
     read = {v for instr in region.body for v in instr.operands}
     params = [p for p in region.params if p in read]  # (an epilogue does not read A, B)
@@ -328,7 +325,7 @@ def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
     space, vectors = collapse(shape, vectors, keep_outer=known_root is not None)
     out_strides, param_strides = vectors[0], dict(zip(params, vectors[1:]))
     root = region.body[-1].result
-    with loop_nest(b, space, outer=rows if space else None) as index:
+    with loop_nest(b, space, outer=rows if space else None, inner=cols) as index:
         at = offset(b, index, out_strides)
         known = None
         if known_root is not None:  # the matmul result, read back from the output buffer
@@ -406,38 +403,101 @@ def _reduce(b, region: Region, out, inputs, out_type: TensorType, scratch) -> in
     return out_size * 8 if wide else 0
 
 
-def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes: int,
-            rows) -> Tuple[int, int]:
-    """Rows [begin, end) of C, then the fused epilogue on them; returns the scratch size
-    and the GEMM's tile height (shares of rows must be multiples of it)."""
-    from flowjit.codegen.gemm import core_lanes, emit_gemm, rows_per_tile
+def _matmul(module: ir.Module, name: str, b, buffers, instr: Instr, region: Region, units,
+            target) -> KernelInfo:
+    """C = op(A) @ op(B) through the GEMM core (gemm.py), then the fused epilogue on the
+    part of C just computed. The kernel's [begin, end) counts the plan's units (blocks of
+    rows x blocks of columns, row-major); `name_rect(buffers, r0, r1, c0, c1)` computes one
+    rectangle, and a range of units is at most three rectangles."""
+    from flowjit.codegen import gemm
     mm = next(i for i in region.body if i.op == "matmul")
+    out_type = instr.results[0].type
+    m, n = out_type.shape
     a_val, b_val = mm.operands
     ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
-    m, n = out_type.shape
     k = a_val.type.shape[0] if ta else a_val.type.shape[1]
-    dtype = out_type.dtype
-    b_ptr = scratch if tb else inputs[b_val]  # a transposed B was packed by `prepare`
-    emit_gemm(b, inputs[a_val], b_ptr, out, m, n, k, ta, dtype, lanes, *rows)
-    if len(region.body) > 1:  # the epilogue, elementwise over these rows of C, in place
+    p = gemm.plan(m, n, k, ta, tb, gemm.blocking(out_type.dtype, target))
+    b_index = 1 + region.params.index(b_val)
+    scratch_index = 1 + len(region.params)
+
+    rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4),
+                       name + "_rect")
+    rect.linkage = "internal"
+    rb = ir.IRBuilder(rect.append_basic_block("entry"))
+    pointers = [rb.load(rb.gep(rect.args[0], [ir.Constant(I64, i)], source_etype=PTR),
+                        typ=PTR) for i in range(scratch_index + 1)]
+    out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
+    r0, r1, c0, c1 = rect.args[1:]
+    gemm.emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
+                   r0, r1, c0, c1)
+    if len(region.body) > 1:  # the epilogue, elementwise over this rectangle of C, in place
         epilogue = Region.__new__(Region)
         epilogue.params = region.params
         epilogue.body = [i for i in region.body if i is not mm]
-        _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
-                     rows=rows)
-    scratch_bytes = n * k * dtype.np_dtype.itemsize if tb else 0
-    return scratch_bytes, rows_per_tile(core_lanes(dtype, lanes))
+        _elementwise(rb, epilogue, out, inputs, out_type, known_root=(mm.result, out),
+                     rows=(r0, r1), cols=(c0, c1))
+    rb.ret_void()
+    _emit_units(b, rect, buffers, p)
+
+    prepare = None
+    if p.pack_b:
+        prepare = name + "_prepare"
+        _emit_prepare(module, prepare, b_index, scratch_index, p)
+    return KernelInfo("matmul", p.units, 2 * p.row_block * p.col_block * max(k, 1),
+                      p.scratch_bytes, prepare=prepare)
 
 
-def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int, n: int,
-                  k: int, dtype) -> None:
-    """`void name(ptr* buffers, i64, i64)`: packs the matmul's transposed B into scratch."""
-    from flowjit.codegen.gemm import emit_pack_transposed
+def _emit_units(b, rect: ir.Function, buffers, p) -> None:
+    """Calls `rect` on the rectangles that units [begin, end) make up."""
+    begin, end = b.function.args[1:]
+
+    def const(value: int) -> ir.Value:
+        return ir.Constant(I64, value)
+
+    def smin(x, y):
+        return b.select(b.icmp_signed("<", x, y), x, y)
+
+    def rows_of(first, last):  # row blocks [first, last)
+        return b.mul(first, const(p.row_block)), smin(b.mul(last, const(p.row_block)),
+                                                       const(p.m))
+
+    if p.col_blocks == 1:
+        b.call(rect, [buffers, *rows_of(begin, end), const(0), const(p.n)])
+        return
+    per_row = const(p.col_blocks)
+
+    def part(row_block, first, last):  # column blocks [first, last) of one row block
+        r0, r1 = rows_of(row_block, b.add(row_block, const(1)))
+        c1 = smin(b.mul(last, const(p.col_block)), const(p.n))
+        b.call(rect, [buffers, r0, r1, b.mul(first, const(p.col_block)), c1])
+
+    whole_first = b.sdiv(b.add(begin, const(p.col_blocks - 1)), per_row)
+    whole_end = b.sdiv(end, per_row)  # row blocks [whole_first, whole_end) are whole
+    with b.if_else(b.icmp_signed(">", whole_first, whole_end)) as (inside_one, other):
+        with inside_one:
+            base = b.mul(whole_end, per_row)
+            part(whole_end, b.sub(begin, base), b.sub(end, base))
+        with other:
+            head = b.mul(whole_first, per_row)
+            with b.if_then(b.icmp_signed("<", begin, head)):
+                before = b.sub(whole_first, const(1))
+                part(before, b.sub(begin, b.mul(before, per_row)), per_row)
+            with b.if_then(b.icmp_signed("<", whole_first, whole_end)):
+                b.call(rect, [buffers, *rows_of(whole_first, whole_end), const(0),
+                              const(p.n)])
+            tail = b.mul(whole_end, per_row)
+            with b.if_then(b.icmp_signed("<", tail, end)):
+                part(whole_end, const(0), b.sub(end, tail))
+
+
+def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int, p) -> None:
+    """`void name(ptr* buffers, i64, i64)`: packs the matmul's B into scratch."""
+    from flowjit.codegen import gemm
     fn = ir.Function(module, KERNEL_TYPE, name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     pointers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
                 for i in (b_index, scratch_index)]
-    emit_pack_transposed(b, pointers[0], pointers[1], n, k, dtype)
+    gemm.emit_pack_b(b, p, pointers[0], pointers[1])
     b.ret_void()
 
 

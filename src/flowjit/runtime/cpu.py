@@ -312,7 +312,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             continue
         stats["native"] += len(indices)
         module = target.new_module(f"k{indices[0]}" + (f"_{indices[-1]}" if indices[1:] else ""))
-        infos = [kernels.emit_kernel(module, f"k{i}", func.body[i], target.lanes)
+        infos = [kernels.emit_kernel(module, f"k{i}", func.body[i], target)
                  for i in indices]
         if len(indices) == 1:
             instr, info = func.body[indices[0]], infos[0]
