@@ -111,6 +111,11 @@ def blocking(dtype: dtypes.DType, target) -> Blocking:
     return Blocking(dtype, lanes, vectors, mr, kc, nc)
 
 
+# k steps per iteration of a tile's loop (a multiple of its accumulator sets: 1, 2 or 4):
+# fewer loop-counter instructions competing with the FMAs for their ports
+K_UNROLL = 4
+
+
 # -- the per-shape plan ---------------------------------------------------------------------
 # Fewer rows than this read B where it is: each row tile reads B once from cache or memory,
 # and packing (one more read and a write of all of B) would not pay for itself.
@@ -179,12 +184,13 @@ def aligned(b: ir.IRBuilder, pointer: ir.Value) -> ir.Value:
     return b.gep(pointer, [pad], source_etype=I8)
 
 
-def emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value) -> None:
-    """Packs all of B into the scratch's panels (the kernel's prepare function)."""
+def emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value,
+                begin: ir.Value, end: ir.Value) -> None:
+    """Packs B's panels [begin, end) into the scratch (the kernel's prepare function)."""
     fn = _declare(b.module, p.blocking.pack_b_name, PACK_B_TYPE)
     k_stride, col_stride = (1, p.k) if p.transpose_b else (p.n, 1)
     b.call(fn, [b_ptr, _i64(k_stride), _i64(col_stride), aligned(b, scratch), _i64(p.k),
-                _i64(p.n), _i64(0), _i64(p.panels)])
+                _i64(p.n), begin, end])
 
 
 def emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
@@ -313,9 +319,9 @@ class _CoreEmitter:
         zero = ir.Constant(vec, [ir.Constant(self.elem, 0.0)] * lanes)
         count = mr * blk.vectors
 
-        def step(kk, accs, first_set, n_sets):
+        def step(kk, accs, n_steps):
             out = list(accs)
-            for s in range(n_sets):
+            for s in range(n_steps):
                 at = b.add(kk, _i64(s)) if s else kk
                 b_row = b.gep(bp, [b.mul(at, b_stride)], source_etype=self.elem)
                 bvecs = []
@@ -324,7 +330,7 @@ class _CoreEmitter:
                     bvecs.append(b.load(pointer, typ=vec, align=blk.itemsize)
                                  if load_masks is None
                                  else _masked_load(b, pointer, vec, load_masks[h]))
-                base = (first_set + s) * count
+                base = (s % sets) * count
                 for r in range(mr):
                     pointer = b.gep(a, [b.add(at, _i64(r * blk.a_stride))],
                                     source_etype=self.elem)
@@ -335,14 +341,14 @@ class _CoreEmitter:
                         out[i] = b.call(self.fma, [splat, bvecs[h], out[i]])
             return out
 
-        accs, kk = _carried_loop(b, _i64(0), kc, sets, [zero] * (count * sets),
-                                 lambda kk, accs: step(kk, accs, 0, sets), "k")
-        if sets > 1:  # the last kc % sets steps, then the sets summed
-            accs, _ = _carried_loop(b, kk, kc, 1, accs,
-                                    lambda kk, accs: step(kk, accs, 0, 1), "krest")
-            for s in range(1, sets):
-                for i in range(count):
-                    accs[i] = b.fadd(accs[i], accs[s * count + i])
+        unroll = max(sets, K_UNROLL)
+        accs, kk = _carried_loop(b, _i64(0), kc, unroll, [zero] * (count * sets),
+                                 lambda kk, accs: step(kk, accs, unroll), "k")
+        accs, _ = _carried_loop(b, kk, kc, 1, accs, lambda kk, accs: step(kk, accs, 1),
+                                "krest")  # the last kc % unroll
+        for s in range(1, sets):
+            for i in range(count):
+                accs[i] = b.fadd(accs[i], accs[s * count + i])
         accs = accs[:count]
         with b.if_else(accumulate) as (then, otherwise):
             with then:

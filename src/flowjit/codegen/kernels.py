@@ -265,13 +265,16 @@ class Region:
 class KernelInfo:
     """How to call a kernel: its kind, the extent of the dimension its calls may split
     (1: not splittable), the work per unit of that extent, the granularity shares must be
-    multiples of, its scratch space in bytes, and the name of the function (same signature) to call
-    once before the shares run, if it has one: shares then only read the scratch."""
+    multiples of, its scratch space in bytes, and the function (same signature) to run
+    before the shares, if it has one: `prepare` over [0, prepare_extent), which may be
+    split too (`prepare_work` elements per unit); the shares then only read the scratch."""
 
     def __init__(self, kind: str, extent: int, work_per_row: int, scratch: int = 0,
-                 align: int = 1, prepare: Optional[str] = None) -> None:
+                 align: int = 1, prepare: Optional[str] = None, prepare_extent: int = 1,
+                 prepare_work: int = 1) -> None:
         self.kind, self.extent, self.work_per_row = kind, extent, work_per_row
         self.scratch, self.align, self.prepare = scratch, align, prepare
+        self.prepare_extent, self.prepare_work = prepare_extent, prepare_work
 
 
 def emit_kernel(module: ir.Module, name: str, instr: Instr, target) -> KernelInfo:
@@ -444,7 +447,8 @@ def _matmul(module: ir.Module, name: str, b, buffers, instr: Instr, region: Regi
         prepare = name + "_prepare"
         _emit_prepare(module, prepare, b_index, scratch_index, p)
     return KernelInfo("matmul", p.units, 2 * p.row_block * p.col_block * max(k, 1),
-                      p.scratch_bytes, prepare=prepare)
+                      p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
+                      prepare_work=p.blocking.nr * k)
 
 
 def _emit_units(b, rect: ir.Function, buffers, p) -> None:
@@ -491,13 +495,14 @@ def _emit_units(b, rect: ir.Function, buffers, p) -> None:
 
 
 def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int, p) -> None:
-    """`void name(ptr* buffers, i64, i64)`: packs the matmul's B into scratch."""
+    """`void name(ptr* buffers, i64 begin, i64 end)`: packs panels [begin, end) of the
+    matmul's B into scratch."""
     from flowjit.codegen import gemm
     fn = ir.Function(module, KERNEL_TYPE, name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     pointers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
                 for i in (b_index, scratch_index)]
-    gemm.emit_pack_b(b, p, pointers[0], pointers[1])
+    gemm.emit_pack_b(b, p, pointers[0], pointers[1], *fn.args[1:])
     b.ret_void()
 
 

@@ -24,7 +24,9 @@ class KernelCall:
     buffers: List[int]     # table index of each of its buffers, in the kernel's order
     extent: int            # rows [0, extent)
     grain: Optional[int]   # rows per share on the worker pool; None: one call, this thread
-    prepare: Optional[str] = None  # called once before the rows (packs scratch)
+    prepare: Optional[str] = None  # run before the rows (packs scratch) ...
+    prepare_extent: int = 1        # ... over [0, prepare_extent)
+    prepare_grain: Optional[int] = None  # in shares of this many on the pool; None: here
 
 
 def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
@@ -32,7 +34,7 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
     table, pool = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     parallel_for = None
-    if any(call.grain is not None for call in calls):
+    if any(call.grain is not None or call.prepare_grain is not None for call in calls):
         parallel_for = module.globals.get(PARALLEL_FOR) or ir.Function(
             module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, I64, I64]),
             PARALLEL_FOR)
@@ -48,7 +50,12 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
         kernel = module.globals.get(call.kernel) or ir.Function(module, KERNEL_TYPE,
                                                                  call.kernel)
         if call.prepare is not None:
-            b.call(module.globals[call.prepare], [args, zero, zero])
+            prepare, extent = module.globals[call.prepare], ir.Constant(I64, call.prepare_extent)
+            if call.prepare_grain is None:
+                b.call(prepare, [args, zero, extent])
+            else:
+                b.call(parallel_for, [pool, prepare, args, zero, extent,
+                                      ir.Constant(I64, call.prepare_grain)])
         extent = ir.Constant(I64, call.extent)
         if call.grain is None:
             b.call(kernel, [args, zero, extent])
