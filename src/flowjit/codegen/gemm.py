@@ -65,6 +65,7 @@ class Blocking:
     mr: int       # rows per register tile
     kc: int       # depth of a block
     nc: int       # columns of a B block
+    mc: int       # rows of an A block (a multiple of mr)
 
     @property
     def nr(self) -> int:
@@ -82,7 +83,8 @@ class Blocking:
 
     @property
     def name(self) -> str:
-        return f"flowjit_gemm_{self.dtype.ir_name}_{self.mr}x{self.nr}_k{self.kc}_n{self.nc}"
+        return (f"flowjit_gemm_{self.dtype.ir_name}_{self.mr}x{self.nr}_k{self.kc}_n{self.nc}"
+                f"_m{self.mc}")
 
     @property
     def pack_b_name(self) -> str:
@@ -103,23 +105,29 @@ def blocking(dtype: dtypes.DType, target) -> Blocking:
     # accumulators, the B vectors and one broadcast (AVX-512 folds it into the FMA; spare)
     mr = max(1, min(15, (target.vector_registers - vectors - 1) // vectors))
     nr = vectors * lanes
-    # an A micro-panel and a B micro-panel together fill L1; a B block fills half of L2
-    kc = target.cache_bytes[1] // ((mr + nr) * itemsize)
-    kc = max(64, min(512, kc // 16 * 16))
+    # an A micro-panel and a B micro-panel together fill L1, and a k run of A's row is at
+    # most 1 KiB (a B read in place with power-of-two rows then still fits in L2's sets)
+    kc = min(target.cache_bytes[1] // ((mr + nr) * itemsize), 1024 // itemsize)
+    kc = max(16, kc // 16 * 16)
     nc = target.cache_bytes[2] // 2 // (kc * itemsize)
     nc = max(nr, min(4096, nc // nr * nr))
-    return Blocking(dtype, lanes, vectors, mr, kc, nc)
+    return Blocking(dtype, lanes, vectors, mr, kc, nc, MC_TILES * mr)
 
 
+# Row tiles per A block: a B micro-panel is read from memory or L2 once per block, then
+# from L1 by each tile of the block.
+MC_TILES = 1
 # k steps per iteration of a tile's loop (a multiple of its accumulator sets: 1, 2 or 4):
 # fewer loop-counter instructions competing with the FMAs for their ports
 K_UNROLL = 4
 
 
 # -- the per-shape plan ---------------------------------------------------------------------
-# Fewer rows than this read B where it is: each row tile reads B once from cache or memory,
-# and packing (one more read and a write of all of B) would not pay for itself.
-PACK_B_MIN_ROWS_TILES = 4
+# B is packed when it is larger than a cache block (KC x NC, half of L2) and A has at least
+# this many row tiles; else each row tile reads B where it is, from L2 (measured, 1 core,
+# Emerald Rapids, AVX-512 and AVX2: B of 784 x 256 fits L2 and in place is 4-10% faster up to
+# 1024 rows; B of 1024 x 1024 packed is 10-15% faster from 256 rows, even from 64 rows).
+PACK_B_MIN_ROW_TILES = 8
 # Kernels split their work into about this many units, so that shares can balance.
 TARGET_UNITS = 16
 
@@ -165,7 +173,8 @@ class GemmPlan:
 def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
          blocks: Blocking) -> GemmPlan:
     mr, nr = blocks.mr, blocks.nr
-    pack_b = k > 0 and (transpose_b or m >= PACK_B_MIN_ROWS_TILES * mr)
+    big = k * n > blocks.kc * blocks.nc
+    pack_b = k > 0 and (transpose_b or (big and m >= PACK_B_MIN_ROW_TILES * mr))
     row_tiles = -(-m // mr) if m else 1
     if row_tiles >= TARGET_UNITS:  # shares of whole row tiles
         return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, mr, max(n, 1))
@@ -416,27 +425,41 @@ class _CoreEmitter:
         src, k_stride, col_stride, packed, k, n, p0, p1 = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         nr = _i64(blk.nr)
-        with _loop(b, p0, p1, name="p") as p:
-            j0 = b.mul(p, nr)
-            cols = _min(b, nr, b.sub(n, j0))
-            panel = b.gep(packed, [b.mul(j0, k)], source_etype=self.elem)
-            column = b.gep(src, [b.mul(j0, col_stride)], source_etype=self.elem)
-            with b.if_else(b.icmp_signed("==", col_stride, _i64(1))) as (rows, transposed):
-                with rows:  # each k row of the panel is a (masked) vector copy
-                    masks = [_lane_mask(b, b.sub(cols, _i64(h * blk.lanes)), vec)
-                             for h in range(blk.vectors)]
-                    with _loop(b, _i64(0), k, name="kk") as kk:
-                        line = b.gep(column, [b.mul(kk, k_stride)], source_etype=self.elem)
-                        out = b.gep(panel, [b.mul(kk, nr)], source_etype=self.elem)
-                        for h in range(blk.vectors):
-                            at = _i64(h * blk.lanes)
-                            value = _masked_load(b, b.gep(line, [at], source_etype=self.elem),
-                                                 vec, masks[h])
-                            b.store(value, b.gep(out, [at], source_etype=self.elem),
-                                    align=blk.itemsize)
-                with transposed:  # B^T's rows are B's columns: transposed in blocks
+        with b.if_else(b.icmp_signed("==", col_stride, _i64(1))) as (rows, transposed):
+            with rows:  # along B's rows (prefetched streams), into every panel in turn
+                whole = _min(b, p1, b.sdiv(n, nr))  # panels [p0, whole) have NR columns
+                with _loop(b, _i64(0), k, name="kk") as kk:
+                    line = b.gep(src, [b.mul(kk, k_stride)], source_etype=self.elem)
+                    with _loop(b, p0, whole, name="p") as p:
+                        self._copy_panel_row(b, line, packed, p, k, kk, None)
+                    with _loop(b, b.select(b.icmp_signed("<", whole, p0), p0, whole), p1,
+                               name="pe") as p:  # the ragged last panel, zero-padded
+                        cols = b.sub(n, b.mul(p, nr))
+                        masks = [_lane_mask(b, b.sub(cols, _i64(h * blk.lanes)), vec)
+                                 for h in range(blk.vectors)]
+                        self._copy_panel_row(b, line, packed, p, k, kk, masks)
+            with transposed:  # B^T's rows are B's columns: transposed in blocks
+                with _loop(b, p0, p1, name="p") as p:
+                    j0 = b.mul(p, nr)
+                    cols = _min(b, nr, b.sub(n, j0))
+                    panel = b.gep(packed, [b.mul(j0, k)], source_etype=self.elem)
+                    column = b.gep(src, [b.mul(j0, col_stride)], source_etype=self.elem)
                     self._pack_transposed(b, column, col_stride, panel, k, cols)
         b.ret_void()
+
+    def _copy_panel_row(self, b, line, packed, p, k, kk, masks) -> None:
+        """packed panel p's row kk = line[p*NR : p*NR + NR] (masked: zeros past the end)."""
+        blk = self.blocks
+        j0 = b.mul(p, _i64(blk.nr))
+        out = b.gep(packed, [b.add(b.mul(j0, k), b.mul(kk, _i64(blk.nr)))],
+                    source_etype=self.elem)
+        for h in range(blk.vectors):
+            at = b.add(j0, _i64(h * blk.lanes))
+            pointer = b.gep(line, [at], source_etype=self.elem)
+            value = (b.load(pointer, typ=self.vec, align=blk.itemsize) if masks is None
+                     else _masked_load(b, pointer, self.vec, masks[h]))
+            b.store(value, b.gep(out, [_i64(h * blk.lanes)], source_etype=self.elem),
+                    align=blk.itemsize)
 
     def _pack_transposed(self, b, column, col_stride, panel, k, cols) -> None:
         """A panel from B^T (unit k stride): lanes x lanes blocks loaded as rows of B^T
@@ -483,8 +506,8 @@ class _CoreEmitter:
         a, a_rs, a_ks, bsrc, b_ks, b_js, c, ldc, k, r0, r1, c0, c1 = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         slack = ALIGN // blk.itemsize
-        raw = b.alloca(self.elem, size=_i64(blk.mr * blk.a_stride + slack))
-        panel = aligned(b, raw)  # A's micro-panel, on this thread's stack
+        raw = b.alloca(self.elem, size=_i64(blk.mc * blk.a_stride + slack))
+        packed_a = aligned(b, raw)  # A's block of MC rows, on this thread's stack
         with b.if_then(b.icmp_signed("<=", k, _i64(0))):  # no terms: zeros
             zero = ir.Constant(self.elem, 0.0)
             with _loop(b, r0, r1, name="zr") as r:
@@ -492,7 +515,7 @@ class _CoreEmitter:
                 with _loop(b, c0, c1, name="zc") as j:
                     b.store(zero, b.gep(row, [j], source_etype=self.elem))
             b.ret_void()
-        mr, nr = _i64(blk.mr), _i64(blk.nr)
+        mr, nr, mc = _i64(blk.mr), _i64(blk.nr), _i64(blk.mc)
         in_place = b.icmp_signed("==", b_js, _i64(1))  # (also a packed B of depth 1: safe)
         with _loop(b, c0, c1, _i64(blk.nc), name="jc") as jc:
             jc_end = _min(b, c1, b.add(jc, _i64(blk.nc)))
@@ -501,46 +524,52 @@ class _CoreEmitter:
                 accumulate = b.icmp_signed("!=", pc, _i64(0))
                 a_block = b.gep(a, [b.mul(pc, a_ks)], source_etype=self.elem)
                 b_block = b.gep(bsrc, [b.mul(pc, b_ks)], source_etype=self.elem)
-
-                def panels(rows_here: int, row: ir.Value, a_panel: ir.Value) -> None:
-                    """One micro-panel of A against the B micro-panels of this block."""
-                    c_row = b.gep(c, [b.mul(row, ldc)], source_etype=self.elem)
+                with _loop(b, r0, r1, mc, name="ic") as ic:
+                    rows = _min(b, mc, b.sub(r1, ic))
+                    b.call(pack_a, [packed_a, b.gep(a_block, [b.mul(ic, a_rs)],
+                                                    source_etype=self.elem),
+                                    a_rs, a_ks, rows, kc])
+                    c_block = b.gep(c, [b.mul(ic, ldc)], source_etype=self.elem)
                     with _loop(b, jc, jc_end, nr, name="jr") as jr:
                         b_panel = b.gep(b_block, [b.mul(jr, b_js)], source_etype=self.elem)
-                        c_tile = b.gep(c_row, [jr], source_etype=self.elem)
+                        c_panel = b.gep(c_block, [jr], source_etype=self.elem)
                         cols = b.sub(jc_end, jr)
-                        args = [a_panel, b_panel, b_ks, c_tile, ldc, kc, accumulate]
-                        with b.if_else(b.icmp_signed(">=", cols, nr)) as (full, edge):
-                            with full:
-                                b.call(tiles[rows_here, None], args)
-                            with edge:  # B in place has unit column stride (packed: K)
-                                with b.if_else(in_place) as (masked, padded):
-                                    with masked:
-                                        b.call(tiles[rows_here, "in_place"], args + [cols])
-                                    with padded:
-                                        b.call(tiles[rows_here, "packed"], args + [cols])
-
-                full_tiles = b.sdiv(b.sub(r1, r0), mr)
-                with _loop(b, _i64(0), full_tiles, name="ir") as t:
-                    row = b.add(r0, b.mul(t, mr))
-                    b.call(pack_a, [panel, b.gep(a_block, [b.mul(row, a_rs)],
-                                                 source_etype=self.elem),
-                                    a_rs, a_ks, mr, kc])
-                    panels(blk.mr, row, panel)
-                row = b.add(r0, b.mul(full_tiles, mr))
-                rest = b.sub(r1, row)
-                with b.if_then(b.icmp_signed(">", rest, _i64(0))):  # 8, 4, 2, 1 rows
-                    b.call(pack_a, [panel, b.gep(a_block, [b.mul(row, a_rs)],
-                                                 source_etype=self.elem),
-                                    a_rs, a_ks, rest, kc])
-                    for rows_here in blk.tile_rows[1:]:
-                        bit = _i64(rows_here)
-                        with b.if_then(b.icmp_signed("!=", b.and_(rest, bit), _i64(0))):
-                            skip = b.and_(rest, _i64(~(2 * rows_here - 1)))  # rows before
-                            a_panel = b.gep(panel, [b.mul(skip, _i64(blk.a_stride))],
-                                            source_etype=self.elem)
-                            panels(rows_here, b.add(row, skip), a_panel)
+                        args = [b_panel, b_ks, ldc, kc, accumulate]
+                        self._row_tiles(b, tiles, packed_a, c_panel, rows, cols, args,
+                                        in_place)
         b.ret_void()
+
+    def _row_tiles(self, b, tiles, packed_a, c_panel, rows, cols, args, in_place) -> None:
+        """The `rows` rows of the packed A block against one B micro-panel: whole MR-row
+        tiles, then the rest as tiles of 8, 4, 2, 1 rows. The B micro-panel stays in L1
+        meanwhile."""
+        blk = self.blocks
+        b_panel, b_ks, ldc, kc, accumulate = args
+
+        def tile(rows_here: int, first_row: ir.Value) -> None:
+            a_panel = b.gep(packed_a, [b.mul(first_row, _i64(blk.a_stride))],
+                            source_etype=self.elem)
+            c_tile = b.gep(c_panel, [b.mul(first_row, ldc)], source_etype=self.elem)
+            call = [a_panel, b_panel, b_ks, c_tile, ldc, kc, accumulate]
+            with b.if_else(b.icmp_signed(">=", cols, _i64(blk.nr))) as (full, edge):
+                with full:
+                    b.call(tiles[rows_here, None], call)
+                with edge:  # B in place has unit column stride (packed: K)
+                    with b.if_else(in_place) as (masked, padded):
+                        with masked:
+                            b.call(tiles[rows_here, "in_place"], call + [cols])
+                        with padded:
+                            b.call(tiles[rows_here, "packed"], call + [cols])
+
+        full_tiles = b.sdiv(rows, _i64(blk.mr))
+        with _loop(b, _i64(0), full_tiles, name="ir") as t:
+            tile(blk.mr, b.mul(t, _i64(blk.mr)))
+        done = b.mul(full_tiles, _i64(blk.mr))
+        rest = b.sub(rows, done)
+        for rows_here in blk.tile_rows[1:]:
+            with b.if_then(b.icmp_signed("!=", b.and_(rest, _i64(rows_here)), _i64(0))):
+                skip = b.and_(rest, _i64(~(2 * rows_here - 1)))  # rows in larger tiles
+                tile(rows_here, b.add(done, skip))
 
 
 # -- vector helpers ---------------------------------------------------------------------------
