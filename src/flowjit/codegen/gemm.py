@@ -32,6 +32,7 @@ ragged right edge uses masked vector loads and stores.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -66,6 +67,7 @@ class Blocking:
     kc: int       # depth of a block
     nc: int       # columns of a B block
     mc: int       # rows of an A block (a multiple of mr)
+    target: str   # names the CPU model and features: each target's core has its own symbols
 
     @property
     def nr(self) -> int:
@@ -83,8 +85,8 @@ class Blocking:
 
     @property
     def name(self) -> str:
-        return (f"flowjit_gemm_{self.dtype.ir_name}_{self.mr}x{self.nr}_k{self.kc}_n{self.nc}"
-                f"_m{self.mc}")
+        return (f"flowjit_gemm_{self.target}_{self.dtype.ir_name}_{self.mr}x{self.nr}_k{self.kc}"
+                f"_n{self.nc}_m{self.mc}")
 
     @property
     def pack_b_name(self) -> str:
@@ -111,7 +113,8 @@ def blocking(dtype: dtypes.DType, target) -> Blocking:
     kc = max(16, kc // 16 * 16)
     nc = target.cache_bytes[2] // 2 // (kc * itemsize)
     nc = max(nr, min(4096, nc // nr * nr))
-    return Blocking(dtype, lanes, vectors, mr, kc, nc, MC_TILES * mr)
+    tag = hashlib.sha256(f"{target.cpu} {target.features}".encode()).hexdigest()[:8]
+    return Blocking(dtype, lanes, vectors, mr, kc, nc, MC_TILES * mr, tag)
 
 
 # Row tiles per A block: a B micro-panel is read from memory or L2 once per block, then
