@@ -398,6 +398,7 @@ class _CoreEmitter:
         dst, src, row_stride, k_stride, rows, kc = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         with b.if_else(b.icmp_signed("==", k_stride, _i64(1))) as (rows_contiguous, other):
+            # (A is row-major, k_stride 1, or transposed, row_stride 1)
             with rows_contiguous:  # a copy of each row
                 with _loop(b, _i64(0), rows, name="r") as r:
                     out = b.gep(dst, [b.mul(r, _i64(blk.a_stride))], source_etype=self.elem)
@@ -406,8 +407,14 @@ class _CoreEmitter:
                         value = b.load(b.gep(row, [kk], source_etype=self.elem),
                                        typ=self.elem)
                         b.store(value, b.gep(out, [kk], source_etype=self.elem))
-            with other:  # transposed A: read along its rows (k), write down the columns
-                with _loop(b, _i64(0), kc, name="kt") as kk:
+            with other:  # transposed A (unit row stride): lanes x lanes blocks transposed
+                lanes = _i64(blk.lanes)
+                full = b.mul(b.sdiv(kc, lanes), lanes)
+                for r0 in range(0, blk.mc, blk.lanes):
+                    left = b.sub(rows, _i64(r0))
+                    with b.if_then(b.icmp_signed(">", left, _i64(0))):
+                        self._pack_a_transposed(b, dst, src, k_stride, r0, left, full)
+                with _loop(b, full, kc, name="kt") as kk:  # the last kc % lanes
                     line = b.gep(src, [b.mul(kk, k_stride)], source_etype=self.elem)
                     with _loop(b, _i64(0), rows, name="rt") as r:
                         value = b.load(b.gep(line, [b.mul(r, row_stride)],
@@ -416,6 +423,25 @@ class _CoreEmitter:
                         b.store(value, b.gep(dst, [at], source_etype=self.elem))
         b.ret_void()
         return fn
+
+    def _pack_a_transposed(self, b, dst, src, k_stride, r0: int, left, full) -> None:
+        """Rows [r0, r0 + min(lanes, left)) of the packed A from A^T's columns, for k in
+        [0, full): vectors along A^T's rows (masked past its last column), transposed."""
+        blk, vec, lanes = self.blocks, self.vec, self.blocks.lanes
+        mask = _lane_mask(b, left, vec)
+        with _loop(b, _i64(0), full, _i64(lanes), name="kb") as k0:
+            rows = []
+            for i in range(lanes):
+                line = b.gep(src, [b.add(b.mul(b.add(k0, _i64(i)), k_stride), _i64(r0))],
+                             source_etype=self.elem)
+                rows.append(_masked_load(b, line, vec, mask))
+            for j, value in enumerate(_transpose(b, rows)):
+                if r0 + j >= blk.mc:
+                    break
+                with b.if_then(b.icmp_signed("<", _i64(j), left)):
+                    at = b.add(_i64((r0 + j) * blk.a_stride), k0)
+                    b.store(value, b.gep(dst, [at], source_etype=self.elem),
+                            align=blk.itemsize)
 
     def _pack_b(self) -> None:
         """`pack_b(B, k_stride, col_stride, packed, k, n, p0, p1)`: panels [p0, p1) of B,
