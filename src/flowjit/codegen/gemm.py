@@ -66,7 +66,7 @@ class Blocking:
     mr: int       # rows per register tile
     kc: int       # depth of a block
     nc: int       # columns of a B block
-    mc: int       # rows of an A block (a multiple of mr)
+    registers: int  # vector registers
     target: str   # names the CPU model and features: each target's core has its own symbols
 
     @property
@@ -86,11 +86,17 @@ class Blocking:
     @property
     def name(self) -> str:
         return (f"flowjit_gemm_{self.target}_{self.dtype.ir_name}_{self.mr}x{self.nr}_k{self.kc}"
-                f"_n{self.nc}_m{self.mc}")
+                f"_n{self.nc}")
 
     @property
     def pack_b_name(self) -> str:
         return self.name + "_pack_b"
+
+    def wide(self, rows: int) -> int:
+        """Vectors per row of a tile of `rows` rows over a B in place: as many as the
+        registers hold (rows x vectors accumulators, the B vectors and a broadcast), up to
+        8 (512 bytes of each row of B per k)."""
+        return max(self.vectors, min(WIDE_VECTORS, (self.registers - 1) // (rows + 1)))
 
     @property
     def tile_rows(self) -> List[int]:
@@ -114,12 +120,11 @@ def blocking(dtype: dtypes.DType, target) -> Blocking:
     nc = target.cache_bytes[2] // 2 // (kc * itemsize)
     nc = max(nr, min(4096, nc // nr * nr))
     tag = hashlib.sha256(f"{target.cpu} {target.features}".encode()).hexdigest()[:8]
-    return Blocking(dtype, lanes, vectors, mr, kc, nc, MC_TILES * mr, tag)
+    return Blocking(dtype, lanes, vectors, mr, kc, nc, target.vector_registers, tag)
 
 
-# Row tiles per A block: a B micro-panel is read from memory or L2 once per block, then
-# from L1 by each tile of the block.
-MC_TILES = 1
+# Most vectors per row of a short tile over B in place
+WIDE_VECTORS = 8
 # k steps per iteration of a tile's loop (a multiple of its accumulator sets: 1, 2 or 4):
 # fewer loop-counter instructions competing with the FMAs for their ports
 K_UNROLL = 4
@@ -294,22 +299,26 @@ class _CoreEmitter:
         self.fma = _vector_intrinsic(module, "llvm.fma", self.vec, 3)
 
     def emit(self) -> None:
-        tiles = {(mr, edge): self._tile(mr, edge) for mr in self.blocks.tile_rows
-                 for edge in (None, "packed", "in_place")}
+        blk = self.blocks
+        tiles = {(mr, blk.vectors, edge): self._tile(mr, blk.vectors, edge)
+                 for mr in blk.tile_rows for edge in (None, "packed", "in_place")}
+        for mr in blk.tile_rows:
+            if blk.wide(mr) > blk.vectors:
+                tiles[mr, blk.wide(mr), None] = self._tile(mr, blk.wide(mr), None)
         pack_a = self._pack_a()
         self._core(tiles, pack_a)
         self._pack_b()
 
     # -- the register tile ----------------------------------------------------------------
-    def _tile(self, mr: int, edge: Optional[str]) -> ir.Function:
-        """`tile(a, b, b_k_stride, c, ldc, kc, accumulate[, cols])`: C[0:mr, 0:NR] (= or +=)
-        A micro-panel (mr rows at the packed stride) @ B micro-panel (kc rows of NR at
-        b_k_stride). At the right `edge` only `cols` < NR columns of C are written, and of
-        B read if it is "in_place" (a "packed" B has zeros there)."""
+    def _tile(self, mr: int, vectors: int, edge: Optional[str]) -> ir.Function:
+        """`tile(a, b, b_k_stride, c, ldc, kc, accumulate[, cols])`: C[0:mr, 0:w] (= or +=)
+        A micro-panel (mr rows at the packed stride) @ B micro-panel (kc rows of w at
+        b_k_stride), w = vectors x lanes. At the right `edge` only `cols` < w columns of C
+        are written, and of B read if it is "in_place" (a "packed" B has zeros there)."""
         blk, vec, lanes = self.blocks, self.vec, self.blocks.lanes
         args = [PTR, PTR, I64, PTR, I64, I64, I1] + ([I64] if edge else [])
         fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), args),
-                         f"{blk.name}_tile{mr}{'_' + edge if edge else ''}")
+                         f"{blk.name}_tile{mr}x{vectors}{'_' + edge if edge else ''}")
         fn.linkage = "internal"
         for i in (0, 1, 3):
             fn.args[i].add_attribute("noalias")
@@ -318,18 +327,18 @@ class _CoreEmitter:
         masks = None
         if edge:
             masks = [_lane_mask(b, b.sub(fn.args[7], _i64(h * lanes)), vec)
-                     for h in range(blk.vectors)]
+                     for h in range(vectors)]
         load_masks = masks if edge == "in_place" else None
         rows = [b.gep(c, [b.mul(ldc, _i64(r))], source_etype=self.elem) for r in range(mr)]
         prefetch = _prefetch(self.module)
         for row in rows:  # C is read (or written) after the k loop: fetch it meanwhile
-            for line in range(0, blk.nr * blk.itemsize, ALIGN):
+            for line in range(0, vectors * lanes * blk.itemsize, ALIGN):
                 b.call(prefetch, [b.gep(row, [_i64(line)], source_etype=I8),
                                   ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)])
         # independent accumulator sets over k keep enough FMAs in flight for short tiles
-        sets = max(1, min(4, -(-8 // (mr * blk.vectors))))
+        sets = max(1, min(4, -(-8 // (mr * vectors))))
         zero = ir.Constant(vec, [ir.Constant(self.elem, 0.0)] * lanes)
-        count = mr * blk.vectors
+        count = mr * vectors
 
         def step(kk, accs, n_steps):
             out = list(accs)
@@ -337,7 +346,7 @@ class _CoreEmitter:
                 at = b.add(kk, _i64(s)) if s else kk
                 b_row = b.gep(bp, [b.mul(at, b_stride)], source_etype=self.elem)
                 bvecs = []
-                for h in range(blk.vectors):
+                for h in range(vectors):
                     pointer = b.gep(b_row, [_i64(h * lanes)], source_etype=self.elem)
                     bvecs.append(b.load(pointer, typ=vec, align=blk.itemsize)
                                  if load_masks is None
@@ -348,8 +357,8 @@ class _CoreEmitter:
                                     source_etype=self.elem)
                     x = b.load(pointer, typ=self.elem, align=blk.itemsize)
                     splat = _splat(b, x, vec)
-                    for h in range(blk.vectors):
-                        i = base + r * blk.vectors + h
+                    for h in range(vectors):
+                        i = base + r * vectors + h
                         out[i] = b.call(self.fma, [splat, bvecs[h], out[i]])
             return out
 
@@ -364,18 +373,18 @@ class _CoreEmitter:
         accs = accs[:count]
         with b.if_else(accumulate) as (then, otherwise):
             with then:
-                self._store_tile(b, rows, accs, masks, add=True)
+                self._store_tile(b, rows, accs, vectors, masks, add=True)
             with otherwise:
-                self._store_tile(b, rows, accs, masks, add=False)
+                self._store_tile(b, rows, accs, vectors, masks, add=False)
         b.ret_void()
         return fn
 
-    def _store_tile(self, b, rows, accs, masks, add: bool) -> None:
+    def _store_tile(self, b, rows, accs, vectors: int, masks, add: bool) -> None:
         blk = self.blocks
         for r, row in enumerate(rows):
-            for h in range(blk.vectors):
+            for h in range(vectors):
                 pointer = b.gep(row, [_i64(h * blk.lanes)], source_etype=self.elem)
-                value = accs[r * blk.vectors + h]
+                value = accs[r * vectors + h]
                 if add:
                     old = (b.load(pointer, typ=self.vec, align=blk.itemsize) if masks is None
                            else _masked_load(b, pointer, self.vec, masks[h]))
@@ -410,7 +419,7 @@ class _CoreEmitter:
             with other:  # transposed A (unit row stride): lanes x lanes blocks transposed
                 lanes = _i64(blk.lanes)
                 full = b.mul(b.sdiv(kc, lanes), lanes)
-                for r0 in range(0, blk.mc, blk.lanes):
+                for r0 in range(0, blk.mr, blk.lanes):
                     left = b.sub(rows, _i64(r0))
                     with b.if_then(b.icmp_signed(">", left, _i64(0))):
                         self._pack_a_transposed(b, dst, src, k_stride, r0, left, full)
@@ -436,7 +445,7 @@ class _CoreEmitter:
                              source_etype=self.elem)
                 rows.append(_masked_load(b, line, vec, mask))
             for j, value in enumerate(_transpose(b, rows)):
-                if r0 + j >= blk.mc:
+                if r0 + j >= blk.mr:
                     break
                 with b.if_then(b.icmp_signed("<", _i64(j), left)):
                     at = b.add(_i64((r0 + j) * blk.a_stride), k0)
@@ -535,8 +544,8 @@ class _CoreEmitter:
         a, a_rs, a_ks, bsrc, b_ks, b_js, c, ldc, k, r0, r1, c0, c1 = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         slack = ALIGN // blk.itemsize
-        raw = b.alloca(self.elem, size=_i64(blk.mc * blk.a_stride + slack))
-        packed_a = aligned(b, raw)  # A's block of MC rows, on this thread's stack
+        raw = b.alloca(self.elem, size=_i64(blk.mr * blk.a_stride + slack))
+        panel = aligned(b, raw)  # A's micro-panel, on this thread's stack
         with b.if_then(b.icmp_signed("<=", k, _i64(0))):  # no terms: zeros
             zero = ir.Constant(self.elem, 0.0)
             with _loop(b, r0, r1, name="zr") as r:
@@ -544,7 +553,7 @@ class _CoreEmitter:
                 with _loop(b, c0, c1, name="zc") as j:
                     b.store(zero, b.gep(row, [j], source_etype=self.elem))
             b.ret_void()
-        mr, nr, mc = _i64(blk.mr), _i64(blk.nr), _i64(blk.mc)
+        mr = _i64(blk.mr)
         in_place = b.icmp_signed("==", b_js, _i64(1))  # (also a packed B of depth 1: safe)
         with _loop(b, c0, c1, _i64(blk.nc), name="jc") as jc:
             jc_end = _min(b, c1, b.add(jc, _i64(blk.nc)))
@@ -553,52 +562,83 @@ class _CoreEmitter:
                 accumulate = b.icmp_signed("!=", pc, _i64(0))
                 a_block = b.gep(a, [b.mul(pc, a_ks)], source_etype=self.elem)
                 b_block = b.gep(bsrc, [b.mul(pc, b_ks)], source_etype=self.elem)
-                with _loop(b, r0, r1, mc, name="ic") as ic:
-                    rows = _min(b, mc, b.sub(r1, ic))
-                    b.call(pack_a, [packed_a, b.gep(a_block, [b.mul(ic, a_rs)],
-                                                    source_etype=self.elem),
+                with _loop(b, r0, r1, mr, name="ic") as ic:
+                    rows = _min(b, mr, b.sub(r1, ic))
+                    b.call(pack_a, [panel, b.gep(a_block, [b.mul(ic, a_rs)],
+                                                 source_etype=self.elem),
                                     a_rs, a_ks, rows, kc])
-                    c_block = b.gep(c, [b.mul(ic, ldc)], source_etype=self.elem)
-                    with _loop(b, jc, jc_end, nr, name="jr") as jr:
-                        b_panel = b.gep(b_block, [b.mul(jr, b_js)], source_etype=self.elem)
-                        c_panel = b.gep(c_block, [jr], source_etype=self.elem)
-                        cols = b.sub(jc_end, jr)
-                        args = [b_panel, b_ks, ldc, kc, accumulate]
-                        self._row_tiles(b, tiles, packed_a, c_panel, rows, cols, args,
-                                        in_place)
+                    c_rows = b.gep(c, [b.mul(ic, ldc)], source_etype=self.elem)
+                    block = _Block(panel, c_rows, b_block, b_ks, b_js, ldc, kc, accumulate,
+                                   jc, jc_end, in_place)
+                    with b.if_else(b.icmp_signed("==", rows, mr)) as (whole, rest):
+                        with whole:
+                            self._columns(b, tiles, block, blk.mr, _i64(0))
+                        with rest:  # as tiles of 8, 4, 2, 1 rows
+                            for height in blk.tile_rows[1:]:
+                                bit = b.and_(rows, _i64(height))
+                                with b.if_then(b.icmp_signed("!=", bit, _i64(0))):
+                                    skip = b.and_(rows, _i64(~(2 * height - 1)))
+                                    self._columns(b, tiles, block, height, skip)
         b.ret_void()
 
-    def _row_tiles(self, b, tiles, packed_a, c_panel, rows, cols, args, in_place) -> None:
-        """The `rows` rows of the packed A block against one B micro-panel: whole MR-row
-        tiles, then the rest as tiles of 8, 4, 2, 1 rows. The B micro-panel stays in L1
-        meanwhile."""
+    def _columns(self, b, tiles, block: "_Block", mr: int, first_row: ir.Value) -> None:
+        """Rows [first_row, first_row + mr) of the packed A against the block's columns:
+        tiles NR wide (packed panels), or as wide as the registers allow from a B in place
+        (longer runs of each of its rows: short tiles are bound by reading B)."""
         blk = self.blocks
-        b_panel, b_ks, ldc, kc, accumulate = args
+        a_panel = b.gep(block.a_panel, [b.mul(first_row, _i64(blk.a_stride))],
+                        source_etype=self.elem)
+        c_rows = b.gep(block.c_rows, [b.mul(first_row, block.ldc)], source_etype=self.elem)
 
-        def tile(rows_here: int, first_row: ir.Value) -> None:
-            a_panel = b.gep(packed_a, [b.mul(first_row, _i64(blk.a_stride))],
-                            source_etype=self.elem)
-            c_tile = b.gep(c_panel, [b.mul(first_row, ldc)], source_etype=self.elem)
-            call = [a_panel, b_panel, b_ks, c_tile, ldc, kc, accumulate]
-            with b.if_else(b.icmp_signed(">=", cols, _i64(blk.nr))) as (full, edge):
-                with full:
-                    b.call(tiles[rows_here, None], call)
-                with edge:  # B in place has unit column stride (packed: K)
-                    with b.if_else(in_place) as (masked, padded):
-                        with masked:
-                            b.call(tiles[rows_here, "in_place"], call + [cols])
-                        with padded:
-                            b.call(tiles[rows_here, "packed"], call + [cols])
+        def run(first, last, vectors: int, edge: bool):
+            width = vectors * blk.lanes
+            with _loop(b, first, last, _i64(width), name="jr") as jr:
+                b_panel = b.gep(block.b_block, [b.mul(jr, block.b_js)],
+                                source_etype=self.elem)
+                call = [a_panel, b_panel, block.b_ks,
+                        b.gep(c_rows, [jr], source_etype=self.elem), block.ldc, block.kc,
+                        block.accumulate]
+                if not edge:
+                    b.call(tiles[mr, vectors, None], call)
+                else:
+                    cols = b.sub(block.jc_end, jr)
+                    with b.if_else(b.icmp_signed(">=", cols, _i64(width))) as (full, part):
+                        with full:
+                            b.call(tiles[mr, vectors, None], call)
+                        with part:  # B in place has unit column stride (packed: K)
+                            with b.if_else(block.in_place) as (masked, padded):
+                                with masked:
+                                    b.call(tiles[mr, vectors, "in_place"], call + [cols])
+                                with padded:
+                                    b.call(tiles[mr, vectors, "packed"], call + [cols])
 
-        full_tiles = b.sdiv(rows, _i64(blk.mr))
-        with _loop(b, _i64(0), full_tiles, name="ir") as t:
-            tile(blk.mr, b.mul(t, _i64(blk.mr)))
-        done = b.mul(full_tiles, _i64(blk.mr))
-        rest = b.sub(rows, done)
-        for rows_here in blk.tile_rows[1:]:
-            with b.if_then(b.icmp_signed("!=", b.and_(rest, _i64(rows_here)), _i64(0))):
-                skip = b.and_(rest, _i64(~(2 * rows_here - 1)))  # rows in larger tiles
-                tile(rows_here, b.add(done, skip))
+        wide = blk.wide(mr)
+        start = block.jc
+        if wide > blk.vectors:
+            span = _i64(wide * blk.lanes)
+            count = b.sdiv(b.sub(block.jc_end, block.jc), span)
+            end = b.select(block.in_place, b.add(block.jc, b.mul(count, span)), block.jc)
+            run(block.jc, end, wide, edge=False)
+            start = end
+        run(start, block.jc_end, blk.vectors, edge=True)
+
+
+@dataclass
+class _Block:
+    """What the tiles of one packed A micro-panel share: the packed rows, where its rows of
+    C start, the B block (pointer and strides), the block's depth, and its columns."""
+
+    a_panel: ir.Value
+    c_rows: ir.Value
+    b_block: ir.Value
+    b_ks: ir.Value
+    b_js: ir.Value
+    ldc: ir.Value
+    kc: ir.Value
+    accumulate: ir.Value
+    jc: ir.Value
+    jc_end: ir.Value
+    in_place: ir.Value
 
 
 # -- vector helpers ---------------------------------------------------------------------------
