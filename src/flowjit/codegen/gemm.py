@@ -1,6 +1,6 @@
 """C = op(A) @ op(B), BLIS-style: packed panels, cache blocks, register tiles, in LLVM IR.
 
-The shape-generic GEMM core (one per dtype and blocking) is compiled once per process and kept
+The shape-generic GEMM core (one per dtype and target) is compiled once per process and kept
 in the disk cache; each matmul kernel calls its functions by symbol name (`Blocking.name`),
 so a new batch size recompiles only the small per-shape kernel.
 
@@ -10,7 +10,7 @@ The core computes a rectangle C[r0:r1, c0:c1] (a kernel's share of the work) as
       for pc in 0..K step KC:
         for ir in r0..r1 step MR:              pack A's MR x KC micro-panel (stays in L1)
           for jr in jc..jc+NC step NR:         B's KC x NR micro-panels stream from L2
-            MR x NR register tile += A micro-panel @ B micro-panel
+            MR x NR register tile (=, then +=) A micro-panel @ B micro-panel
 
 with the tile's MR * NR/lanes accumulators in vector registers for the whole KC loop: per k,
 NR/lanes vector loads of B, and for each of the MR rows one broadcast of A and NR/lanes fused
@@ -23,18 +23,21 @@ of L2 (1024 columns with 2 MiB): measured on Emerald Rapids at 1024^3, KC = 256 
 
 Packing. A's micro-panel is copied (per call, onto the stack) to rows of a fixed stride, so
 the tile reads its MR rows at constant offsets from one pointer, without the set conflicts
-of a power-of-two leading dimension. B is packed once per matmul (the kernel's `prepare`,
-before the shares run) into NR-wide column panels, each K x NR contiguous and zero-padded
-at the ragged right edge. Few rows of A use B as it is: packing would cost as much as it
-saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4, 2, 1 rows; the
-ragged right edge uses masked vector loads and stores.
+of a power-of-two leading dimension; a transposed A is transposed in registers on the way.
+B is packed once per matmul (the kernel's `prepare`, split across cores by panels, before
+the shares run) into NR-wide column panels, each K x NR contiguous and zero-padded at the
+ragged right edge; B^T is transposed in registers. A B that fits in L2, or few rows of A,
+use B where it is: packing would cost more than it saves (`plan`). Rows left over after the
+last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
+wide (a GEMV reads long runs of B's rows); the ragged right edge uses masked vector loads
+and stores.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional
 
 from llvmlite import ir
 

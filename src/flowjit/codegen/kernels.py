@@ -8,8 +8,9 @@ Six kinds of kernel:
   reduce       the output is set to the reduction's identity, then one loop nest over the
                input accumulates into it (out[kept index] op= value), then mean divides;
                inner-axis and outer-axis reductions both become vectorizable inner loops;
-  matmul       C = A @ B by a register-blocked micro-kernel (gemm.py), then the fused
-               epilogue as an elementwise pass over the rows of C just computed;
+  matmul       C = op(A) @ op(B) by the BLIS-style GEMM core (gemm.py), then the fused
+               epilogue as an elementwise pass over the part of C just computed (shares
+               are blocks of rows, or of rows and columns when rows are few);
   rowwise      softmax, log_softmax and the softmax cross-entropies along the last axis:
                per row, the max, the sum of exponentials, then the outputs;
   copy         transpose, slice, strided slice, broadcast_to: a copy through an affine
