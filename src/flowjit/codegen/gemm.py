@@ -305,6 +305,9 @@ class _CoreEmitter:
         blk = self.blocks
         tiles = {(mr, blk.vectors, edge): self._tile(mr, blk.vectors, edge)
                  for mr in blk.tile_rows for edge in (None, "packed", "in_place")}
+        for mr in blk.tile_rows:  # a right edge one vector wide (a 784 x 10 layer's)
+            for edge in ("packed", "in_place"):
+                tiles[mr, 1, edge] = self._tile(mr, 1, edge)
         for mr in blk.tile_rows:
             if blk.wide(mr) > blk.vectors:
                 tiles[mr, blk.wide(mr), None] = self._tile(mr, blk.wide(mr), None)
@@ -608,12 +611,8 @@ class _CoreEmitter:
                     with b.if_else(b.icmp_signed(">=", cols, _i64(width))) as (full, part):
                         with full:
                             b.call(tiles[mr, vectors, None], call)
-                        with part:  # B in place has unit column stride (packed: K)
-                            with b.if_else(block.in_place) as (masked, padded):
-                                with masked:
-                                    b.call(tiles[mr, vectors, "in_place"], call + [cols])
-                                with padded:
-                                    b.call(tiles[mr, vectors, "packed"], call + [cols])
+                        with part:
+                            self._edge_tile(b, tiles, mr, vectors, block, call, cols)
 
         wide = blk.wide(mr)
         start = block.jc
@@ -624,6 +623,26 @@ class _CoreEmitter:
             run(block.jc, end, wide, edge=False)
             start = end
         run(start, block.jc_end, blk.vectors, edge=True)
+
+
+    def _edge_tile(self, b, tiles, mr: int, vectors: int, block, call, cols) -> None:
+        """The last `cols` columns: a tile one vector wide if they fit one, masked; B in
+        place has unit column stride (packed: K) and is read masked too."""
+        def masked(width: int) -> None:
+            with b.if_else(block.in_place) as (in_place, packed):
+                with in_place:
+                    b.call(tiles[mr, width, "in_place"], call + [cols])
+                with packed:
+                    b.call(tiles[mr, width, "packed"], call + [cols])
+
+        if vectors == 1:
+            masked(1)
+            return
+        with b.if_else(b.icmp_signed("<=", cols, _i64(self.blocks.lanes))) as (one, more):
+            with one:
+                masked(1)
+            with more:
+                masked(vectors)
 
 
 @dataclass
