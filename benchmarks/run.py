@@ -30,11 +30,13 @@ import flowjit as tf
 
 class Rounds:
     """The systems of one workload and their timing: per system, a warm-up (and compile),
-    then `repeats` samples back to back; a system's figure is the median sample.
+    then `repeats` samples; a system's figure is the median sample.
 
-    Samples are not interleaved across systems: measured on the 2-core benchmark VM, a
-    thread pool that went idle (PyTorch's OpenMP threads, XLA's, flowjit's workers) runs the
-    next few calls 1.5-3x slower, so interleaving mostly measures wake-ups."""
+    With several cores, samples are not interleaved across systems: measured on the 2-core
+    benchmark VM, a thread pool that went idle (PyTorch's OpenMP threads, XLA's, flowjit's
+    workers) runs the next few calls 1.5-3x slower, so interleaving mostly measures
+    wake-ups. On one core (--threads 1) there are no pools to wake, and rounds of one sample
+    per system spread a loaded machine's bursts over all systems alike."""
 
     def __init__(self, repeats: int) -> None:
         self.repeats = repeats
@@ -44,12 +46,21 @@ class Rounds:
         self.systems[name] = (fn, number)
 
     def medians(self) -> Dict[str, float]:
-        return {name: _median_time(fn, self.repeats, number)
-                for name, (fn, number) in self.systems.items()}
+        if _cores() > 1:
+            return {name: statistics.median(_samples(fn, self.repeats, number))
+                    for name, (fn, number) in self.systems.items()}
+        for fn, _ in self.systems.values():
+            _samples(fn, 0, 1)  # warm-ups (and compilation) first
+        times: Dict[str, List[float]] = {name: [] for name in self.systems}
+        for _ in range(self.repeats):
+            for name, (fn, number) in self.systems.items():
+                times[name] += _samples(fn, 1, number, warm_up=0)
+        return {name: statistics.median(samples) for name, samples in times.items()}
 
 
-def _median_time(fn: Callable[[], object], repeats: int, number: int) -> float:
-    for _ in range(3):
+def _samples(fn: Callable[[], object], repeats: int, number: int,
+             warm_up: int = 3) -> List[float]:
+    for _ in range(warm_up):
         fn()  # warm-up (and compilation)
     times = []
     for _ in range(repeats):
@@ -59,7 +70,7 @@ def _median_time(fn: Callable[[], object], repeats: int, number: int) -> float:
             fn()
         times.append((time.perf_counter() - start) / number)
         gc.enable()
-    return statistics.median(times)
+    return times
 
 
 # -- peers (measured when importable; none is a flowjit dependency) ---------------------------
