@@ -311,7 +311,8 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, target) -> KernelInf
         info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements,
                           scratch_bytes)
     else:
-        info = _matmul(module, name, b, fn.args[0], instr, region, rows, target)
+        from flowjit.codegen import gemm  # (gemm builds on this module)
+        info = gemm.emit_matmul(module, name, b, fn.args[0], instr, region, target)
     b.ret_void()
     return info
 
@@ -338,6 +339,19 @@ def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
         env = region.evaluate(b, inputs, index, space, known=known, strides=param_strides)
         store(b, env[root], out, out_type.dtype, at)
     return space
+
+
+def emit_epilogue(b, region: Region, matmul: Instr, out, inputs, out_type: TensorType,
+                  rows, cols) -> None:
+    """A matmul fusion's epilogue (bias, activation, update: all but the matmul),
+    elementwise and in place over rows x cols of C, which holds the matmul's result."""
+    if len(region.body) == 1:
+        return
+    epilogue = Region.__new__(Region)
+    epilogue.params = region.params
+    epilogue.body = [i for i in region.body if i is not matmul]
+    _elementwise(b, epilogue, out, inputs, out_type, known_root=(matmul.result, out),
+                 rows=rows, cols=cols)
 
 
 def _identity(op: str, dtype: dtypes.DType):
@@ -405,106 +419,6 @@ def _reduce(b, region: Region, out, inputs, out_type: TensorType, scratch) -> in
                 value = b.fptrunc(value, scalar.llvm_type(dtype))
             store(b, value, out, dtype, i)
     return out_size * 8 if wide else 0
-
-
-def _matmul(module: ir.Module, name: str, b, buffers, instr: Instr, region: Region, units,
-            target) -> KernelInfo:
-    """C = op(A) @ op(B) through the GEMM core (gemm.py), then the fused epilogue on the
-    part of C just computed. The kernel's [begin, end) counts the plan's units (blocks of
-    rows x blocks of columns, row-major); `name_rect(buffers, r0, r1, c0, c1)` computes one
-    rectangle, and a range of units is at most three rectangles."""
-    from flowjit.codegen import gemm
-    mm = next(i for i in region.body if i.op == "matmul")
-    out_type = instr.results[0].type
-    m, n = out_type.shape
-    a_val, b_val = mm.operands
-    ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
-    k = a_val.type.shape[0] if ta else a_val.type.shape[1]
-    p = gemm.plan(m, n, k, ta, tb, gemm.blocking(out_type.dtype, target))
-    b_index = 1 + region.params.index(b_val)
-    scratch_index = 1 + len(region.params)
-
-    rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4),
-                       name + "_rect")
-    rect.linkage = "internal"
-    rb = ir.IRBuilder(rect.append_basic_block("entry"))
-    pointers = [rb.load(rb.gep(rect.args[0], [ir.Constant(I64, i)], source_etype=PTR),
-                        typ=PTR) for i in range(scratch_index + 1)]
-    out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
-    r0, r1, c0, c1 = rect.args[1:]
-    gemm.emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
-                   r0, r1, c0, c1)
-    if len(region.body) > 1:  # the epilogue, elementwise over this rectangle of C, in place
-        epilogue = Region.__new__(Region)
-        epilogue.params = region.params
-        epilogue.body = [i for i in region.body if i is not mm]
-        _elementwise(rb, epilogue, out, inputs, out_type, known_root=(mm.result, out),
-                     rows=(r0, r1), cols=(c0, c1))
-    rb.ret_void()
-    _emit_units(b, rect, buffers, p)
-
-    prepare = None
-    if p.pack_b:
-        prepare = name + "_prepare"
-        _emit_prepare(module, prepare, b_index, scratch_index, p)
-    return KernelInfo("matmul", p.units, 2 * p.row_block * p.col_block * max(k, 1),
-                      p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
-                      prepare_work=p.blocking.nr * k)
-
-
-def _emit_units(b, rect: ir.Function, buffers, p) -> None:
-    """Calls `rect` on the rectangles that units [begin, end) make up."""
-    begin, end = b.function.args[1:]
-
-    def const(value: int) -> ir.Value:
-        return ir.Constant(I64, value)
-
-    def smin(x, y):
-        return b.select(b.icmp_signed("<", x, y), x, y)
-
-    def rows_of(first, last):  # row blocks [first, last)
-        return b.mul(first, const(p.row_block)), smin(b.mul(last, const(p.row_block)),
-                                                       const(p.m))
-
-    if p.col_blocks == 1:
-        b.call(rect, [buffers, *rows_of(begin, end), const(0), const(p.n)])
-        return
-    per_row = const(p.col_blocks)
-
-    def part(row_block, first, last):  # column blocks [first, last) of one row block
-        r0, r1 = rows_of(row_block, b.add(row_block, const(1)))
-        c1 = smin(b.mul(last, const(p.col_block)), const(p.n))
-        b.call(rect, [buffers, r0, r1, b.mul(first, const(p.col_block)), c1])
-
-    whole_first = b.sdiv(b.add(begin, const(p.col_blocks - 1)), per_row)
-    whole_end = b.sdiv(end, per_row)  # row blocks [whole_first, whole_end) are whole
-    with b.if_else(b.icmp_signed(">", whole_first, whole_end)) as (inside_one, other):
-        with inside_one:
-            base = b.mul(whole_end, per_row)
-            part(whole_end, b.sub(begin, base), b.sub(end, base))
-        with other:
-            head = b.mul(whole_first, per_row)
-            with b.if_then(b.icmp_signed("<", begin, head)):
-                before = b.sub(whole_first, const(1))
-                part(before, b.sub(begin, b.mul(before, per_row)), per_row)
-            with b.if_then(b.icmp_signed("<", whole_first, whole_end)):
-                b.call(rect, [buffers, *rows_of(whole_first, whole_end), const(0),
-                              const(p.n)])
-            tail = b.mul(whole_end, per_row)
-            with b.if_then(b.icmp_signed("<", tail, end)):
-                part(whole_end, const(0), b.sub(end, tail))
-
-
-def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int, p) -> None:
-    """`void name(ptr* buffers, i64 begin, i64 end)`: packs panels [begin, end) of the
-    matmul's B into scratch."""
-    from flowjit.codegen import gemm
-    fn = ir.Function(module, KERNEL_TYPE, name)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    pointers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
-                for i in (b_index, scratch_index)]
-    gemm.emit_pack_b(b, p, pointers[0], pointers[1], *fn.args[1:])
-    b.ret_void()
 
 
 def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:

@@ -82,7 +82,7 @@ class CPUTarget:
         self.machine = target.create_target_machine(cpu=self.cpu, features=self.features,
                                                     opt=3, jit=True)
         self.triple = llvm.get_default_triple()
-        # What the GEMM's tiles and blocks are sized from (codegen/gemm.py): float32 lanes
+        # What the GEMM's tiles and blocks are sized from (codegen/gemm_core.py): float32 lanes
         # of the widest vector unit, how many vector registers it has, the data caches.
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
         self.vector_registers = 32 if "+avx512f" in self.features else 16
@@ -144,13 +144,13 @@ class CPUTarget:
     def ensure_gemm_core(self, dtype) -> None:
         """Compiles the shape-generic GEMM core for `dtype` once, and registers its symbols
         so that the matmul kernels that call them by name link against them."""
-        from flowjit.codegen import gemm
-        blocking = gemm.blocking(dtype, self)
+        from flowjit.codegen import gemm_core
+        blocking = gemm_core.blocking(dtype, self)
         with self._lock:  # two threads finding no core must not both register one
             if blocking.name in self._cores:
                 return
             module = self.new_module(blocking.name)
-            symbols = gemm.emit_core(module, blocking)
+            symbols = gemm_core.emit_core(module, blocking)
             compiled = self.compile_ir_text(str(module), module.name)
             for symbol in symbols:
                 llvm.add_symbol(symbol, compiled.address(symbol))
