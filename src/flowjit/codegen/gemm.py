@@ -48,9 +48,9 @@ __all__ = ["Blocking", "GemmPlan", "blocking", "emit_matmul", "plan"]
 
 # -- the per-shape plan ---------------------------------------------------------------------
 # B is packed when it is larger than a cache block (KC x NC, half of L2) and A has at least
-# this many row tiles; else each row tile reads B where it is, from L2 (measured, 1 core,
-# Emerald Rapids, AVX-512 and AVX2: B of 784 x 256 fits L2 and in place is 4-10% faster up to
-# 1024 rows; B of 1024 x 1024 packed is 10-15% faster from 256 rows, even from 64 rows).
+# this many row tiles; else each row tile reads B where it is (measured, 1 core, Emerald
+# Rapids, AVX-512 and AVX2: a B of 784 x 256 fits L2 and in place is 4-10% faster up to 1024
+# rows; a B of 1024 x 1024 packed ties at 64 rows and is 10-15% faster from 256 rows).
 PACK_B_MIN_ROW_TILES = 8
 # Kernels split their work into about this many units, so that shares can balance.
 TARGET_UNITS = 16
@@ -113,29 +113,6 @@ def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
     return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, row_block, col_block)
 
 
-def _emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value,
-                 begin: ir.Value, end: ir.Value) -> None:
-    """Packs B's panels [begin, end) into the scratch (the kernel's prepare function)."""
-    fn = declare(b.module, p.blocking.pack_b_name, PACK_B_TYPE)
-    k_stride, col_stride = (1, p.k) if p.transpose_b else (p.n, 1)
-    b.call(fn, [b_ptr, i64(k_stride), i64(col_stride), aligned(b, scratch), i64(p.k),
-                i64(p.n), begin, end])
-
-
-def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
-               scratch: ir.Value, c_ptr: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value,
-               c1: ir.Value) -> None:
-    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR)."""
-    fn = declare(b.module, p.blocking.name, CORE_TYPE)
-    a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
-    if p.pack_b:
-        source, b_strides = aligned(b, scratch), (p.blocking.nr, p.k)
-    else:
-        source, b_strides = b_ptr, (p.n, 1)
-    b.call(fn, [a_ptr, *map(i64, a_strides), source, *map(i64, b_strides), c_ptr,
-                i64(p.n), i64(p.k), r0, r1, c0, c1])
-
-
 def emit_matmul(module: ir.Module, name: str, b: ir.IRBuilder, buffers: ir.Value,
                 instr: Instr, region: "kernels.Region", target) -> "kernels.KernelInfo":
     """The body of the matmul kernel `name` (builder `b`, its buffer table `buffers`): C =
@@ -174,6 +151,29 @@ def emit_matmul(module: ir.Module, name: str, b: ir.IRBuilder, buffers: ir.Value
     return kernels.KernelInfo("matmul", p.units, 2 * p.row_block * p.col_block * max(k, 1),
                               p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
                               prepare_work=p.blocking.nr * k)
+
+
+def _emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value,
+                 begin: ir.Value, end: ir.Value) -> None:
+    """Packs B's panels [begin, end) into the scratch (the kernel's prepare function)."""
+    fn = declare(b.module, p.blocking.pack_b_name, PACK_B_TYPE)
+    k_stride, col_stride = (1, p.k) if p.transpose_b else (p.n, 1)
+    b.call(fn, [b_ptr, i64(k_stride), i64(col_stride), aligned(b, scratch), i64(p.k),
+                i64(p.n), begin, end])
+
+
+def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
+               scratch: ir.Value, c_ptr: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value,
+               c1: ir.Value) -> None:
+    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR)."""
+    fn = declare(b.module, p.blocking.name, CORE_TYPE)
+    a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
+    if p.pack_b:
+        source, b_strides = aligned(b, scratch), (p.blocking.nr, p.k)
+    else:
+        source, b_strides = b_ptr, (p.n, 1)
+    b.call(fn, [a_ptr, *map(i64, a_strides), source, *map(i64, b_strides), c_ptr,
+                i64(p.n), i64(p.k), r0, r1, c0, c1])
 
 
 def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPlan) -> None:

@@ -188,9 +188,9 @@ class _CoreEmitter:
 
         unroll = max(sets, K_UNROLL)
         accs, kk = carried_loop(b, i64(0), kc, unroll, [zero] * (count * sets),
-                                 lambda kk, accs: step(kk, accs, unroll), "k")
+                                lambda kk, accs: step(kk, accs, unroll), "k")
         accs, _ = carried_loop(b, kk, kc, 1, accs, lambda kk, accs: step(kk, accs, 1),
-                                "krest")  # the last kc % unroll
+                               "krest")  # the last kc % unroll
         for s in range(1, sets):
             for i in range(count):
                 accs[i] = b.fadd(accs[i], accs[s * count + i])
@@ -294,8 +294,8 @@ class _CoreEmitter:
                     line = b.gep(src, [b.mul(kk, k_stride)], source_etype=self.elem)
                     with for_range(b, p0, whole, name="p") as p:
                         self._copy_panel_row(b, line, packed, p, k, kk, None)
-                    with for_range(b, b.select(b.icmp_signed("<", whole, p0), p0, whole), p1,
-                               name="pe") as p:  # the ragged last panel, zero-padded
+                    last = b.select(b.icmp_signed("<", whole, p0), p0, whole)
+                    with for_range(b, last, p1, name="pe") as p:  # the ragged, zero-padded
                         cols = b.sub(n, b.mul(p, nr))
                         masks = [lane_mask(b, b.sub(cols, i64(h * blk.lanes)), vec)
                                  for h in range(blk.vectors)]
@@ -337,8 +337,8 @@ class _CoreEmitter:
                     line = b.gep(column, [b.add(b.mul(jj, col_stride), k0)],
                                  source_etype=self.elem)
                     inside = b.icmp_signed("<", jj, cols)  # else zeros (nothing read)
-                    rows.append(masked_load(b, line, vec, splat(b, inside, ir.VectorType(
-                        I1, lanes))))
+                    mask = splat(b, inside, ir.VectorType(I1, lanes))
+                    rows.append(masked_load(b, line, vec, mask))
                 for i, value in enumerate(transpose(b, rows)):
                     at = b.add(b.mul(b.add(k0, i64(i)), nr), i64(h * lanes))
                     b.store(value, b.gep(panel, [at], source_etype=self.elem),

@@ -5,7 +5,7 @@ here."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from llvmlite import ir
 
@@ -47,7 +47,9 @@ def for_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value,
 
 
 def carried_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: int,
-                  values: List[ir.Value], body, name: str) -> List[ir.Value]:
+                 values: List[ir.Value], body: Callable[[ir.Value, List[ir.Value]],
+                                                        List[ir.Value]],
+                 name: str) -> Tuple[List[ir.Value], ir.Value]:
     """for (i = start; i + step <= stop; i += step) values = body(i, values); returns the
     values after the loop (carried as phis, so that they stay in registers) and the index
     the loop stopped at."""
@@ -124,7 +126,7 @@ def lane_mask(b: ir.IRBuilder, width: ir.Value, vec: ir.VectorType) -> ir.Value:
 
 def prefetch(module: ir.Module) -> ir.Function:
     return declare(module, "llvm.prefetch.p0",
-                    ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32]))
+                   ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32]))
 
 
 def _suffix(vec: ir.VectorType) -> str:
@@ -138,6 +140,7 @@ def vector_intrinsic(module: ir.Module, name: str, vec: ir.VectorType, arity: in
 
 
 def masked_load(b, pointer, vec: ir.VectorType, mask: ir.Value) -> ir.Value:
+    """A vector whose lanes off the mask are zeros, their memory never touched."""
     fn = declare(b.module, f"llvm.masked.load.{_suffix(vec)}.p0", ir.FunctionType(
         vec, [PTR, I32, ir.VectorType(I1, vec.count), vec]))
     zero = ir.Constant(vec, [ir.Constant(vec.element, 0.0)] * vec.count)
@@ -145,6 +148,7 @@ def masked_load(b, pointer, vec: ir.VectorType, mask: ir.Value) -> ir.Value:
 
 
 def masked_store(b, value, pointer, mask: ir.Value) -> None:
+    """Stores the lanes on the mask; memory under the others is not touched."""
     vec = value.type
     fn = declare(b.module, f"llvm.masked.store.{_suffix(vec)}.p0", ir.FunctionType(
         ir.VoidType(), [vec, PTR, I32, ir.VectorType(I1, vec.count)]))
