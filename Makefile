@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv clean ir-dumps
+.PHONY: demo test fuzz venv clean ir-dumps
 
 venv: $(STAMP)
 
@@ -22,6 +22,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
 	FLOWJIT_BACKEND=eager $(PY) -m pytest -n 2 tests
+
+## make fuzz: a long differential fuzz of every op, LLVM backend against the eager one
+## (FUZZ_EXAMPLES random programs, and a sweep of every op per 200; no disk cache)
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	FLOWJIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FLOWJIT_CACHE_DIR=off \
+	    $(PY) -m pytest -p no:xdist tests/test_fuzz_ops.py
 
 ## make ir-dumps: regenerate ir_dumps/ (the example MLP's IR at every compile stage)
 ir-dumps: $(STAMP)

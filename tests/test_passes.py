@@ -1,5 +1,6 @@
 """Each pass: IR text in, expected IR text out; and random graphs (hypothesis) give the same
 values before and after every pass and the whole pipeline."""
+import re
 import textwrap
 
 import numpy as np
@@ -171,15 +172,31 @@ def test_fusion_of_an_elementwise_chain_a_reduction_and_a_matmul_epilogue():
               %3: f32[4,3] = relu %2
               yield %3
           }
-          %1: f32[4] = fusion %x {kind="reduce"} {
+          %4: f32[4] = fusion %x {kind="reduce"} {
             ^(%p: f32[4,8]):
-              %2: f32[4,8] = exp %p
-              %3: f32[4,8] = mul %2, %2
-              %4: f32[4] = reduce_sum %3 {axis=[1], keepdims=false}
-              yield %4
+              %5: f32[4,8] = exp %p
+              %6: f32[4,8] = mul %5, %5
+              %7: f32[4] = reduce_sum %6 {axis=[1], keepdims=false}
+              yield %7
           }
-          return %0 {fetch="h:0"}, %1 {fetch="s:0"}
+          return %0 {fetch="h:0"}, %4 {fetch="s:0"}
         }""")
+
+
+def test_printed_value_numbers_are_unique_across_regions_and_the_function():
+    """A region's values once repeated the function's numbers (%1 in a fusion, %1 after
+    it), which read as the same value."""
+    out, _ = run_pass(fusion, """
+        func @f(%x: f32[4] {feed="x:0"}) {
+          %0: f32[4] = exp %x
+          %1: f32[4] = tanh %0
+          %2: f32[] = reduce_sum %x {axis=[0], keepdims=false}
+          %3: f32[4] = mul %1, %2
+          return %3 {fetch="y:0"}
+        }""")
+    numbers = re.findall(r"%(\d+):", out)
+    assert numbers and len(numbers) == len(set(numbers)), out
+    assert print_func(parse_func(out)) == out
 
 
 def test_fusion_does_not_duplicate_a_value_with_several_users():
@@ -191,6 +208,22 @@ def test_fusion_does_not_duplicate_a_value_with_several_users():
           return %1 {fetch="a:0"}, %2 {fetch="b:0"}
         }""")
     assert out.count("= exp") == 1 and "fusion" not in out
+
+
+def test_fusion_splits_a_long_chain_into_groups_of_bounded_size():
+    """Code generation is superlinear in the size of one kernel: a chain longer than
+    MAX_GROUP becomes several fusions, each feeding the next."""
+    x = tf.placeholder(tf.float32, [4], name="x")
+    y = x
+    for _ in range(2 * fusion.MAX_GROUP + 10):
+        y = tf.sin(y)
+    func = lower([y], [], {x: TensorType(tf.float32, (4,))})
+    fused, changed = fusion.run(func)
+    verify(fused)
+    assert changed and len(fused.body) == 3
+    assert all(len(i.region.body) <= fusion.MAX_GROUP for i in fused.body)
+    data = np.linspace(-1, 1, 4, dtype=np.float32)
+    np.testing.assert_allclose(evaluate(fused, [data])[0], evaluate(func, [data])[0])
 
 
 # -- random graphs: every pass preserves values ------------------------------------------
@@ -343,3 +376,53 @@ def test_pass_timings_are_logged_when_asked(caplog, monkeypatch):
                  CompileOptions())
     (message,) = [r.getMessage() for r in caplog.records if "passes of" in r.getMessage()]
     assert "canonicalize" in message and "(changed)" in message and " ms" in message
+
+
+@pytest.fixture
+def effect_op():
+    """A test-only op with a side effect (like a print or a collective), unregistered after."""
+    from flowjit.graph import registry
+    op_def = registry.register_op("TestEffect", "test_effect",
+                                  lambda inputs: [inputs[0]], lambda x: x, has_effects=True)
+    yield op_def
+    del registry.OP_DEFS["TestEffect"], registry._BY_MNEMONIC["test_effect"]
+
+
+def test_dce_keeps_an_op_with_side_effects_whose_result_nobody_reads(effect_op):
+    text = """
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = exp %x
+          %1: f32[3] = test_effect %x
+          %2: f32[3] = test_effect %x
+          %3: f32[3] = log %x
+          return %0 {fetch="e:0"}
+        }"""
+    out, changed = run_pass(dce, text)
+    assert changed
+    assert out == expect("""
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = exp %x
+          %1: f32[3] = test_effect %x
+          %2: f32[3] = test_effect %x
+          return %0 {fetch="e:0"}
+        }""")
+    out, changed = run_pass(cse, text)  # two effects are two effects, never merged
+    assert out.count("test_effect") == 2
+
+
+def test_the_pass_manager_catches_a_pass_that_changes_the_ir_but_says_it_did_not():
+    from flowjit.passes.manager import Pass, PassManager
+
+    def dishonest(func):
+        changed_func, changed = dce.run(func)
+        return changed_func, False
+
+    func = parse_func(textwrap.dedent("""
+        func @f(%x: f32[3] {feed="x:0"}) {
+          %0: f32[3] = exp %x
+          %1: f32[3] = log %x
+          return %0 {fetch="e:0"}
+        }"""))
+    with pytest.raises(AssertionError, match="'dishonest' reported no change"):
+        PassManager([Pass("dishonest", dishonest)], verify=True).run(func)
+    PassManager([Pass("dce", dce.run)], verify=True).run(func)  # an honest pass passes

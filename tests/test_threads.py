@@ -153,3 +153,53 @@ def test_a_forked_child_runs_split_kernels_without_the_parents_workers(split_eve
         received += chunk
     os.close(read_end)
     np.testing.assert_allclose(np.frombuffer(received, np.float32), expected, rtol=1e-6)
+
+
+def test_threads_asking_for_the_same_new_executable_compile_it_once(monkeypatch):
+    """The first thread's executable is in the cache before the next thread may look: the
+    insertion is slowed down here, and a second thread must still find it, not compile."""
+    import time
+    x = tf.placeholder(tf.float32, [3], name="x")
+    y = x * 2.0
+    sess = tf.Session()
+    compiles = []
+    just_compiled = threading.local()
+    original_compile = sess._compile
+
+    def counting_compile(request, feeds):
+        executable = original_compile(request, feeds)
+        compiles.append(threading.get_ident())
+        just_compiled.flag = True
+        return executable
+
+    class SlowInsertLock:
+        """The cache lock, slow to take right after a compile."""
+
+        def __init__(self, lock):
+            self.lock = lock
+
+        def __enter__(self):
+            if getattr(just_compiled, "flag", False):
+                just_compiled.flag = False
+                time.sleep(0.2)
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+
+    monkeypatch.setattr(sess, "_compile", counting_compile)
+    sess._cache_lock = SlowInsertLock(sess._cache_lock)
+    results = []
+
+    def first_run(delay):
+        time.sleep(delay)
+        results.append(sess.run(y, {x: np.ones(3, np.float32)}))
+
+    threads_ = [threading.Thread(target=first_run, args=(d,)) for d in (0.0, 0.05, 0.1)]
+    for t in threads_:
+        t.start()
+    for t in threads_:
+        t.join()
+    sess.close()
+    assert len(results) == 3 and all((r == 2).all() for r in results)
+    assert len(compiles) == 1

@@ -121,9 +121,14 @@ def _dump_ptx(func: Func, write) -> None:
     except Exception as e:  # an llvmlite built without NVPTX
         write("ptx", f"// no PTX: {e}\n")
         return
+    from flowjit.codegen.ptx import PTXUnsupportedError
     parts = []
     for index, instr in enumerate(func.body):
         if target.supports(instr):
-            ptx = target.to_ptx(target.emit_elementwise(instr, f"kernel{index}"))
-            parts.append(f"// instruction {index}: {instr.op} at {instr.describe()}\n{ptx}")
+            header = f"// instruction {index}: {instr.op} at {instr.describe()}\n"
+            try:
+                ptx = target.to_ptx(target.emit_elementwise(instr, f"kernel{index}"))
+            except PTXUnsupportedError as e:  # dumping never fails a run
+                ptx = f"// not compiled to PTX: {e}\n"
+            parts.append(header + ptx)
     write("ptx", "\n".join(parts) or "// no kernel of this function compiles to PTX yet\n")

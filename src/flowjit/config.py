@@ -43,6 +43,7 @@ class Config:
     cache_dir: Optional[str] = None
     target_cpu: Optional[str] = None
     target_features: Optional[str] = None
+    cuda_home: Optional[str] = None  # the CUDA toolkit (libdevice, ptxas): CUDA_HOME/CUDA_PATH
 
 
 def _from_environment() -> Config:
@@ -61,6 +62,7 @@ def _from_environment() -> Config:
     config.cache_size = max(1, int(os.environ.get("FLOWJIT_CACHE_SIZE", config.cache_size)))
     config.target_cpu = os.environ.get("FLOWJIT_CPU") or None
     config.target_features = os.environ.get("FLOWJIT_CPU_FEATURES")
+    config.cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or None
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")
                               if p.strip())

@@ -35,22 +35,27 @@ class OpDef:
 
     __slots__ = ("type", "mnemonic", "infer", "kernel", "stateful", "uses_rng",
                  "assigns_variable", "elementwise", "check_inputs", "grad", "lowering",
-                 "attr_defaults")
+                 "attr_defaults", "has_effects")
 
     def __init__(self, type: str, mnemonic: str, infer: Callable[..., Sequence[TensorSpec]],
                  kernel: Optional[Callable[..., Any]], *, stateful: bool = False,
                  uses_rng: bool = False, assigns_variable: bool = False,
                  elementwise: bool = False, check_inputs: Optional[Callable] = None,
+                 has_effects: bool = False,
                  attr_defaults: Optional[Dict[str, Any]] = None) -> None:
         self.type = type
         self.mnemonic = mnemonic
         self.infer = infer
         self.kernel = kernel
-        # Stateful ops (random, variable access) are never CSE'd or constant-folded.
-        self.stateful = stateful or uses_rng
+        # Effects outside the values it computes (printing, writing a summary, a collective
+        # with other processes): never removed by DCE, even when no result is used.
+        self.has_effects = has_effects
+        # Stateful ops (random, variable access, effects) are never CSE'd or constant-folded.
+        self.stateful = stateful or uses_rng or has_effects
         self.uses_rng = uses_rng
-        # Elementwise: output[i] depends only on input[i] (after broadcasting); fusible.
-        self.elementwise = elementwise
+        # Elementwise: output[i] depends only on input[i] (after broadcasting); fusible (an
+        # op with effects is not: a fused loop would perform them once per element).
+        self.elementwise = elementwise and not has_effects
         # check_inputs(*inputs, **attrs) raises the op's error for bad values (indices out of
         # range); the numpy kernel and every compiled backend call it before computing.
         self.check_inputs = check_inputs

@@ -127,17 +127,20 @@ class Session:
             if executable is not None:
                 self._executables.move_to_end(key)
                 return executable
-        with self._compile_lock:  # threads asking for the same executable compile it once
+        # Threads asking for the same executable compile it once: the compiled executable is
+        # in the cache before the compile lock is released.
+        with self._compile_lock:
             with self._cache_lock:
                 executable = self._executables.get(key)
-            if executable is None:
-                self._note_compile(request, feeds)
-                executable = self._compile(request, feeds)
-        with self._cache_lock:
-            if not self._closed:  # (a Session closed meanwhile keeps no code)
-                self._executables[key] = executable
-            while len(self._executables) > flowjit_config.config.cache_size:
-                self._executables.popitem(last=False)
+            if executable is not None:
+                return executable
+            self._note_compile(request, feeds)
+            executable = self._compile(request, feeds)
+            with self._cache_lock:
+                if not self._closed:  # (a Session closed meanwhile keeps no code)
+                    self._executables[key] = executable
+                while len(self._executables) > flowjit_config.config.cache_size:
+                    self._executables.popitem(last=False)
         return executable
 
     def _note_compile(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> None:

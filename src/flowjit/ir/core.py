@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -189,6 +189,40 @@ class Func:
         return print_func(self) == print_func(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def attr_key(value: Any) -> Hashable:
+    """A hashable, exact key for an attribute value (arrays by dtype, shape and bytes)."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(attr_key(v) for v in value)
+    if isinstance(value, float) and value != value:
+        return ("nan",)
+    return value
+
+
+def structure_key(instr: Instr) -> Hashable:
+    """What `instr` computes from operands of its operand types: its op, types, attributes
+    and, for a fusion, the structure of its region; not which values it reads or where it
+    came from. Two instructions with equal keys compute the same function (and compile to
+    the same kernel)."""
+    def attrs_key(attrs: Dict[str, Any]) -> Hashable:
+        return tuple((k, type(v).__name__, attr_key(v)) for k, v in sorted(attrs.items()))
+
+    key = (instr.op, tuple(v.type for v in instr.operands),
+           tuple(r.type for r in instr.results), attrs_key(instr.attrs))
+    if instr.region is None:
+        return key
+    number = {p.value: i for i, p in enumerate(instr.region.params)}
+    body = []
+    for sub in instr.region.body:
+        inner = structure_key(sub) if sub.region is not None else None  # (region nesting)
+        body.append((sub.op, tuple(number[v] for v in sub.operands),
+                     tuple(r.type for r in sub.results), attrs_key(sub.attrs), inner))
+        for r in sub.results:
+            number[r] = len(number)
+    return key + (tuple(body), tuple(number[r.value] for r in instr.region.results))
 
 
 def substitute(values: Iterable[Value], mapping: Dict[Value, Value]) -> List[Value]:

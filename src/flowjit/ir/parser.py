@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -30,16 +31,17 @@ _TOKEN = re.compile(r"""
 
 def _tokenize(text: str) -> List[Tuple[str, str, int]]:
     tokens, line, pos = [], 1, 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise IRParseError(f"unexpected character {text[pos]!r}", line)
+    for m in _TOKEN.finditer(text):
+        if m.start() != pos:  # finditer skipped what no token matches
+            break
         kind = m.lastgroup
         if kind == "nl":
             line += 1
         elif kind != "ws":
             tokens.append((kind, m.group(), line))
         pos = m.end()
+    if pos < len(text):
+        raise IRParseError(f"unexpected character {text[pos]!r}", line)
     tokens.append(("eof", "", line))
     return tokens
 
@@ -155,7 +157,7 @@ class _Parser:
         self.expect("punct", "{")
         self.expect("punct", "^")
         self.expect("punct", "(")
-        scope = dict(outer_scope)
+        scope = ChainMap({}, outer_scope)  # the region's own names, over the function's
         params = []
         while not self.accept(")"):
             params.append(Param(self.define(scope), "operand", ""))
@@ -277,8 +279,8 @@ class _Parser:
         return np.array(values, dtype=dtype.np_dtype).reshape(shape)
 
     def string(self) -> str:
-        text = self.expect("string")
-        return re.sub(r"\\(.)", r"\1", text[1:-1])
+        text = self.expect("string")[1:-1]
+        return re.sub(r"\\(.)", r"\1", text) if "\\" in text else text
 
     def location(self) -> Location:
         self.expect("word", "loc")

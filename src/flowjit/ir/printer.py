@@ -9,7 +9,8 @@ keep their sanitized names), attributes are sorted, so dumps diff cleanly.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List
+from collections import ChainMap
+from typing import Any, List, MutableMapping, Optional
 
 import numpy as np
 
@@ -26,40 +27,73 @@ def print_func(func: Func, elide_constants_over: int = 0) -> str:
     return "\n".join(_Printer(elide_constants_over).func(func, indent="")) + "\n"
 
 
+class _Scope:
+    """The names printed so far: `%0, %1, ...` for results in order of definition, a
+    sanitized and uniqued hint for parameters. A region's scope sits over its function's
+    (new names unique among both, kept to the region) without copying it, and remembers the
+    next free number and suffix, so that naming n values costs O(n) however they nest."""
+
+    def __init__(self, parent: Optional["_Scope"] = None) -> None:
+        if parent is None:
+            self.names: MutableMapping[Value, str] = {}
+            self.taken: MutableMapping[str, None] = {}
+            self.suffixes: MutableMapping[str, int] = {}
+            self.counter = 0
+        else:
+            self.names = ChainMap({}, parent.names)
+            self.taken = ChainMap({}, parent.taken)
+            self.suffixes = ChainMap({}, parent.suffixes)
+            self.counter = parent.counter  # every smaller number is taken already
+
+    def child(self) -> "_Scope":
+        return _Scope(self)
+
+    def number(self, value: Value) -> str:
+        while str(self.counter) in self.taken:
+            self.counter += 1
+        self.counter += 1
+        return self._define(value, str(self.counter - 1))
+
+    def hint(self, value: Value, hint: str) -> str:
+        """`hint`, or `hint_1`, `hint_2`... for the first one not taken (never all digits,
+        which would read as a number)."""
+        name = _sanitize(hint)
+        i = self.suffixes.get(name, 0)
+        candidate = name if i == 0 else f"{name}_{i}"
+        while candidate in self.taken or candidate.isdigit():
+            i += 1
+            candidate = f"{name}_{i}"
+        self.suffixes[name] = i
+        return self._define(value, candidate)
+
+    def _define(self, value: Value, name: str) -> str:
+        self.names[value] = name
+        self.taken[name] = None
+        return name
+
+
 class _Printer:
     def __init__(self, elide_over: int) -> None:
         self.elide_over = elide_over
 
-    def func(self, func: Func, indent: str, names: Dict[Value, str] = None,
-             header: str = None) -> List[str]:
-        names = {} if names is None else names
-        taken = set(names.values())
-        params = []
-        for p in func.params:
-            name = _unique(_sanitize(p.value.name or "arg"), taken)
-            names[p.value] = name
-            params.append(f"%{name}: {p.value.type} {{{p.role}={_string(p.key)}}}")
-        counter = [0]
-        lines = [header or f"{indent}func @{func.name}({', '.join(params)}) {{"]
+    def func(self, func: Func, indent: str) -> List[str]:
+        scope = _Scope()
+        params = [f"%{scope.hint(p.value, p.value.name or 'arg')}: {p.value.type} "
+                  f"{{{p.role}={_string(p.key)}}}" for p in func.params]
+        lines = [f"{indent}func @{func.name}({', '.join(params)}) {{"]
         for instr in func.body:
-            lines.extend(self.instr(instr, names, taken, counter, indent + "  "))
-        results = ", ".join(f"%{names[r.value]} {{{r.role}={_string(r.key)}}}"
+            lines.extend(self.instr(instr, scope, indent + "  "))
+        results = ", ".join(f"%{scope.names[r.value]} {{{r.role}={_string(r.key)}}}"
                             for r in func.results)
         lines.append(f"{indent}  return {results}" if results else f"{indent}  return")
         lines.append(f"{indent}}}")
         return lines
 
-    def instr(self, instr: Instr, names, taken, counter, indent: str) -> List[str]:
-        for r in instr.results:
-            while str(counter[0]) in taken:
-                counter[0] += 1
-            names[r] = str(counter[0])
-            taken.add(names[r])
-            counter[0] += 1
-        lhs = ", ".join(f"%{names[r]}: {r.type}" for r in instr.results)
+    def instr(self, instr: Instr, scope: _Scope, indent: str) -> List[str]:
+        lhs = ", ".join(f"%{scope.number(r)}: {r.type}" for r in instr.results)
         text = f"{indent}{lhs} = {instr.op}" if lhs else f"{indent}{instr.op}"
         if instr.operands:
-            text += " " + ", ".join(f"%{names[v]}" for v in instr.operands)
+            text += " " + ", ".join(f"%{scope.names[v]}" for v in instr.operands)
         if instr.attrs:
             text += " {" + ", ".join(f"{k}={self.attr(v)}"
                                      for k, v in sorted(instr.attrs.items())) + "}"
@@ -69,18 +103,14 @@ class _Printer:
             return [text]
         # A fusion's region: its params are the fusion's operands, in order.
         region = instr.region
-        sub_names = dict(names)
-        sub_taken = set(taken)
-        params = []
-        for p in region.params:
-            name = _unique(_sanitize(p.value.name or "p"), sub_taken)
-            sub_names[p.value] = name
-            params.append(f"%{name}: {p.value.type}")
+        inner = scope.child()
+        params = [f"%{inner.hint(p.value, p.value.name or 'p')}: {p.value.type}"
+                  for p in region.params]
         lines = [text + " {", f"{indent}  ^({', '.join(params)}):"]
-        sub_counter = [0]
         for sub in region.body:
-            lines.extend(self.instr(sub, sub_names, sub_taken, sub_counter, indent + "    "))
-        lines.append(f"{indent}    yield " + ", ".join(f"%{sub_names[r.value]}"
+            lines.extend(self.instr(sub, inner, indent + "    "))
+        scope.counter = inner.counter  # numbers stay unique across regions and the function
+        lines.append(f"{indent}    yield " + ", ".join(f"%{inner.names[r.value]}"
                                                       for r in region.results))
         lines.append(f"{indent}}}")
         return lines
@@ -150,12 +180,3 @@ def format_location(loc: Location) -> str:
 def _sanitize(name: str) -> str:
     name = _NAME_OK.sub("_", name.replace("/", ".").replace(":", "_"))
     return name or "v"
-
-
-def _unique(name: str, taken: set) -> str:
-    candidate, i = name, 1
-    while candidate in taken or candidate.isdigit():
-        candidate = f"{name}_{i}"
-        i += 1
-    taken.add(candidate)
-    return candidate

@@ -410,6 +410,8 @@ def _pad_infer(inputs, *, paddings, mode, constant_value):
 
 
 def _pad_kernel(x, *, paddings, mode, constant_value):
+    if x.ndim == 0:  # nothing to pad (np.pad refuses scalars)
+        return x.copy()
     if mode == "CONSTANT":
         return np.pad(x, paddings, mode="constant", constant_values=constant_value)
     return np.pad(x, paddings, mode="reflect" if mode == "REFLECT" else "symmetric")
@@ -428,9 +430,15 @@ def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
     if mode not in ("CONSTANT", "REFLECT", "SYMMETRIC"):
         raise ValueError(f"Unknown padding mode {mode!r}")
     pairs = tuple((flat[i], flat[i + 1]) for i in builtins.range(0, len(flat), 2))
+    if _is_python_zero(constant_values):  # TF1 pads with the dtype's zero (False for bool)
+        constant_values = np.zeros((), x.dtype.np_dtype)
     return apply_op("Pad", [x], {"paddings": pairs, "mode": mode,
                                  "constant_value": _scalar_value(constant_values, x.dtype)},
                     name=name, default_name="Pad")
+
+
+def _is_python_zero(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 # -- shape queries --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ gets None, an op without a rule raises LookupError.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from flowjit import errors
 from flowjit.graph.core import Operation, Tensor
@@ -91,21 +91,24 @@ def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -
         stack.extend(i for i in t.op.inputs if i not in stops)
     # Ops between xs and ys: downstream of some x and upstream of some y.
     x_set = set(xs)
+
+    def inputs(t: Tensor) -> Sequence[Tensor]:
+        """What `t` is computed from, as far as the search for xs goes."""
+        if t in x_set or t not in upstream or t.op.type == "StopGradient":
+            return ()
+        return t.op.inputs
+
+    reaches_x: Dict[Tensor, bool] = {}
     between: Dict[Operation, bool] = {}
-
-    def depends_on_x(t: Tensor) -> bool:
+    for t in _inputs_first(ys, inputs):
         if t in x_set:
-            return True
-        if t not in upstream or t.op.type == "StopGradient":
-            return False
-        op = t.op
-        if op not in between:
-            between[op] = False  # cycles are impossible; this guards re-entry
-            between[op] = any(depends_on_x(i) for i in op.inputs)
-        return between[op]
-
-    for y in ys:
-        _iterative_depends(y, depends_on_x)
+            reaches_x[t] = True
+        elif not inputs(t):
+            reaches_x[t] = False
+        else:
+            if t.op not in between:
+                between[t.op] = any(reaches_x[i] for i in t.op.inputs)
+            reaches_x[t] = between[t.op]
     for op, on_path in between.items():
         if on_path and op.op_def.grad is None:
             raise LookupError(f"No gradient defined for operation '{op.name}' (op type: "
@@ -113,17 +116,26 @@ def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -
     return {x for x in xs if x in upstream}
 
 
-def _iterative_depends(y: Tensor, depends_on_x) -> None:
-    """Evaluates depends_on_x bottom-up so deep graphs do not exhaust Python's stack."""
+def _inputs_first(roots: Sequence[Tensor],
+                  inputs: Callable[[Tensor], Sequence[Tensor]]) -> List[Tensor]:
+    """Every tensor reachable from `roots` through `inputs`, each listed after all of its
+    inputs (a depth-first post-order, iterative: deep graphs must not exhaust Python's
+    stack)."""
     order: List[Tensor] = []
     seen: Set[Tensor] = set()
-    stack = [y]
-    while stack:
-        t = stack.pop()
-        if t in seen:
+    for root in roots:
+        if root in seen:
             continue
-        seen.add(t)
-        order.append(t)
-        stack.extend(t.op.inputs)
-    for t in reversed(order):
-        depends_on_x(t)
+        seen.add(root)
+        stack = [(root, iter(inputs(root)))]
+        while stack:
+            tensor, pending = stack[-1]
+            for i in pending:
+                if i not in seen:
+                    seen.add(i)
+                    stack.append((i, iter(inputs(i))))
+                    break
+            else:
+                stack.pop()
+                order.append(tensor)
+    return order

@@ -67,17 +67,18 @@ def _softmax_rule(inputs, *, axis):
     return [TensorSpec(x.dtype, x.shape)]
 
 
+def _row_max(x, axis):
+    # (-inf for an empty axis: softmax of no classes is empty, their cross-entropy 0)
+    return np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+
+
 def _log_softmax_kernel(x, *, axis):
-    if x.size == 0:  # an empty axis has an empty (log-)softmax, as in TF1
-        return np.empty(x.shape, x.dtype)
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = x - _row_max(x, axis)
     return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype)
 
 
 def _softmax_kernel(x, *, axis):
-    if x.size == 0:
-        return np.empty(x.shape, x.dtype)
-    shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    shifted = np.exp(x - _row_max(x, axis))
     return (shifted / np.sum(shifted, axis=axis, keepdims=True)).astype(x.dtype)
 
 

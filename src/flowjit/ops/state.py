@@ -13,7 +13,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Operation, Tensor, get_default_graph
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape
-from flowjit.ops.base import apply_op, convert_to_tensor
+from flowjit.ops.base import NUMERIC, apply_op, check_dtype, convert_to_tensor
 
 
 def _variable_infer(inputs, *, shape, dtype):
@@ -37,6 +37,13 @@ def _assign_infer(inputs, *, validate_shape=True):
     return [TensorSpec(ref.dtype, shape)]
 
 
+def _update_infer(inputs, *, validate_shape=True):
+    """assign_add and assign_sub: arithmetic, so numbers only (as TF1; lowering makes them an
+    add or a sub)."""
+    check_dtype(inputs[0], NUMERIC, "ref")
+    return _assign_infer(inputs, validate_shape=validate_shape)
+
+
 def _checked(fn, what):
     def kernel(current, value, *, validate_shape=True):
         if validate_shape and current is not None and current.shape != value.shape:
@@ -51,9 +58,9 @@ def _checked(fn, what):
 register_op("Assign", "assign", _assign_infer,
             _checked(lambda cur, v: np.array(v, copy=True), "assign"), assigns_variable=True,
             attr_defaults={"validate_shape": True})
-register_op("AssignAdd", "assign_add", _assign_infer,
+register_op("AssignAdd", "assign_add", _update_infer,
             _checked(lambda cur, v: cur + v, "assign_add"), assigns_variable=True)
-register_op("AssignSub", "assign_sub", _assign_infer,
+register_op("AssignSub", "assign_sub", _update_infer,
             _checked(lambda cur, v: cur - v, "assign_sub"), assigns_variable=True)
 register_op("NoOp", "no_op", lambda inputs: [], None)
 

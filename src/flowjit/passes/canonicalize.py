@@ -30,15 +30,13 @@ class _Context:
     def splat(self, value: Value) -> Optional[float]:
         """The single scalar a value is filled with, if it is a constant splat."""
         instr = self.producer.get(value)
-        if instr is None:
+        while instr is not None and instr.op == "broadcast_scalar":  # (chains of them)
+            instr = self.producer.get(instr.operands[0])
+        if instr is None or instr.op != "constant":
             return None
-        if instr.op == "constant":
-            array = instr.attrs["value"]
-            flat = array.reshape(-1)
-            if flat.size and np.all(flat == flat[0]):
-                return flat[0].item()
-        if instr.op == "broadcast_scalar":
-            return self.splat(instr.operands[0])
+        flat = instr.attrs["value"].reshape(-1)
+        if flat.size and np.all(flat == flat[0]):
+            return flat[0].item()
         return None
 
 

@@ -2,22 +2,9 @@
 attributes compute the same value; keep the first. Stateful ops (random) are never merged."""
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, Tuple
+from typing import Dict, Hashable, Tuple
 
-import numpy as np
-
-from flowjit.ir.core import FUSION, Func, Instr, Value, substitute
-
-
-def attr_key(value: Any) -> Hashable:
-    """A hashable, exact key for an attribute value (arrays by dtype, shape and bytes)."""
-    if isinstance(value, np.ndarray):
-        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, (list, tuple)):
-        return tuple(attr_key(v) for v in value)
-    if isinstance(value, float) and value != value:
-        return ("nan",)
-    return value
+from flowjit.ir.core import FUSION, Func, Instr, Value, attr_key, substitute
 
 
 def instr_key(instr: Instr, operands) -> Hashable:

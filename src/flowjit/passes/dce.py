@@ -1,17 +1,22 @@
-"""Dead-code elimination: drop instructions none of whose results reach a Func result.
-The IR is pure, so an unused instruction has no effect to keep."""
+"""Dead-code elimination: drop instructions none of whose results reach a Func result, unless
+the op has side effects (`has_effects` in its op table entry: printing, summaries,
+collectives), which happen whether or not anything reads their results."""
 from __future__ import annotations
 
 from typing import Set, Tuple
 
-from flowjit.ir.core import Func, Value
+from flowjit.ir.core import FUSION, Func, Instr, Value
+
+
+def has_effects(instr: Instr) -> bool:
+    return instr.op != FUSION and instr.op_def.has_effects
 
 
 def run(func: Func) -> Tuple[Func, bool]:
     live: Set[Value] = {r.value for r in func.results}
     kept = []
     for instr in reversed(func.body):
-        if any(r in live for r in instr.results):
+        if has_effects(instr) or any(r in live for r in instr.results):
             kept.append(instr)
             live.update(instr.operands)
     if len(kept) == len(func.body):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from flowjit.ir.core import Func
+from flowjit.ir.printer import print_func
 from flowjit.ir.verifier import verify
 
 PassFn = Callable[[Func], Tuple[Func, bool]]
@@ -30,8 +31,9 @@ class PassRecord:
 
 @dataclass
 class PassManager:
-    """Runs `passes` in order. `verify` checks the IR after each pass; `dump(stage, func)`
-    sees the IR before the pipeline ('ir') and after each pass that changed it."""
+    """Runs `passes` in order. `verify` checks the IR after each pass, and that a pass
+    which reports no change printed the same IR; `dump(stage, func)` sees the IR before the
+    pipeline ('ir') and after each pass that changed it."""
 
     passes: Sequence[Pass]
     verify: bool = False
@@ -48,6 +50,7 @@ class PassManager:
         for index, p in enumerate(self.passes):
             if p.name in self.disabled and p.name not in required:
                 continue
+            before = print_func(func) if self.verify else None
             start = time.perf_counter()
             func, changed = p.run(func)
             self.records.append(PassRecord(p.name, time.perf_counter() - start, changed))
@@ -56,6 +59,9 @@ class PassManager:
                     verify(func)
                 except AssertionError as e:
                     raise AssertionError(f"IR invalid after pass '{p.name}': {e}") from None
+                if not changed and print_func(func) != before:
+                    raise AssertionError(f"pass '{p.name}' reported no change but changed "
+                                         f"the IR")
             if self.dump and changed:
                 self.dump(f"{index + 1:02d}-{p.name}", func)
         return func

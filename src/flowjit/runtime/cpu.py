@@ -14,7 +14,7 @@ import numpy as np
 
 from flowjit import errors
 from flowjit.codegen import kernels
-from flowjit.codegen.segment import KernelCall, emit_segment
+from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
 from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import FUSION, Func, Instr, Value
@@ -285,9 +285,11 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
           keep_intermediates: bool = False
           ) -> Tuple[Callable[[Sequence[np.ndarray]], List[np.ndarray]], Dict[str, int]]:
     """The run function of `func` on the CPU, and statistics: how many instructions are
-    native or numpy, how many native segments, their arenas' bytes.
-    Consecutive native instructions run as one segment (one native call) unless
-    `keep_intermediates`, which keeps every value for `run(inputs, trace)`.
+    native or numpy, how many native segments, their arenas' bytes, how many kernels were
+    emitted (equal ones once per module) and the most kernels in one module.
+    Consecutive native instructions run as segments (one native call each, of a bounded
+    size: codegen/segment.py) unless `keep_intermediates`, which keeps every value for
+    `run(inputs, trace)`.
     `dump(stage, text)` receives the kernels' LLVM IR as generated and as optimized."""
     target = target or cpu_target()
     pool = worker_pool(target)
@@ -311,7 +313,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         checked = instr.op != FUSION and instr.op_def.check_inputs is not None
         if keep_intermediates or checked:  # (checks run in Python, on visible inputs)
             groups.append(("native", [index]))
-        elif groups and groups[-1][0] == "segment":
+        elif groups and groups[-1][0] == "segment" and segment_has_room(
+                [func.body[i] for i in groups[-1][1]], instr):
             groups[-1][1].append(index)
         else:
             groups.append(("segment", [index]))
@@ -325,7 +328,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
                 escaping.add(value)
 
     thunks: list = []
-    stats = {"native": 0, "numpy": 0, "segments": 0, "arena_bytes": 0}
+    stats = {"native": 0, "numpy": 0, "segments": 0, "arena_bytes": 0, "kernels_emitted": 0,
+             "largest_segment": 0}
     addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
     modules = []
     for what, indices in groups:
@@ -336,18 +340,28 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             stats["numpy"] += 1
             continue
         stats["native"] += len(indices)
-        module = target.new_module(f"k{indices[0]}" + (f"_{indices[-1]}" if indices[1:] else ""))
-        infos = [kernels.emit_kernel(module, f"k{i}", func.body[i], target)
-                 for i in indices]
+        # Names local to the module, one kernel per distinct computation: a module's text
+        # does not depend on where its instructions are, so equal modules compile once.
+        instrs = [func.body[i] for i in indices]
+        ids = kernel_ids(instrs)
+        module = target.new_module("segment" if indices[1:] else "kernel")
+        emitted: Dict[int, kernels.KernelInfo] = {}
+        for instr, kernel_id in zip(instrs, ids):
+            if kernel_id not in emitted:
+                emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}", instr,
+                                                         target)
+        infos = [emitted[kernel_id] for kernel_id in ids]
+        stats["kernels_emitted"] += len(emitted)
+        stats["largest_segment"] = max(stats["largest_segment"], len(indices))
         if len(indices) == 1:
-            instr, info = func.body[indices[0]], infos[0]
+            instr, info = instrs[0], infos[0]
             modules.append((f"instruction {indices[0]}: {instr.describe()}", module))
-            kernel = target.compile_kernel(module, f"k{indices[0]}")
+            kernel = target.compile_kernel(module, "k0")
             thunks.append(NativeThunk(kernel, instr, [slot[v] for v in instr.operands],
                                       [slot[r] for r in instr.results], info, addresses, pool))
         else:
-            segment = NativeSegment(target, module, [func.body[i] for i in indices], infos,
-                                    indices, slot, escaping, addresses, pool)
+            segment = NativeSegment(target, module, instrs, infos, ids, slot, escaping,
+                                    addresses, pool)
             modules.append((f"instructions {indices[0]}-{indices[-1]} (one segment)", module))
             thunks.append(segment)
             stats["segments"] += 1
