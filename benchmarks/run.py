@@ -2,8 +2,15 @@
 workloads. Every figure is the median of several runs after warm-up, and is also given as a
 ratio to numpy measured in the same process. Each workload runs in a fresh process (all of
 its systems in that one), so that no workload inherits another's busy or sleeping threads.
+The header names the CPU, the ISA flowjit generates code for and its float32 peak
+(benchmarks/peak.py); GEMM rows give GFLOP/s and their percentage of that peak.
 
-    python benchmarks/run.py [--quick] [--only NAME ...]
+    python benchmarks/run.py [--quick] [--only NAME ...] [--threads N] [--isa host|avx2]
+
+--threads N pins every system to N cores (sched_setaffinity) and limits their thread pools
+to N (OpenBLAS, OpenMP, MKL, XLA, PyTorch; flowjit's pool follows the affinity), so that
+single-core comparisons are fair on a loaded machine. --isa avx2 makes flowjit generate its
+AVX2 code (a 'haswell' target) and numpy use OpenBLAS's Haswell kernels, as on an AVX2 host.
 """
 from __future__ import annotations
 
@@ -23,11 +30,13 @@ import flowjit as tf
 
 class Rounds:
     """The systems of one workload and their timing: per system, a warm-up (and compile),
-    then `repeats` samples back to back; a system's figure is the median sample.
+    then `repeats` samples; a system's figure is the median sample.
 
-    Samples are not interleaved across systems: measured on the 2-core benchmark VM, a
-    thread pool that went idle (PyTorch's OpenMP threads, XLA's, flowjit's workers) runs the
-    next few calls 1.5-3x slower, so interleaving mostly measures wake-ups."""
+    With several cores, samples are not interleaved across systems: measured on the 2-core
+    benchmark VM, a thread pool that went idle (PyTorch's OpenMP threads, XLA's, flowjit's
+    workers) runs the next few calls 1.5-3x slower, so interleaving mostly measures
+    wake-ups. On one core (--threads 1) there are no pools to wake, and rounds of one sample
+    per system spread a loaded machine's bursts over all systems alike."""
 
     def __init__(self, repeats: int) -> None:
         self.repeats = repeats
@@ -37,12 +46,21 @@ class Rounds:
         self.systems[name] = (fn, number)
 
     def medians(self) -> Dict[str, float]:
-        return {name: _median_time(fn, self.repeats, number)
-                for name, (fn, number) in self.systems.items()}
+        if _cores() > 1:
+            return {name: statistics.median(_samples(fn, self.repeats, number))
+                    for name, (fn, number) in self.systems.items()}
+        for fn, _ in self.systems.values():
+            _samples(fn, 0, 1)  # warm-ups (and compilation) first
+        times: Dict[str, List[float]] = {name: [] for name in self.systems}
+        for _ in range(self.repeats):
+            for name, (fn, number) in self.systems.items():
+                times[name] += _samples(fn, 1, number, warm_up=0)
+        return {name: statistics.median(samples) for name, samples in times.items()}
 
 
-def _median_time(fn: Callable[[], object], repeats: int, number: int) -> float:
-    for _ in range(3):
+def _samples(fn: Callable[[], object], repeats: int, number: int,
+             warm_up: int = 3) -> List[float]:
+    for _ in range(warm_up):
         fn()  # warm-up (and compilation)
     times = []
     for _ in range(repeats):
@@ -52,7 +70,7 @@ def _median_time(fn: Callable[[], object], repeats: int, number: int) -> float:
             fn()
         times.append((time.perf_counter() - start) / number)
         gc.enable()
-    return statistics.median(times)
+    return times
 
 
 # -- peers (measured when importable; none is a flowjit dependency) ---------------------------
@@ -61,8 +79,14 @@ def _torch():
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(_cores())
     return torch
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of them, or --threads)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count() or 1
 
 
 def _jax():
@@ -100,8 +124,8 @@ def peers_chain(rounds: Rounds, data: np.ndarray) -> None:
                    lambda: torch.relu(1.5 * tx + 0.25) * torch.sigmoid(tx) - 0.5 * torch.tanh(tx))
 
 
-def peers_mlp(rounds: Rounds, images: np.ndarray, labels: np.ndarray) -> None:
-    sizes = [784, 256, 128, 10]
+def peers_mlp(rounds: Rounds, images: np.ndarray, labels: np.ndarray,
+              sizes: List[int]) -> None:
     rng = np.random.default_rng(0)
     weights = [(rng.standard_normal((m, n)).astype(np.float32) * 0.05, np.zeros(n, np.float32))
                for m, n in zip(sizes, sizes[1:])]
@@ -112,7 +136,7 @@ def peers_mlp(rounds: Rounds, images: np.ndarray, labels: np.ndarray) -> None:
             h = x
             for i, (w, b) in enumerate(params):
                 h = h @ w + b
-                if i < 2:
+                if i < len(params) - 1:
                     h = jax.nn.relu(h)
             logp = jax.nn.log_softmax(h)
             return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
@@ -139,7 +163,7 @@ def peers_mlp(rounds: Rounds, images: np.ndarray, labels: np.ndarray) -> None:
             h = tx
             for i, (w, b) in enumerate(params):
                 h = h @ w + b
-                if i < 2:
+                if i < len(params) - 1:
                     h = torch.relu(h)
             loss = torch.nn.functional.cross_entropy(h, ty)
             loss.backward()
@@ -200,26 +224,28 @@ def fused_chain(repeats: int, n: int) -> Dict[str, float]:
     return rounds.medians()
 
 
-def mlp_graph(batch: int):
+MLP = [784, 256, 128, 10]
+BIG_MLP = [784, 1024, 1024, 10]
+
+
+def mlp_graph(batch: int, sizes: List[int] = MLP):
     tf.set_random_seed(0)
-    x = tf.placeholder(tf.float32, [batch, 784])
+    x = tf.placeholder(tf.float32, [batch, sizes[0]])
     y = tf.placeholder(tf.int32, [batch])
-    sizes = [784, 256, 128, 10]
     h = x
     for i, (m, n) in enumerate(zip(sizes, sizes[1:])):
         w = tf.Variable(tf.truncated_normal([m, n], stddev=0.05), name=f"W{i}")
         b = tf.Variable(tf.zeros([n]), name=f"b{i}")
         h = tf.matmul(h, w) + b
-        if i < 2:
+        if i < len(sizes) - 2:
             h = tf.nn.relu(h)
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h))
     train = tf.train.GradientDescentOptimizer(0.01).minimize(loss)
     return x, y, loss, train
 
 
-def numpy_mlp_step(batch: int):
+def numpy_mlp_step(batch: int, sizes: List[int] = MLP):
     rng = np.random.default_rng(0)
-    sizes = [784, 256, 128, 10]
     params = [(rng.standard_normal((m, n)).astype(np.float32) * 0.05, np.zeros(n, np.float32))
               for m, n in zip(sizes, sizes[1:])]
 
@@ -227,13 +253,13 @@ def numpy_mlp_step(batch: int):
         acts = [x]
         for i, (w, b) in enumerate(params):
             z = acts[-1] @ w + b
-            acts.append(np.maximum(z, 0) if i < 2 else z)
+            acts.append(np.maximum(z, 0) if i < len(params) - 1 else z)
         logits = acts[-1]
         e = np.exp(logits - logits.max(1, keepdims=True))
         p = e / e.sum(1, keepdims=True)
         p[np.arange(batch), y] -= 1
         g = p / batch
-        for i in reversed(range(3)):
+        for i in reversed(range(len(params))):
             w, b = params[i]
             gw, gb = acts[i].T @ g, g.sum(0)
             if i:
@@ -243,22 +269,23 @@ def numpy_mlp_step(batch: int):
     return step
 
 
-def mlp_train_step(repeats: int, batch: int = 128) -> Dict[str, float]:
+def mlp_train_step(repeats: int, batch: int = 128, sizes: List[int] = MLP,
+                   eager: bool = True) -> Dict[str, float]:
     rng = np.random.default_rng(1)
-    images = rng.standard_normal((batch, 784)).astype(np.float32)
-    labels = rng.integers(0, 10, batch).astype(np.int32)
+    images = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    labels = rng.integers(0, sizes[-1], batch).astype(np.int32)
     rounds = Rounds(repeats)
-    for backend in ("llvm", "eager"):
+    for backend in ("llvm", "eager") if eager else ("llvm",):
         with tf.Graph().as_default():
-            x, y, loss, train = mlp_graph(batch)
+            x, y, loss, train = mlp_graph(batch, sizes)
             sess = tf.Session(backend=backend)
             sess.run(tf.global_variables_initializer())
             rounds.add(f"flowjit-{backend}",  # (defaults: bound now, not at the last loop)
                        lambda sess=sess, fetches=[loss, train], feed={x: images, y: labels}:
                        sess.run(fetches, feed), number=5)
-    step = numpy_mlp_step(batch)
+    step = numpy_mlp_step(batch, sizes)
     rounds.add("numpy", lambda: step(images, labels), number=5)
-    peers_mlp(rounds, images, labels)
+    peers_mlp(rounds, images, labels, sizes)
     return rounds.medians()
 
 
@@ -349,16 +376,71 @@ def memory(steps: int) -> Dict[str, Tuple[float, float]]:
 
 
 # -- report ---------------------------------------------------------------------------------
-def table(name: str, results: Dict[str, float], unit: str, scale: float) -> List[str]:
+def table(name: str, results: Dict[str, float], unit: str, scale: float,
+          flops: float = 0.0, peak: float = 0.0) -> List[str]:
+    """Rows of the table; with `flops` per run, also GFLOP/s and the percentage of `peak`."""
     numpy_time = results.get("numpy")
     rows = []
     for system, seconds in results.items():
         ratio = f"{numpy_time / seconds:6.2f}x numpy" if numpy_time else ""
-        rows.append(f"| {name} | {system} | {seconds * scale:10.3f} {unit} | {ratio} |")
+        rate = ""
+        if flops:
+            rate = f" ({flops / seconds / 1e9:.0f} GFLOP/s"
+            rate += f", {100 * flops / seconds / peak:.0f}% of peak)" if peak else ")"
+        rows.append(f"| {name} | {system} | {seconds * scale:10.3f} {unit}{rate} | {ratio} |")
     return rows
 
 
-WORKLOAD_KEYS = ["tiny", "chain", "MLP", "GEMM", "cold", "memory"]
+def host_peak() -> Tuple[str, float]:
+    """(description, float32 peak FLOP/s) of the cores this process runs on, for the ISA
+    flowjit generates code for."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import peak
+    from flowjit.codegen.target import cpu_target
+    measured = peak.measure(cpu_target(), _cores())
+    return peak.describe(cpu_target(), _cores(), measured), measured["peak"]
+
+
+# Each runs in a fresh process (a key picks the workloads whose name contains it)
+WORKLOAD_KEYS = ["tiny", "chain", "(b=16)", "(b=128)", "(b=1024)", "784-1024-1024-10", "GEMM",
+                 "cold", "memory"]
+LIMITS_APPLIED = "BENCHMARK_LIMITS_APPLIED"  # set once this process runs with --threads/--isa
+
+
+def _restart_with_limits(threads: int, isa: str) -> None:
+    """Runs this script again, pinned to `threads` cores with every thread pool limited to
+    them and the ISA forced: numpy's OpenBLAS sizes its pool when it is imported, so the
+    limits must be in the environment before. Child processes inherit both."""
+    env = dict(os.environ, **{LIMITS_APPLIED: "1"})
+    if threads:
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[variable] = str(threads)
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                            f" intra_op_parallelism_threads={threads}").strip()
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    if isa == "avx2":
+        env.update(FLOWJIT_CPU="haswell", FLOWJIT_CPU_FEATURES="+avx2,+fma",
+                   OPENBLAS_CORETYPE="Haswell")
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def _openblas_core() -> str:
+    """The kernel family numpy's OpenBLAS chose (e.g. SkylakeX, Haswell, Zen), if known."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+        for path in paths:
+            library = ctypes.CDLL(path)
+            for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                           "openblas_get_corename64_", "openblas_get_corename"):
+                if hasattr(library, symbol):
+                    getter = getattr(library, symbol)
+                    getter.restype = ctypes.c_char_p
+                    return getter().decode()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def main() -> None:
@@ -366,39 +448,60 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller chain")
     parser.add_argument("--only", nargs="*", default=None,
                         help="workloads whose name contains one of these (in this process)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="pin every system to this many cores and limit its threads")
+    parser.add_argument("--isa", choices=["host", "avx2"], default="host",
+                        help="avx2: flowjit's AVX2 code and OpenBLAS's Haswell kernels")
     parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peak", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if (args.threads or args.isa != "host") and os.environ.get(LIMITS_APPLIED) != "1":
+        _restart_with_limits(args.threads, args.isa)
     repeats = 5 if args.quick else 7
     chain_n = 1 << 22 if args.quick else 1 << 24
-    workloads: List[Tuple[str, Callable[[], Dict[str, float]], str, float]] = [
-        ("1 tiny run a+b", lambda: tiny_run(repeats), "us", 1e6),
-        (f"2 fused chain ({chain_n} f32)", lambda: fused_chain(repeats, chain_n), "ms", 1e3),
-        ("3 MLP train step (b=128)", lambda: mlp_train_step(repeats), "ms", 1e3),
-        ("4 GEMM 1024^3 f32", lambda: gemm(repeats), "ms", 1e3),
-        ("5 cold build+compile+step", cold_start, "s", 1.0),
+    gemm_flops = 2.0 * 1024 ** 3
+    workloads: List[Tuple[str, Callable[[], Dict[str, float]], str, float, float]] = [
+        ("1 tiny run a+b", lambda: tiny_run(repeats), "us", 1e6, 0),
+        (f"2 fused chain ({chain_n} f32)", lambda: fused_chain(repeats, chain_n), "ms", 1e3, 0),
+        ("3 MLP train step (b=16)", lambda: mlp_train_step(repeats, 16, eager=False), "ms",
+         1e3, 0),
+        ("3 MLP train step (b=128)", lambda: mlp_train_step(repeats), "ms", 1e3, 0),
+        ("3 MLP train step (b=1024)", lambda: mlp_train_step(repeats, 1024, eager=False), "ms",
+         1e3, 0),
+        ("3 MLP 784-1024-1024-10 train step (b=256)",
+         lambda: mlp_train_step(repeats, 256, BIG_MLP, eager=False), "ms", 1e3, 0),
+        ("4 GEMM 1024^3 f32", lambda: gemm(repeats), "ms", 1e3, gemm_flops),
+        ("5 cold build+compile+step", cold_start, "s", 1.0, 0),
     ]
+    peak = args.peak
     if not args.rows_only:
-        print(f"flowjit {tf.__version__}, numpy {np.__version__}, {os.cpu_count()} cores; "
-              f"median of {repeats} runs after warm-up")
+        description, peak = host_peak()
+        pinned = f" (pinned: --threads {args.threads})" if args.threads else ""
+        print(f"flowjit {tf.__version__}, numpy {np.__version__} (OpenBLAS {_openblas_core()}"
+              f" kernels), {_cores()} cores{pinned}; median of {repeats} runs after warm-up")
+        print(f"CPU: {description}")
         print("| workload | system | time | vs numpy (same run) |")
         print("|---|---|---|---|", flush=True)
     if args.only is None:  # each workload in a fresh process: no thread pools or caches
         for key in WORKLOAD_KEYS:  # left over from the workloads before it
-            command = [sys.executable, __file__, "--rows-only", "--only", key]
+            command = [sys.executable, __file__, "--rows-only", "--only", key,
+                       "--peak", str(peak)]
             subprocess.run(command + (["--quick"] if args.quick else []), check=True)
         return
-    for name, fn, unit, scale in workloads:
+    for name, fn, unit, scale, flops in workloads:
         if args.only and not any(o in name for o in args.only):
             continue
-        for row in table(name, fn(), unit, scale):
+        if flops and not peak:
+            peak = host_peak()[1]
+        for row in table(name, fn(), unit, scale, flops, peak):
             print(row, flush=True)
     if not args.only or any("memory" in o for o in args.only):
         steps = 300 if args.quick else 1000
         mem = memory(steps)
-        for system, (at_100, peak) in mem.items():
-            ratio = peak / mem["numpy"][1]
-            print(f"| 6 peak RSS, {steps} MLP steps | {system} | {peak:.0f} MiB (step 100: "
-                  f"{at_100:.0f} MiB) | {ratio:.2f}x numpy's RSS |")
+        for system, (at_100, peak_rss) in mem.items():
+            ratio = peak_rss / mem["numpy"][1]
+            print(f"| 6 peak RSS, {steps} MLP steps | {system} | {peak_rss:.0f} MiB (step 100:"
+                  f" {at_100:.0f} MiB) | {ratio:.2f}x numpy's RSS |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ FLOWJIT_LOG            comma-separated: "recompile" logs why each executable is 
 FLOWJIT_CACHE_SIZE     executables kept per Session (least recently used evicted; 64)
 FLOWJIT_CACHE_DIR      where compiled kernels persist between processes
                        (default ~/.cache/flowjit; "off" disables the disk cache)
+FLOWJIT_CPU            LLVM CPU model to generate code for instead of the host's (e.g. "haswell");
+                       with FLOWJIT_CPU_FEATURES (e.g. "+avx2,+fma"), which decide the vector
+                       width: runs another ISA's code paths on a host that can execute them
 FLOWJIT_NUMPY_REPR     "legacy" (default): numpy scalars print as 7.0, not np.float32(7.0),
                        so TF1-era programs print what they printed then; "numpy": leave
                        numpy's own setting alone
@@ -38,6 +41,8 @@ class Config:
     log_passes: bool = False
     cache_size: int = 64
     cache_dir: Optional[str] = None
+    target_cpu: Optional[str] = None
+    target_features: Optional[str] = None
     cuda_home: Optional[str] = None  # the CUDA toolkit (libdevice, ptxas): CUDA_HOME/CUDA_PATH
 
 
@@ -55,6 +60,8 @@ def _from_environment() -> Config:
                                os.path.join(os.path.expanduser("~"), ".cache", "flowjit"))
     config.cache_dir = None if cache_dir.strip().lower() in ("", "off", "0") else cache_dir
     config.cache_size = max(1, int(os.environ.get("FLOWJIT_CACHE_SIZE", config.cache_size)))
+    config.target_cpu = os.environ.get("FLOWJIT_CPU") or None
+    config.target_features = os.environ.get("FLOWJIT_CPU_FEATURES")
     config.cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or None
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")

@@ -1,240 +1,228 @@
-"""C = A @ B with a register-blocked micro-kernel (BLIS-style) in explicit vector LLVM IR.
+"""C = op(A) @ op(B), BLIS-style: packed panels, cache blocks, register tiles, in LLVM IR.
 
-The GEMM core is shape-generic (m, n, k and A's strides are arguments) and compiled once per
-process (and kept in the disk cache); each matmul kernel packs B^T if needed, calls the core
-by its symbol name, then applies its fused epilogue. So a new batch size recompiles only the
-small per-shape kernels, not the micro-kernel.
+The shape-generic GEMM core (one per dtype and target) is compiled once per process and kept
+in the disk cache; each matmul kernel calls its functions by symbol name (`Blocking.name`),
+so a new batch size recompiles only the small per-shape kernel.
 
-C is computed in MR x NR tiles (MR = rows_per_tile), NR = 2 vectors of the host's width (32
-floats with AVX-512, 16 with AVX2): per k, two vectors of a row of B are loaded, and each of
-the MR rows of A contributes one broadcast scalar and two fused multiply-adds into MR*2
-accumulators that stay in registers for the whole k loop. The ragged right edge uses masked
-vector loads and stores; a ragged last block of rows reads a valid row in place of the
-missing ones and does not store them. Column panels of B are the outer loop: each panel
-(K x NR) stays in cache while all row blocks use it (measured: 1.03x vs 0.71x numpy at 1024^3
-in the same runs). Rows [row_begin, row_end) are one call's share, so shares of rows can run
-on different cores.
+The core computes a rectangle C[r0:r1, c0:c1] (a kernel's share of the work) as
+
+    for jc in c0..c1 step NC:                  a block of B (KC x NC) stays in L2
+      for pc in 0..K step KC:
+        for ir in r0..r1 step MR:              pack A's MR x KC micro-panel (stays in L1)
+          for jr in jc..jc+NC step NR:         B's KC x NR micro-panels stream from L2
+            MR x NR register tile (=, then +=) A micro-panel @ B micro-panel
+
+with the tile's MR * NR/lanes accumulators in vector registers for the whole KC loop: per k,
+NR/lanes vector loads of B, and for each of the MR rows one broadcast of A and NR/lanes fused
+multiply-adds. Tile shapes follow the target (`blocking`): 2 vectors wide, and as many rows
+as the vector registers allow (accumulators + the B vectors + a broadcast): 14 x 32 floats
+with AVX-512's 32 registers, 6 x 16 with AVX2's 16. KC is sized so that an A and a B
+micro-panel together fill L1 (KC = 256 floats with 48 KiB), NC so that a B block fills half
+of L2 (1024 columns with 2 MiB): measured on Emerald Rapids at 1024^3, KC = 256 beat 432
+(L1 / 2 for A's panel alone) by 4%, and 128 or 320 by 2-5%.
+
+Packing. A's micro-panel is copied (per call, onto the stack) to rows of a fixed stride, so
+the tile reads its MR rows at constant offsets from one pointer, without the set conflicts
+of a power-of-two leading dimension; a transposed A is transposed in registers on the way.
+B is packed once per matmul (the kernel's `prepare`, split across cores by panels, before
+the shares run) into NR-wide column panels, each K x NR contiguous and zero-padded at the
+ragged right edge; B^T is transposed in registers. A B that fits in L2, or few rows of A,
+use B where it is: packing would cost more than it saves (`plan`). Rows left over after the
+last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
+wide (a GEMV reads long runs of B's rows); the ragged right edge uses masked vector loads
+and stores.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from dataclasses import dataclass
 
 from llvmlite import ir
 
-from flowjit import dtypes
-from flowjit.codegen import scalar
-from flowjit.codegen.kernels import I64, load, loop, loop_range, offset, store
+from flowjit.codegen import kernels
+from flowjit.codegen.gemm_core import CORE_TYPE, PACK_B_TYPE, Blocking, blocking
+from flowjit.codegen.simd import ALIGN, I64, PTR, aligned, declare, i64, smin
+from flowjit.ir.core import Instr
 
-I32 = ir.IntType(32)
-PTR = ir.PointerType()
-# void core(ptr A, ptr B, ptr C, i64 n, i64 k, i64 a_row_stride, i64 a_k_stride,
-#           i64 row_begin, i64 row_end)
-CORE_ARGS = [PTR, PTR, PTR] + [I64] * 6
+__all__ = ["Blocking", "GemmPlan", "blocking", "emit_matmul", "plan"]
 
 
-def rows_per_tile(lanes: int) -> int:
-    """MR: 8 rows x 2 vectors = 16 accumulators fit AVX-512's 32 registers; AVX2 has 16
-    registers, so 6 rows (12 accumulators). Measured on Zen4: 8 beats 6 by ~15% at 1024^3."""
-    return 8 if lanes >= 16 else 6
+# -- the per-shape plan ---------------------------------------------------------------------
+# B is packed when it is larger than a cache block (KC x NC, half of L2) and A has at least
+# this many row tiles; else each row tile reads B where it is (measured, 1 core, Emerald
+# Rapids, AVX-512 and AVX2: a B of 784 x 256 fits L2 and in place is 4-10% faster up to 1024
+# rows; a B of 1024 x 1024 packed ties at 64 rows and is 10-15% faster from 256 rows).
+PACK_B_MIN_ROW_TILES = 8
+# Kernels split their work into about this many units, so that shares can balance.
+TARGET_UNITS = 16
 
 
-def core_lanes(dtype: dtypes.DType, lanes: int) -> int:
-    return lanes if dtype is dtypes.float32 else max(1, lanes // 2)
+@dataclass(frozen=True)
+class GemmPlan:
+    """How one matmul shape runs: whether B is packed, and the units its kernel's work is
+    split into (row blocks x column blocks, row-major), shares of which run on cores."""
+
+    m: int
+    n: int
+    k: int
+    transpose_a: bool
+    transpose_b: bool
+    blocking: Blocking
+    pack_b: bool
+    row_block: int
+    col_block: int
+
+    @property
+    def row_blocks(self) -> int:
+        return -(-self.m // self.row_block)
+
+    @property
+    def col_blocks(self) -> int:
+        return -(-self.n // self.col_block)
+
+    @property
+    def units(self) -> int:
+        return self.row_blocks * self.col_blocks if self.m and self.n else 0
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.blocking.nr)
+
+    @property
+    def scratch_bytes(self) -> int:
+        if not self.pack_b:
+            return 0
+        return self.panels * self.blocking.nr * self.k * self.blocking.itemsize + ALIGN
 
 
-def core_name(dtype: dtypes.DType, lanes: int) -> str:
-    return f"flowjit_gemm_{dtype.ir_name}_x{core_lanes(dtype, lanes)}"
+def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
+         blocks: Blocking) -> GemmPlan:
+    """Picks, for one shape, B packed or in place and the kernel's units: whole row tiles
+    when there are TARGET_UNITS of them, else row x column blocks."""
+    mr, nr = blocks.mr, blocks.nr
+    big = k * n > blocks.kc * blocks.nc
+    pack_b = k > 0 and (transpose_b or (big and m >= PACK_B_MIN_ROW_TILES * mr))
+    row_tiles = -(-m // mr) if m else 1
+    if row_tiles >= TARGET_UNITS:  # shares of whole row tiles
+        return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, mr, max(n, 1))
+    # few rows: blocks of columns too (2-D); rows in whole tiles, or all in one block
+    row_block = mr if m >= 2 * mr else max(m, 1)
+    row_blocks = -(-m // row_block) if m else 1
+    panels = max(1, -(-n // nr))
+    col_blocks = min(panels, -(-TARGET_UNITS // row_blocks))
+    col_block = -(-panels // col_blocks) * nr
+    return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, row_block, col_block)
 
 
-def _const(value: int) -> ir.Constant:
-    return ir.Constant(I64, value)
+def emit_matmul(module: ir.Module, name: str, b: ir.IRBuilder, buffers: ir.Value,
+                instr: Instr, region: "kernels.Region", target) -> "kernels.KernelInfo":
+    """The body of the matmul kernel `name` (builder `b`, its buffer table `buffers`): C =
+    op(A) @ op(B) through the core, then the fused epilogue on the part of C just computed.
+    The kernel's [begin, end) counts the plan's units (blocks of rows x blocks of columns,
+    row-major); `name_rect(buffers, r0, r1, c0, c1)` computes one rectangle, and a range of
+    units is at most three rectangles. Packing B is the kernel's prepare function."""
+    mm = next(i for i in region.body if i.op == "matmul")
+    out_type = instr.results[0].type
+    m, n = out_type.shape
+    a_val, b_val = mm.operands
+    ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
+    k = a_val.type.shape[0] if ta else a_val.type.shape[1]
+    p = plan(m, n, k, ta, tb, blocking(out_type.dtype, target))
+    b_index = 1 + region.params.index(b_val)
+    scratch_index = 1 + len(region.params)
+
+    rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4),
+                       name + "_rect")
+    rect.linkage = "internal"
+    rb = ir.IRBuilder(rect.append_basic_block("entry"))
+    pointers = [rb.load(rb.gep(rect.args[0], [i64(i)], source_etype=PTR), typ=PTR)
+                for i in range(scratch_index + 1)]
+    out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
+    r0, r1, c0, c1 = rect.args[1:]
+    _emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
+               r0, r1, c0, c1)
+    kernels.emit_epilogue(rb, region, mm, out, inputs, out_type, (r0, r1), (c0, c1))
+    rb.ret_void()
+    _emit_units(b, rect, buffers, p)
+
+    prepare = None
+    if p.pack_b:
+        prepare = name + "_prepare"
+        _emit_prepare(module, prepare, b_index, scratch_index, p)
+    return kernels.KernelInfo("matmul", p.units, 2 * p.row_block * p.col_block * max(k, 1),
+                              p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
+                              prepare_work=p.blocking.nr * k)
 
 
-# -- the per-shape call ---------------------------------------------------------------------
-PACK_TILE = 16  # B^T is packed in square tiles: both the reads and the writes stay in cache
+def _emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value,
+                 begin: ir.Value, end: ir.Value) -> None:
+    """Packs B's panels [begin, end) into the scratch (the kernel's prepare function)."""
+    fn = declare(b.module, p.blocking.pack_b_name, PACK_B_TYPE)
+    k_stride, col_stride = (1, p.k) if p.transpose_b else (p.n, 1)
+    b.call(fn, [b_ptr, i64(k_stride), i64(col_stride), aligned(b, scratch), i64(p.k),
+                i64(p.n), begin, end])
 
 
-def emit_pack_transposed(b: ir.IRBuilder, b_ptr, packed, n: int, k: int, dtype) -> None:
-    """packed[kk, j] = B[j, kk]: B^T ([N, K]) as the row-major [K, N] the core reads. Done
-    once per matmul, before its rows are shared out (the kernel's prepare function)."""
-    tile = PACK_TILE
-    with loop(b, -(-n // tile), "pj") as j0, loop(b, -(-k // tile), "pk") as k0:
-        with loop(b, tile, "tj") as dj, loop(b, tile, "tk") as dk:
-            j = b.add(b.mul(j0, _const(tile)), dj)
-            kk = b.add(b.mul(k0, _const(tile)), dk)
-            inside = b.and_(b.icmp_signed("<", j, _const(n)), b.icmp_signed("<", kk, _const(k)))
-            with b.if_then(inside):
-                value = load(b, b_ptr, dtype, offset(b, [j, kk], [k, 1]))
-                store(b, value, packed, dtype, offset(b, [kk, j], [n, 1]))
+def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
+               scratch: ir.Value, c_ptr: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value,
+               c1: ir.Value) -> None:
+    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR)."""
+    fn = declare(b.module, p.blocking.name, CORE_TYPE)
+    a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
+    if p.pack_b:
+        source, b_strides = aligned(b, scratch), (p.blocking.nr, p.k)
+    else:
+        source, b_strides = b_ptr, (p.n, 1)
+    b.call(fn, [a_ptr, *map(i64, a_strides), source, *map(i64, b_strides), c_ptr,
+                i64(p.n), i64(p.k), r0, r1, c0, c1])
 
 
-def emit_gemm(b: ir.IRBuilder, a_ptr, b_ptr, c_ptr, m: int, n: int, k: int,
-              transpose_a: bool, dtype, lanes: int, row_begin: ir.Value,
-              row_end: ir.Value) -> None:
-    """Rows [row_begin, row_end) of C = op(A) @ B, through the shared core (B row-major:
-    a transposed B has been packed first)."""
-    name = core_name(dtype, lanes)
-    core = b.module.globals.get(name) or ir.Function(
-        b.module, ir.FunctionType(ir.VoidType(), CORE_ARGS), name)
-    row_stride, k_stride = (1, m) if transpose_a else (k, 1)
-    b.call(core, [a_ptr, b_ptr, c_ptr, _const(n), _const(k), _const(row_stride),
-                  _const(k_stride), row_begin, row_end])
+def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPlan) -> None:
+    """Calls `rect` on the rectangles that units [begin, end) make up."""
+    begin, end = b.function.args[1:]
+    const = i64
+
+    def rows_of(first, last):  # row blocks [first, last)
+        return b.mul(first, const(p.row_block)), smin(b, b.mul(last, const(p.row_block)),
+                                                       const(p.m))
+
+    if p.col_blocks == 1:
+        b.call(rect, [buffers, *rows_of(begin, end), const(0), const(p.n)])
+        return
+    per_row = const(p.col_blocks)
+
+    def part(row_block, first, last):  # column blocks [first, last) of one row block
+        r0, r1 = rows_of(row_block, b.add(row_block, const(1)))
+        c1 = smin(b, b.mul(last, const(p.col_block)), const(p.n))
+        b.call(rect, [buffers, r0, r1, b.mul(first, const(p.col_block)), c1])
+
+    whole_first = b.sdiv(b.add(begin, const(p.col_blocks - 1)), per_row)
+    whole_end = b.sdiv(end, per_row)  # row blocks [whole_first, whole_end) are whole
+    with b.if_else(b.icmp_signed(">", whole_first, whole_end)) as (inside_one, other):
+        with inside_one:
+            base = b.mul(whole_end, per_row)
+            part(whole_end, b.sub(begin, base), b.sub(end, base))
+        with other:
+            head = b.mul(whole_first, per_row)
+            with b.if_then(b.icmp_signed("<", begin, head)):
+                before = b.sub(whole_first, const(1))
+                part(before, b.sub(begin, b.mul(before, per_row)), per_row)
+            with b.if_then(b.icmp_signed("<", whole_first, whole_end)):
+                b.call(rect, [buffers, *rows_of(whole_first, whole_end), const(0),
+                              const(p.n)])
+            tail = b.mul(whole_end, per_row)
+            with b.if_then(b.icmp_signed("<", tail, end)):
+                part(whole_end, const(0), b.sub(end, tail))
 
 
-# -- the core ---------------------------------------------------------------------------------
-def emit_core(module: ir.Module, dtype: dtypes.DType, lanes: int) -> str:
-    """Defines the shape-generic GEMM core in `module`; returns its symbol name. `lanes` is
-    the target's float32 width (float64 cores use half as many)."""
-    name = core_name(dtype, lanes)
-    lanes = core_lanes(dtype, lanes)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), CORE_ARGS), name)
-    for arg in fn.args[:3]:
-        arg.add_attribute("noalias")
-    a_ptr, b_ptr, c_ptr, n, k, row_stride, k_stride, row_begin, row_end = fn.args
+def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int,
+                  p: GemmPlan) -> None:
+    """`void name(ptr* buffers, i64 begin, i64 end)`: packs panels [begin, end) of the
+    matmul's B into scratch."""
+    fn = ir.Function(module, kernels.KERNEL_TYPE, name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    tile = _Tile(b, a_ptr, b_ptr, c_ptr, n, k, row_stride, k_stride, dtype, lanes)
-    mr, nr = rows_per_tile(lanes), 2 * lanes
-    full_blocks = b.sdiv(b.sub(row_end, row_begin), _const(mr))
-    tiled_end = b.add(row_begin, b.mul(full_blocks, _const(mr)))
-    has_rest = b.icmp_signed("<", tiled_end, row_end)
-
-    def column_panel(j0: ir.Value, widths: Optional[List[ir.Value]]) -> None:
-        """All row blocks against one panel of B, which stays in cache meanwhile."""
-        with loop_range(b, _const(0), full_blocks, "bi") as block:
-            tile.emit(b.add(row_begin, b.mul(block, _const(mr))), mr, j0, widths, None)
-        with b.if_then(has_rest):  # the last, ragged block of rows
-            tile.emit(tiled_end, mr, j0, widths, row_end)
-
-    panels = b.sdiv(n, _const(nr))
-    with loop_range(b, _const(0), panels, "bj") as panel:
-        column_panel(b.mul(panel, _const(nr)), None)
-    n_tiled = b.mul(panels, _const(nr))
-    ragged = b.sub(n, n_tiled)
-    with b.if_then(b.icmp_signed(">", ragged, _const(0))):  # the ragged right edge
-        first = b.select(b.icmp_signed("<", ragged, _const(lanes)), ragged, _const(lanes))
-        column_panel(n_tiled, [first, b.sub(ragged, first)])
+    pointers = [b.load(b.gep(fn.args[0], [i64(i)], source_etype=PTR), typ=PTR)
+                for i in (b_index, scratch_index)]
+    _emit_pack_b(b, p, pointers[0], pointers[1], *fn.args[1:])
     b.ret_void()
-    return name
 
 
-class _Tile:
-    """Emits one mr x nr tile of C: the k loop with register accumulators, then stores."""
-
-    def __init__(self, b, a_ptr, b_ptr, c_ptr, n, k, row_stride, k_stride, dtype, lanes) -> None:
-        self.b, self.a_ptr, self.b_ptr, self.c_ptr = b, a_ptr, b_ptr, c_ptr
-        self.n, self.k, self.row_stride, self.k_stride = n, k, row_stride, k_stride
-        self.dtype, self.lanes = dtype, lanes
-        self.elem = scalar.llvm_type(dtype)
-        self.vec = ir.VectorType(self.elem, lanes)
-        self.fma = _vector_intrinsic(b.module, "llvm.fma", self.vec, 3)
-
-    def emit(self, i0, mr: int, j0, widths: Optional[List[ir.Value]], row_end) -> None:
-        """`widths` None: two full vectors; else runtime widths of the two (masked) halves.
-        `row_end` None: all mr rows exist; else rows at or past it are neither read nor
-        stored (a valid row is read in their place)."""
-        b = self.b
-        masks = None if widths is None else [self._mask(w) for w in widths]
-        rows = []
-        for r in range(mr):
-            row = b.add(i0, _const(r))
-            if row_end is not None:
-                last = b.sub(row_end, _const(1))
-                row = b.select(b.icmp_signed("<", row, row_end), row, last)
-            rows.append(row)
-        zero = ir.Constant(self.vec, [ir.Constant(self.elem, 0.0)] * self.lanes)
-        accs = self._k_loop(rows, j0, masks, [[zero, zero] for _ in range(mr)])
-        for r in range(mr):
-            if row_end is None:
-                self._store_row(accs[r], b.add(i0, _const(r)), j0, masks)
-            else:
-                with b.if_then(b.icmp_signed("<", b.add(i0, _const(r)), row_end)):
-                    self._store_row(accs[r], b.add(i0, _const(r)), j0, masks)
-
-    def _store_row(self, accs, row, j0, masks) -> None:
-        b = self.b
-        for h in range(2):
-            at = b.add(b.mul(row, self.n), b.add(j0, _const(h * self.lanes)))
-            pointer = b.gep(self.c_ptr, [at], source_etype=self.elem)
-            if masks is None:
-                b.store(accs[h], pointer, align=4)
-            else:
-                _masked_store(b, accs[h], pointer, masks[h])
-
-    def _mask(self, width: ir.Value) -> ir.Value:
-        lane_ids = ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
-        splat = self.b.insert_element(ir.Constant(ir.VectorType(I64, self.lanes), ir.Undefined),
-                                      width, ir.Constant(I32, 0))
-        splat = self.b.shuffle_vector(splat, ir.Constant(ir.VectorType(I64, self.lanes),
-                                                         ir.Undefined),
-                                      ir.Constant(ir.VectorType(I32, self.lanes),
-                                                  [0] * self.lanes))
-        return self.b.icmp_signed("<", lane_ids, splat)
-
-    def _k_loop(self, rows, j0, masks, accs):
-        """for kk: acc[r][h] += A[row r, kk] * B[kk, j0 + h*lanes : ...], the accumulators
-        carried through the loop as phi values so that they live in registers."""
-        b, vec, lanes = self.b, self.vec, self.lanes
-        entry = b.block
-        header = b.append_basic_block("k.header")
-        body = b.append_basic_block("k.body")
-        exit_ = b.append_basic_block("k.exit")
-        b.branch(header)
-        b.position_at_end(header)
-        kk = b.phi(I64, "kk")
-        kk.add_incoming(_const(0), entry)
-        phis = [[b.phi(vec) for _ in range(2)] for _ in rows]
-        for r in range(len(rows)):
-            for h in range(2):
-                phis[r][h].add_incoming(accs[r][h], entry)
-        b.cbranch(b.icmp_signed("<", kk, self.k), body, exit_)
-        b.position_at_end(body)
-        row_start = b.mul(kk, self.n)
-        bvecs = []
-        for h in range(2):
-            pointer = b.gep(self.b_ptr, [b.add(row_start, b.add(j0, _const(h * lanes)))],
-                            source_etype=self.elem)
-            bvecs.append(b.load(pointer, typ=vec, align=4) if masks is None
-                         else _masked_load(b, pointer, vec, masks[h]))
-        updated = []
-        for r, row in enumerate(rows):
-            at = b.add(b.mul(row, self.row_stride), b.mul(kk, self.k_stride))
-            a = load(b, self.a_ptr, self.dtype, at)
-            splat = b.insert_element(ir.Constant(vec, ir.Undefined), a, _const(0))
-            splat = b.shuffle_vector(splat, ir.Constant(vec, ir.Undefined),
-                                     ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
-            updated.append([b.call(self.fma, [splat, bvecs[h], phis[r][h]]) for h in range(2)])
-        for r in range(len(rows)):
-            for h in range(2):
-                phis[r][h].add_incoming(updated[r][h], b.block)
-        kk.add_incoming(b.add(kk, _const(1)), b.block)
-        b.branch(header)
-        b.position_at_end(exit_)
-        return phis
-
-
-def _suffix(vec: ir.VectorType) -> str:
-    element = "f32" if isinstance(vec.element, ir.FloatType) else "f64"
-    return f"v{vec.count}{element}"
-
-
-def _vector_intrinsic(module: ir.Module, name: str, vec: ir.VectorType, arity: int):
-    """llvm.fma.v16f32 and friends (llvmlite cannot mangle vector intrinsic names)."""
-    full = f"{name}.{_suffix(vec)}"
-    return module.globals.get(full) or ir.Function(
-        module, ir.FunctionType(vec, [vec] * arity), full)
-
-
-def _masked_load(b, pointer, vec: ir.VectorType, mask: ir.Value) -> ir.Value:
-    name = f"llvm.masked.load.{_suffix(vec)}.p0"
-    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(
-        vec, [PTR, I32, ir.VectorType(ir.IntType(1), vec.count), vec]), name)
-    zero = ir.Constant(vec, [ir.Constant(vec.element, 0.0)] * vec.count)
-    return b.call(fn, [pointer, ir.Constant(I32, 4), mask, zero])
-
-
-def _masked_store(b, value, pointer, mask: ir.Value) -> None:
-    vec = value.type
-    name = f"llvm.masked.store.{_suffix(vec)}.p0"
-    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(
-        ir.VoidType(), [vec, PTR, I32, ir.VectorType(ir.IntType(1), vec.count)]), name)
-    b.call(fn, [value, pointer, ir.Constant(I32, 4), mask])

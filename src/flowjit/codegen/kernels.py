@@ -8,8 +8,9 @@ Six kinds of kernel:
   reduce       the output is set to the reduction's identity, then one loop nest over the
                input accumulates into it (out[kept index] op= value), then mean divides;
                inner-axis and outer-axis reductions both become vectorizable inner loops;
-  matmul       C = A @ B by a register-blocked micro-kernel (gemm.py), then the fused
-               epilogue as an elementwise pass over the rows of C just computed;
+  matmul       C = op(A) @ op(B) by the BLIS-style GEMM core (gemm.py), then the fused
+               epilogue as an elementwise pass over the part of C just computed (shares
+               are blocks of rows, or of rows and columns when rows are few);
   rowwise      softmax, log_softmax and the softmax cross-entropies along the last axis:
                per row, the max, the sum of exponentials, then the outputs;
   copy         transpose, slice, strided slice, broadcast_to: a copy through an affine
@@ -149,14 +150,18 @@ def loop_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value,
 
 @contextlib.contextmanager
 def loop_nest(b: ir.IRBuilder, shape: Sequence[int],
-              outer: Optional[Tuple[ir.Value, ir.Value]] = None) -> Iterator[List[ir.Value]]:
+              outer: Optional[Tuple[ir.Value, ir.Value]] = None,
+              inner: Optional[Tuple[ir.Value, ir.Value]] = None) -> Iterator[List[ir.Value]]:
     """Nested loops over `shape`, outermost first; yields the index of each dimension.
-    `outer` restricts the outermost dimension to [begin, end)."""
+    `outer` restricts the outermost dimension to [begin, end), `inner` the innermost (of
+    two or more)."""
     with contextlib.ExitStack() as stack:
         index = []
         for d, n in enumerate(shape):
             if d == 0 and outer is not None:
                 index.append(stack.enter_context(loop_range(b, *outer, f"i{d}")))
+            elif d == len(shape) - 1 and d > 0 and inner is not None:
+                index.append(stack.enter_context(loop_range(b, *inner, f"i{d}")))
             else:
                 index.append(stack.enter_context(loop(b, n, f"i{d}")))
         yield index
@@ -261,18 +266,22 @@ class Region:
 class KernelInfo:
     """How to call a kernel: its kind, the extent of the dimension its calls may split
     (1: not splittable), the work per unit of that extent, the granularity shares must be
-    multiples of, its scratch space in bytes, and the name of the function (same signature) to call
-    once before the shares run, if it has one: shares then only read the scratch."""
+    multiples of, its scratch space in bytes, and the function (same signature) to run
+    before the shares, if it has one: `prepare` over [0, prepare_extent), which may be
+    split too (`prepare_work` elements per unit); the shares then only read the scratch."""
 
     def __init__(self, kind: str, extent: int, work_per_row: int, scratch: int = 0,
-                 align: int = 1, prepare: Optional[str] = None) -> None:
+                 align: int = 1, prepare: Optional[str] = None, prepare_extent: int = 1,
+                 prepare_work: int = 1) -> None:
         self.kind, self.extent, self.work_per_row = kind, extent, work_per_row
         self.scratch, self.align, self.prepare = scratch, align, prepare
+        self.prepare_extent, self.prepare_work = prepare_extent, prepare_work
 
 
-def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> KernelInfo:
+def emit_kernel(module: ir.Module, name: str, instr: Instr, target) -> KernelInfo:
     """Adds `void name(ptr* buffers, i64 begin, i64 end)` computing `instr` to `module`.
-    Buffers are the outputs, the inputs, then scratch space if the kernel needs it."""
+    Buffers are the outputs, the inputs, then scratch space if the kernel needs it.
+    `target` (the CPU target) sizes the GEMM's tiles and blocks."""
     kind = kernel_kind(instr)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].add_attribute("noalias")
@@ -302,24 +311,17 @@ def emit_kernel(module: ir.Module, name: str, instr: Instr, lanes: int) -> Kerne
         info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements,
                           scratch_bytes)
     else:
-        scratch_size, tile_rows = _matmul(b, region, out, inputs, out_type, scratch, lanes,
-                                          rows)
-        mm = next(i for i in region.body if i.op == "matmul")
-        m, n = out_type.shape
-        k = mm.operands[0].type.shape[0 if mm.attrs["transpose_a"] else 1]
-        prepare = None
-        if mm.attrs["transpose_b"]:
-            prepare = name + "_prepare"
-            _emit_prepare(module, prepare, n_out + region.params.index(mm.operands[1]),
-                          len(buffers) - 1, n, k, out_type.dtype)
-        info = KernelInfo(kind, m, 2 * n * k, scratch_size, align=tile_rows, prepare=prepare)
+        from flowjit.codegen import gemm  # (gemm builds on this module)
+        info = gemm.emit_matmul(module, name, b, fn.args[0], instr, region, target)
     b.ret_void()
     return info
 
 
 def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
-                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None) -> List[int]:
-    """One loop nest over the (collapsed) output space; returns that space."""
+                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None,
+                 cols=None) -> List[int]:
+    """One loop nest over the (collapsed) output space; returns that space. `rows` and
+    `cols` restrict the first and (for a matmul's epilogue) the last dimension."""
     shape = out_type.shape
     read = {v for instr in region.body for v in instr.operands}
     params = [p for p in region.params if p in read]  # (an epilogue does not read A, B)
@@ -328,7 +330,7 @@ def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
     space, vectors = collapse(shape, vectors, keep_outer=known_root is not None)
     out_strides, param_strides = vectors[0], dict(zip(params, vectors[1:]))
     root = region.body[-1].result
-    with loop_nest(b, space, outer=rows if space else None) as index:
+    with loop_nest(b, space, outer=rows if space else None, inner=cols) as index:
         at = offset(b, index, out_strides)
         known = None
         if known_root is not None:  # the matmul result, read back from the output buffer
@@ -337,6 +339,19 @@ def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
         env = region.evaluate(b, inputs, index, space, known=known, strides=param_strides)
         store(b, env[root], out, out_type.dtype, at)
     return space
+
+
+def emit_epilogue(b, region: Region, matmul: Instr, out, inputs, out_type: TensorType,
+                  rows, cols) -> None:
+    """A matmul fusion's epilogue (bias, activation, update: all but the matmul),
+    elementwise and in place over rows x cols of C, which holds the matmul's result."""
+    if len(region.body) == 1:
+        return
+    epilogue = Region.__new__(Region)
+    epilogue.params = region.params
+    epilogue.body = [i for i in region.body if i is not matmul]
+    _elementwise(b, epilogue, out, inputs, out_type, known_root=(matmul.result, out),
+                 rows=rows, cols=cols)
 
 
 def _identity(op: str, dtype: dtypes.DType):
@@ -404,41 +419,6 @@ def _reduce(b, region: Region, out, inputs, out_type: TensorType, scratch) -> in
                 value = b.fptrunc(value, scalar.llvm_type(dtype))
             store(b, value, out, dtype, i)
     return out_size * 8 if wide else 0
-
-
-def _matmul(b, region: Region, out, inputs, out_type: TensorType, scratch, lanes: int,
-            rows) -> Tuple[int, int]:
-    """Rows [begin, end) of C, then the fused epilogue on them; returns the scratch size
-    and the GEMM's tile height (shares of rows must be multiples of it)."""
-    from flowjit.codegen.gemm import core_lanes, emit_gemm, rows_per_tile
-    mm = next(i for i in region.body if i.op == "matmul")
-    a_val, b_val = mm.operands
-    ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
-    m, n = out_type.shape
-    k = a_val.type.shape[0] if ta else a_val.type.shape[1]
-    dtype = out_type.dtype
-    b_ptr = scratch if tb else inputs[b_val]  # a transposed B was packed by `prepare`
-    emit_gemm(b, inputs[a_val], b_ptr, out, m, n, k, ta, dtype, lanes, *rows)
-    if len(region.body) > 1:  # the epilogue, elementwise over these rows of C, in place
-        epilogue = Region.__new__(Region)
-        epilogue.params = region.params
-        epilogue.body = [i for i in region.body if i is not mm]
-        _elementwise(b, epilogue, out, inputs, out_type, known_root=(mm.result, out),
-                     rows=rows)
-    scratch_bytes = n * k * dtype.np_dtype.itemsize if tb else 0
-    return scratch_bytes, rows_per_tile(core_lanes(dtype, lanes))
-
-
-def _emit_prepare(module: ir.Module, name: str, b_index: int, scratch_index: int, n: int,
-                  k: int, dtype) -> None:
-    """`void name(ptr* buffers, i64, i64)`: packs the matmul's transposed B into scratch."""
-    from flowjit.codegen.gemm import emit_pack_transposed
-    fn = ir.Function(module, KERNEL_TYPE, name)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    pointers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
-                for i in (b_index, scratch_index)]
-    emit_pack_transposed(b, pointers[0], pointers[1], n, k, dtype)
-    b.ret_void()
 
 
 def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:

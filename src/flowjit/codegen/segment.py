@@ -56,12 +56,15 @@ class KernelCall:
     buffers: List[int]     # table index of each of its buffers, in the kernel's order
     extent: int            # rows [0, extent)
     grain: Optional[int]   # rows per share on the worker pool; None: one call, this thread
-    prepare: Optional[str] = None  # called once before the rows (packs scratch)
+    prepare: Optional[str] = None  # run before the rows (packs scratch) ...
+    prepare_extent: int = 1        # ... over [0, prepare_extent)
+    prepare_grain: Optional[int] = None  # in shares of this many on the pool; None: here
 
 
-# One step of a segment: kernel, prepare (or null), extent, grain (0: this thread only), and
-# where its buffers' table indices start in the segment's list of them, and how many.
-_STEP = ir.LiteralStructType([PTR, PTR, I64, I64, I32, I32])
+# One step of a segment: kernel, prepare (or null), extent, grain (0: this thread only), the
+# prepare function's extent and grain, and where its buffers' table indices start in the
+# segment's list of them, and how many.
+_STEP = ir.LiteralStructType([PTR, PTR, I64, I64, I64, I64, I32, I32])
 _KERNEL_POINTER = ir.PointerType(KERNEL_TYPE)  # (prints as `ptr`; lets llvmlite call it)
 
 
@@ -88,6 +91,8 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
             ir.Constant(PTR, None)
         steps.append(ir.Constant(_STEP, [kernel, prepare, ir.Constant(I64, call.extent),
                                          ir.Constant(I64, call.grain or 0),
+                                         ir.Constant(I64, call.prepare_extent),
+                                         ir.Constant(I64, call.prepare_grain or 0),
                                          ir.Constant(I32, len(indices)),
                                          ir.Constant(I32, len(call.buffers))]))
         indices.extend(call.buffers)
@@ -111,7 +116,8 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
 
     kernel, prepare = field(0, _KERNEL_POINTER), field(1, _KERNEL_POINTER)
     extent, grain = field(2, I64), field(3, I64)
-    first, count = b.zext(field(4, I32), I64), b.zext(field(5, I32), I64)
+    prepare_extent, prepare_grain = field(4, I64), field(5, I64)
+    first, count = b.zext(field(6, I32), I64), b.zext(field(7, I32), I64)
     b.branch(copy_block)
 
     b.position_at_end(copy_block)  # args[j] = table[buffers[first + j]], j < count (>= 1)
@@ -126,19 +132,25 @@ def emit_segment(module: ir.Module, name: str, calls: List[KernelCall]) -> None:
     b.cbranch(b.icmp_unsigned("<", j_next, count), copy_block, run_block)
 
     b.position_at_end(run_block)
-    with b.if_then(b.icmp_unsigned("!=", prepare, ir.Constant(_KERNEL_POINTER, None))):
-        b.call(prepare, [args, zero, zero])
-    if all(call.grain is None for call in calls):  # (then the pool may not even exist)
-        b.call(kernel, [args, zero, extent])
-    else:
-        with b.if_else(b.icmp_unsigned("==", grain, zero)) as (alone, shared):
+
+    def run(fn: ir.Value, extent: ir.Value, grain: ir.Value, shared: bool) -> None:
+        """fn over [0, extent), on the pool in shares of `grain` (0: on this thread)."""
+        if not shared:  # (then the pool may not even exist)
+            b.call(fn, [args, zero, extent])
+            return
+        with b.if_else(b.icmp_unsigned("==", grain, zero)) as (alone, on_pool):
             with alone:
-                b.call(kernel, [args, zero, extent])
-            with shared:
+                b.call(fn, [args, zero, extent])
+            with on_pool:
                 parallel_for = module.globals.get(PARALLEL_FOR) or ir.Function(
                     module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, I64, I64]),
                     PARALLEL_FOR)
-                b.call(parallel_for, [pool, kernel, args, zero, extent, grain])
+                b.call(parallel_for, [pool, fn, args, zero, extent, grain])
+
+    with b.if_then(b.icmp_unsigned("!=", prepare, ir.Constant(_KERNEL_POINTER, None))):
+        run(prepare, prepare_extent, prepare_grain,
+            any(call.prepare_grain is not None for call in calls))
+    run(kernel, extent, grain, any(call.grain is not None for call in calls))
     i_next = b.add(i, one)
     i.add_incoming(i_next, b.block)
     b.cbranch(b.icmp_unsigned("<", i_next, ir.Constant(I64, len(steps))), step_block, done)

@@ -66,21 +66,27 @@ def kernel_function(kernel: CompiledKernel, name: str) -> KernelFn:
 
 
 class CPUTarget:
-    """The host CPU: its exact model and features (AVX-512 where present, AVX2 otherwise)."""
+    """The host CPU: its exact model and features (AVX-512 where present, AVX2 otherwise).
+    `cpu` and `features` (LLVM names, e.g. "haswell" and "+avx2,+fma") force another model
+    that the host can run, to generate and test another ISA's code paths here; the features
+    named decide the vector width and register count."""
 
     name = "cpu"
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: Optional[str] = None, features: Optional[str] = None) -> None:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        self.cpu = llvm.get_host_cpu_name()
-        self.features = llvm.get_host_cpu_features().flatten()
+        self.cpu = cpu or llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten() if features is None else features
         target = llvm.Target.from_default_triple()
         self.machine = target.create_target_machine(cpu=self.cpu, features=self.features,
                                                     opt=3, jit=True)
         self.triple = llvm.get_default_triple()
-        # float32 lanes of the widest vector unit: the GEMM micro-kernel's tile width
+        # What the GEMM's tiles and blocks are sized from (codegen/gemm_core.py): float32 lanes
+        # of the widest vector unit, how many vector registers it has, the data caches.
         self.lanes = 16 if "+avx512f" in self.features else 8 if "+avx2" in self.features else 4
+        self.vector_registers = 32 if "+avx512f" in self.features else 16
+        self.cache_bytes = host_cache_bytes()
         # Held while LLVM compiles or links a module, so that a module is compiled once and
         # the GEMM cores are registered once (reentrant: a core is compiled under it).
         self._lock = threading.RLock()
@@ -89,7 +95,7 @@ class CPUTarget:
         self._cache: "weakref.WeakValueDictionary[str, CompiledModule]" = \
             weakref.WeakValueDictionary()
         self._disk = DiskCache(config.cache_dir)
-        self._cores: Dict[str, "CompiledKernel"] = {}
+        self._cores: Dict[str, CompiledModule] = {}
 
     def new_module(self, name: str) -> ir.Module:
         module = ir.Module(name=name)
@@ -136,18 +142,19 @@ class CPUTarget:
             return compiled
 
     def ensure_gemm_core(self, dtype) -> None:
-        """Compiles the shape-generic GEMM core for `dtype` once, and registers its symbol
-        so that the matmul kernels that call it by name link against it."""
-        from flowjit.codegen import gemm
-        name = gemm.core_name(dtype, self.lanes)
+        """Compiles the shape-generic GEMM core for `dtype` once, and registers its symbols
+        so that the matmul kernels that call them by name link against them."""
+        from flowjit.codegen import gemm_core
+        blocking = gemm_core.blocking(dtype, self)
         with self._lock:  # two threads finding no core must not both register one
-            if name in self._cores:
+            if blocking.name in self._cores:
                 return
-            module = self.new_module(name)
-            gemm.emit_core(module, dtype, self.lanes)
-            core = self.compile_kernel(module, name)
-            llvm.add_symbol(name, core.address)
-            self._cores[name] = core  # kept for the process's life: kernels call it by name
+            module = self.new_module(blocking.name)
+            symbols = gemm_core.emit_core(module, blocking)
+            compiled = self.compile_ir_text(str(module), module.name)
+            for symbol in symbols:
+                llvm.add_symbol(symbol, compiled.address(symbol))
+            self._cores[blocking.name] = compiled  # for the process's life: called by name
 
     def _new_machine(self):
         target = llvm.Target.from_default_triple()
@@ -281,6 +288,32 @@ def _remove(path: str) -> bool:
         return False
 
 
+def host_cache_bytes() -> Dict[int, int]:
+    """Data cache size per level (1, 2, 3) of this process's first CPU, from Linux's sysfs;
+    typical sizes where it cannot be read."""
+    sizes = {1: 32 << 10, 2: 512 << 10, 3: 8 << 20}
+    cpu = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else {0}
+    folder = f"/sys/devices/system/cpu/cpu{min(cpu, default=0)}/cache"
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return sizes
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    for entry in entries:
+        try:
+            def read(what: str) -> str:
+                with open(os.path.join(folder, entry, what)) as f:
+                    return f.read().strip()
+            if read("type") == "Instruction":
+                continue
+            size = read("size")
+            value = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+            sizes[int(read("level"))] = value
+        except (OSError, ValueError, KeyError, IndexError):
+            continue
+    return sizes
+
+
 def _flowjit_version() -> str:
     from flowjit import __version__
     return __version__
@@ -298,7 +331,7 @@ def cpu_target() -> CPUTarget:
     if _cpu_target is None:
         with _cpu_target_lock:
             if _cpu_target is None:
-                _cpu_target = CPUTarget()
+                _cpu_target = CPUTarget(config.target_cpu, config.target_features)
     return _cpu_target
 
 

@@ -33,12 +33,25 @@ CHUNKS_PER_THREAD = 2  # a share per thread and a spare: a late or busy core del
 
 def shares(info: kernels.KernelInfo, pool: Optional[WorkerPool]) -> Optional[int]:
     """Rows per share when the kernel is worth splitting across the pool, else None."""
-    units = -(-info.extent // info.align)  # shares are whole multiples of `align` rows
     threshold = PARALLEL_MIN_WORK.get(info.kind, PARALLEL_MIN_ELEMENTS)
-    if pool is None or units < 2 or info.extent * info.work_per_row < threshold:
+    return _grain(info.extent, info.work_per_row, threshold, info.align, pool)
+
+
+def prepare_shares(info: kernels.KernelInfo, pool: Optional[WorkerPool]) -> Optional[int]:
+    """Units per share of the kernel's prepare function (packing: work in elements), or
+    None: run it on this thread."""
+    if info.prepare is None:
+        return None
+    return _grain(info.prepare_extent, info.prepare_work, PARALLEL_MIN_ELEMENTS, 1, pool)
+
+
+def _grain(extent: int, work_per_row: int, threshold: int, align: int,
+           pool: Optional[WorkerPool]) -> Optional[int]:
+    units = -(-extent // align)  # shares are whole multiples of `align` rows
+    if pool is None or units < 2 or extent * work_per_row < threshold:
         return None
     chunks = min(units, pool.size * CHUNKS_PER_THREAD)
-    return -(-units // chunks) * info.align
+    return -(-units // chunks) * align
 
 
 class NativeThunk:
@@ -46,7 +59,7 @@ class NativeThunk:
 
     __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "extent",
                  "args_type", "pools", "precondition", "simple", "addresses", "pool", "grain",
-                 "prepare")
+                 "prepare", "scratch", "prepare_address", "prepare_grain", "prepare_pool")
 
     def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
                  info: kernels.KernelInfo, addresses: Dict[int, int],
@@ -68,6 +81,10 @@ class NativeThunk:
         self.addresses = addresses
         self.precondition = instr.op_def.check_inputs if instr.op != FUSION else None
         self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
+        self.prepare_address = kernel.module.address(info.prepare) if info.prepare else 0
+        self.prepare_grain = prepare_shares(info, pool)
+        self.prepare_pool = pool if self.prepare_grain is not None else None
+        self.scratch: Optional[np.ndarray] = None  # made on the first run, then reused
         self.grain = shares(info, pool)
         self.pool = pool if self.grain is not None else None
         # The common case gets a lean path: one output, one thread, nothing else to do.
@@ -110,10 +127,14 @@ class NativeThunk:
                 self.precondition(*inputs, **self.instr.attrs)
             except errors.OpError as e:
                 raise type(e)(f"{e.message}\n  in {self.instr.describe()}") from None
-        scratch = self._scratch(args, position)  # noqa: F841 - alive during the call
+        self._scratch(args, position)
         if self.extent > 0:  # (else the output is empty: nothing to compute)
-            if self.prepare is not None:
-                self.prepare(args, 0, 0)
+            if self.prepare_pool is not None:
+                self.prepare_pool.parallel_for(self.prepare_pool.memory, self.prepare_address,
+                                               args, 0, self.info.prepare_extent,
+                                               self.prepare_grain)
+            elif self.prepare is not None:
+                self.prepare(args, 0, self.info.prepare_extent)
             if self.pool is not None:
                 self.pool.parallel_for(self.pool.memory, self.kernel.address, args, 0,
                                        self.extent, self.grain)
@@ -146,12 +167,15 @@ class NativeThunk:
         slots[slot] = np.ascontiguousarray(array)
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
-        """Scratch for this call: written by `prepare` (or one share), read by the shares."""
+        """Scratch for this call: written by `prepare` (or one share), read by the shares.
+        Made once (a packed GEMM operand is megabytes: a fresh allocation per run would
+        fault its pages in every time); runs of one executable do not overlap (Session)."""
         if not self.info.scratch:
             return None
-        scratch = np.empty(self.info.scratch, np.uint8)
-        args[position] = scratch.ctypes.data
-        return scratch
+        if self.scratch is None:
+            self.scratch = np.empty(self.info.scratch, np.uint8)
+        args[position] = self.scratch.ctypes.data
+        return self.scratch
 
 
 class NativeSegment:
@@ -200,7 +224,8 @@ class NativeSegment:
                 scratch = 1 + len(table_index) + len(arena_items)
                 arena_items.append((scratch, info.scratch, (step, step)))
             calls.append(KernelCall(f"k{at}", buffers + [scratch], info.extent,
-                                    shares(info, pool), info.prepare))
+                                    shares(info, pool), info.prepare, info.prepare_extent,
+                                    prepare_shares(info, pool)))
         emit_segment(module, "segment", calls)
         self.compiled = target.compile_ir_text(str(module), module.name)
         self.entry = _SEGMENT_SIGNATURE(self.compiled.address("segment"))
@@ -324,7 +349,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         for instr, kernel_id in zip(instrs, ids):
             if kernel_id not in emitted:
                 emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}", instr,
-                                                         target.lanes)
+                                                         target)
         infos = [emitted[kernel_id] for kernel_id in ids]
         stats["kernels_emitted"] += len(emitted)
         stats["largest_segment"] = max(stats["largest_segment"], len(indices))
