@@ -20,7 +20,7 @@ from flowjit.graph.registry import OP_DEFS
 
 from fuzz_program import Program, Var
 
-TRIALS = 10  # all up, all down, then random signs
+TRIALS = 10  # all up, all down, then each result anywhere in its bound
 ULPS = 8     # an op's error bound, in units of its rounding error
 
 Envelope = Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]  # name -> lo, hi, unstable
@@ -90,9 +90,9 @@ def envelope(prog: Program, chain: int, run: int, values: Dict[str, np.ndarray],
         for trial in range(TRIALS):
             rng = np.random.default_rng(trial)
             for tensor, bound in noises:
-                sign = 1.0 if trial == 0 else -1.0 if trial == 1 else \
-                    rng.choice((-1.0, 1.0), bound.shape)
-                feed[tensor] = (sign * bound).astype(tensor.dtype.np_dtype)
+                share = 1.0 if trial == 0 else -1.0 if trial == 1 else \
+                    rng.uniform(-1.0, 1.0, bound.shape)
+                feed[tensor] = (share * bound).astype(tensor.dtype.np_dtype)
             results.append([np.asarray(r, np.float64) for r in sess.run(fetches, feed)])
     spread = {}
     for i, name in enumerate(names):
