@@ -6,8 +6,9 @@ each other. No fixed tolerance tells those from bugs, so when a value misses the
 the chain is run again on the eager backend with the result of every op that rounds
 differently elsewhere (fuzz_ops.EXACT) moved by up to ULPS ulps of its error bound, in
 TRIALS draws; the LLVM value is explained if it lies within the spread of those results
-(plus the tolerance), or where some draw gives NaN, or where the draws differ by more than
-a quarter of their magnitude (no digit of the result is meaningful there).
+(plus the tolerance), or where some draw gives NaN (or infinity, and others not), or where
+the draws differ by more than a quarter of their magnitude (no digit of the result is
+meaningful there).
 """
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ def envelope(prog: Program, chain: int, run: int, values: Dict[str, np.ndarray],
             # Where rounding alone moves a result by a quarter of itself (sin of a huge
             # number), the draws only sample the possible results: no digit is meaningful.
             chaotic = hi - lo > 0.25 * np.maximum(np.abs(lo), np.abs(hi))
-            spread[name] = (lo, hi, np.isnan(draws).any(axis=0) | chaotic)
+            singular = np.isinf(draws).any(axis=0) & (lo != hi)  # (1 / (1 + tanh) near -1)
+            spread[name] = (lo, hi, np.isnan(draws).any(axis=0) | chaotic | singular)
     return spread
 
 
