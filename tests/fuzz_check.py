@@ -43,7 +43,7 @@ from flowjit import errors
 from flowjit.config import config as flowjit_config
 
 from fuzz_chains import random_program, sweep_programs
-from fuzz_envelope import Envelope, envelope
+from fuzz_envelope import Envelope, envelope, uses_state
 from fuzz_program import (DIMS, LARGE_DIMS, VALUE_KINDS, BuildError, Chooser, Program, Var,
                           value_kind)
 
@@ -222,6 +222,8 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
     fetched = prog.outputs + prog.gradients
     extra = [v for v in prog.vars if v not in fetched and _fetchable(v, prog)] \
         if intermediates else []
+    stateful = any(uses_state(v.op_type) for v in prog.vars
+                   if v.op_type and v.op_type != "Gradients")
     init = prog.initializer_line()
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -235,9 +237,13 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
             returned = []  # (array, a copy): later runs must not write into earlier results
             for run in range(runs):
                 feed = prog.feed(run)
-                ref, ref_error = _run(eager, fetched + extra, feed)
-                if ref_error is not None and extra:  # maybe from a value no fetch needs:
-                    return find_problem(prog, runs, intermediates=False)  # start afresh
+                kept = extra
+                ref, ref_error = _run(eager, fetched + kept, feed)
+                if ref_error is not None and kept:  # maybe from a value no fetch needs
+                    if stateful:  # (a second run would move random ops and variables on)
+                        return find_problem(prog, runs, intermediates=False)
+                    kept = []
+                    ref, ref_error = _run(eager, fetched, feed)
                 got, got_error = _run(native, fetched, feed)
                 returned += [(v, g, g.copy()) for v, g in zip(fetched, got or [])]
                 problem = compare_errors(ref_error, got_error)
@@ -247,10 +253,10 @@ def find_problem(prog: Program, runs: int, intermediates: bool = True
                     return problem, run, None
                 if ref is None:
                     continue  # (both raised the same error)
-                values = {v.name: r for v, r in zip(fetched + extra, ref)}
+                values = {v.name: r for v, r in zip(fetched + kept, ref)}
                 magnitudes = chain_magnitudes(values, prog)
                 overflowing = chains_that_may_overflow(values, prog)
-                explain = _explainer(prog, run, values, fetched) if extra else None
+                explain = _explainer(prog, run, values, fetched) if kept else None
                 for var, r, g in zip(fetched, ref, got):
                     problem = compare_values(var, r, g, magnitudes[var.chain],
                                              var.chain in overflowing,

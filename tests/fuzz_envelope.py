@@ -50,7 +50,7 @@ def rounding_bound(var: Var, values: Dict[str, np.ndarray]) -> np.ndarray:
     return np.where(np.isfinite(y), np.nan_to_num(bound, nan=0.0), 0.0)
 
 
-def _uses_state(op_type: str) -> bool:
+def uses_state(op_type: str) -> bool:
     """Whether the op reads or changes the Session's state (random ops, variables): a rerun
     in a new Session would not see what the compared run saw."""
     op_def = OP_DEFS[op_type]
@@ -67,7 +67,7 @@ def envelope(prog: Program, chain: int, run: int, values: Dict[str, np.ndarray],
     some draw gave NaN), or None if the chain cannot be rerun (it has state or random ops,
     or the eager run did not keep its intermediate values)."""
     members = [v for v in prog.vars if v.chain == chain]
-    if any(_uses_state(v.op_type) for v in members if v.op_type and v.op_type != "Gradients"):
+    if any(uses_state(v.op_type) for v in members if v.op_type and v.op_type != "Gradients"):
         return None
     by_name = {v.name: v for v in members}
     sub = Program(prog.seed)
