@@ -6,8 +6,9 @@ each other. No fixed tolerance tells those from bugs, so when a value misses the
 the chain is run again on the eager backend with the result of every op that rounds
 differently elsewhere (fuzz_ops.EXACT) moved by up to ULPS ulps of its error bound, in
 TRIALS draws; the LLVM value is explained if it lies within the spread of those results
-(plus the tolerance), or where some draw gives NaN, or where the draws differ by more than
-a quarter of their magnitude (no digit of the result is meaningful there).
+(plus the tolerance), or where some draw gives NaN (or infinity, and others not), or where
+the draws differ by more than a quarter of their magnitude (no digit of the result is
+meaningful there).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from flowjit.graph.registry import OP_DEFS
 
 from fuzz_program import Program, Var
 
-TRIALS = 10  # all up, all down, then random signs
+TRIALS = 10  # all up, all down, then each result anywhere in its bound
 ULPS = 8     # an op's error bound, in units of its rounding error
 
 Envelope = Dict[str, Tuple[np.ndarray, np.ndarray, np.ndarray]]  # name -> lo, hi, unstable
@@ -49,6 +50,13 @@ def rounding_bound(var: Var, values: Dict[str, np.ndarray]) -> np.ndarray:
     return np.where(np.isfinite(y), np.nan_to_num(bound, nan=0.0), 0.0)
 
 
+def uses_state(op_type: str) -> bool:
+    """Whether the op reads or changes the Session's state (random ops, variables): a rerun
+    in a new Session would not see what the compared run saw."""
+    op_def = OP_DEFS[op_type]
+    return op_def.uses_rng or op_def.assigns_variable or op_def.kernel is None
+
+
 def _defined(line: str) -> List[str]:
     return [n.strip() for n in line.split("=")[0].split(",") if n.strip()]
 
@@ -59,8 +67,7 @@ def envelope(prog: Program, chain: int, run: int, values: Dict[str, np.ndarray],
     some draw gave NaN), or None if the chain cannot be rerun (it has state or random ops,
     or the eager run did not keep its intermediate values)."""
     members = [v for v in prog.vars if v.chain == chain]
-    if any(v.op_type and v.op_type != "Gradients" and OP_DEFS[v.op_type].stateful
-           for v in members):
+    if any(uses_state(v.op_type) for v in members if v.op_type and v.op_type != "Gradients"):
         return None
     by_name = {v.name: v for v in members}
     sub = Program(prog.seed)
@@ -90,9 +97,9 @@ def envelope(prog: Program, chain: int, run: int, values: Dict[str, np.ndarray],
         for trial in range(TRIALS):
             rng = np.random.default_rng(trial)
             for tensor, bound in noises:
-                sign = 1.0 if trial == 0 else -1.0 if trial == 1 else \
-                    rng.choice((-1.0, 1.0), bound.shape)
-                feed[tensor] = (sign * bound).astype(tensor.dtype.np_dtype)
+                share = 1.0 if trial == 0 else -1.0 if trial == 1 else \
+                    rng.uniform(-1.0, 1.0, bound.shape)
+                feed[tensor] = (share * bound).astype(tensor.dtype.np_dtype)
             results.append([np.asarray(r, np.float64) for r in sess.run(fetches, feed)])
     spread = {}
     for i, name in enumerate(names):
@@ -102,7 +109,8 @@ def envelope(prog: Program, chain: int, run: int, values: Dict[str, np.ndarray],
             # Where rounding alone moves a result by a quarter of itself (sin of a huge
             # number), the draws only sample the possible results: no digit is meaningful.
             chaotic = hi - lo > 0.25 * np.maximum(np.abs(lo), np.abs(hi))
-            spread[name] = (lo, hi, np.isnan(draws).any(axis=0) | chaotic)
+            singular = np.isinf(draws).any(axis=0) & (lo != hi)  # (1 / (1 + tanh) near -1)
+            spread[name] = (lo, hi, np.isnan(draws).any(axis=0) | chaotic | singular)
     return spread
 
 
