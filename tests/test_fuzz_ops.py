@@ -4,9 +4,9 @@ computes what the eager interpreter computes, forward and backward.
 Graphs are chains of 1-4 ops (so elementwise chains, reductions and matmul epilogues fuse)
 over every dtype an op takes, with dimensions across the vector and GEMM tile boundaries,
 empty and size-1 dimensions, NaN and infinities (fuzz_program.py, fuzz_ops*.py,
-fuzz_chains.py); fuzz_check.py says how results are compared. Known bugs that are being fixed
-elsewhere are kept out by filters marked "Known bug", each with an xfail test in
-test_fuzz_regressions.py.
+fuzz_chains.py); fuzz_check.py says how results are compared. A known bug not fixed yet
+would be kept out by a filter marked "Known bug", with a strict xfail test in
+test_fuzz_regressions.py (none is, now).
 
 `make test` runs a fixed, quick set of examples. A long search for new ones, which stops at
 the first failure and shrinks it:
