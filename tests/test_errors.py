@@ -227,3 +227,14 @@ def test_integer_reciprocal_is_rejected_when_the_graph_is_built_as_in_tf1():
     with tf.Session() as sess:
         np.testing.assert_array_equal(sess.run(tf.reciprocal(tf.constant([0.0, 2.0]))),
                                       [np.inf, 0.5])
+
+
+def test_reducing_a_scalar_over_an_axis_is_rejected_on_every_backend():
+    # The compiled kernel ignored the axis (2.0), the interpreter leaked numpy's AxisError.
+    with pytest.raises(errors.ShapeError, match=r"out of range for a tensor of rank 0.*'Sum"):
+        tf.reduce_sum(tf.placeholder(tf.float32, []), axis=0)
+    x = tf.placeholder(tf.float32, None, name="unknown_rank")
+    with tf.Session() as sess:
+        with pytest.raises(errors.InvalidArgumentError, match="rank 0"):
+            sess.run(tf.reduce_sum(x, axis=0), {x: 2.0})
+        assert sess.run(tf.reduce_sum(x), {x: 2.0}) == 2.0  # no axis: fine

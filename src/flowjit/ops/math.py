@@ -392,6 +392,9 @@ def reduction_rule(allowed, out_dtype=None):
         (x,) = inputs
         check_dtype(x, allowed)
         if axis is not None and x.shape.ndims is not None:
+            if x.shape.ndims == 0 and axis:  # TF1: "Invalid reduction dimension"
+                raise ShapeInferenceError(f"axis {list(axis)} is out of range for a tensor of "
+                                          f"rank 0")
             # Axes stay negative when the graph did not know the rank; resolve them now.
             axis = tuple(normalize_axis(a, x.shape.ndims) for a in axis)
         return [TensorSpec(out_dtype or x.dtype, _reduced_shape(x.shape, axis, keepdims))]
