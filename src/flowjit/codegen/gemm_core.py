@@ -98,9 +98,6 @@ def blocking(dtype: dtypes.DType, target) -> Blocking:
 
 # Most vectors per row of a short tile over B in place
 WIDE_VECTORS = 8
-# k steps per iteration of a tile's loop (a multiple of its accumulator sets: 1, 2 or 4):
-# fewer loop-counter instructions competing with the FMAs for their ports
-K_UNROLL = 4
 
 
 def emit_core(module: ir.Module, blocks: Blocking) -> List[str]:
@@ -121,29 +118,29 @@ class _CoreEmitter:
 
     def emit(self) -> None:
         blk = self.blocks
-        tiles = {(mr, blk.vectors, edge): self._tile(mr, blk.vectors, edge)
-                 for mr in blk.tile_rows for edge in (None, "packed", "in_place")}
-        for mr in blk.tile_rows:  # a right edge one vector wide (a 784 x 10 layer's)
-            for edge in ("packed", "in_place"):
-                tiles[mr, 1, edge] = self._tile(mr, 1, edge)
+        tiles = {}
         for mr in blk.tile_rows:
+            tiles[mr, blk.vectors, False] = self._tile(mr, blk.vectors, False)
+            tiles[mr, blk.vectors, True] = self._tile(mr, blk.vectors, True)
+            tiles[mr, 1, True] = self._tile(mr, 1, True)  # an edge of one vector (N = 10)
             if blk.wide(mr) > blk.vectors:
-                tiles[mr, blk.wide(mr), None] = self._tile(mr, blk.wide(mr), None)
+                tiles[mr, blk.wide(mr), False] = self._tile(mr, blk.wide(mr), False)
         pack_a = self._pack_a()
         self._core(tiles, pack_a)
         self._pack_b()
 
     # -- the register tile ----------------------------------------------------------------
-    def _tile(self, mr: int, vectors: int, edge: Optional[str]) -> ir.Function:
+    def _tile(self, mr: int, vectors: int, edge: bool) -> ir.Function:
         """`tile(a, b, b_k_stride, c, ldc, kc, accumulate[, cols])`: C[0:mr, 0:w] (= or +=)
         A micro-panel (mr rows at the packed stride) @ B micro-panel (kc rows of w at
-        b_k_stride), w = vectors x lanes. At the right `edge` only `cols` < w columns of C
-        are written, and of B read if it is "in_place" (a "packed" B has zeros there)."""
+        b_k_stride), w = vectors x lanes. At the right `edge` only `cols` < w columns of B
+        are read (masked: a B in place ends there) and of C written."""
         blk, vec, lanes = self.blocks, self.vec, self.blocks.lanes
         args = [PTR, PTR, I64, PTR, I64, I64, I1] + ([I64] if edge else [])
         fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), args),
-                         f"{blk.name}_tile{mr}x{vectors}{'_' + edge if edge else ''}")
+                         f"{blk.name}_tile{mr}x{vectors}{'_edge' if edge else ''}")
         fn.linkage = "internal"
+        fn.attributes.add("noinline")  # (called from many places: inlining takes LLVM long)
         for i in (0, 1, 3):
             fn.args[i].add_attribute("noalias")
         a, bp, b_stride, c, ldc, kc, accumulate = fn.args[:7]
@@ -152,10 +149,11 @@ class _CoreEmitter:
         if edge:
             masks = [lane_mask(b, b.sub(fn.args[7], i64(h * lanes)), vec)
                      for h in range(vectors)]
-        load_masks = masks if edge == "in_place" else None
         rows = [b.gep(c, [b.mul(ldc, i64(r))], source_etype=self.elem) for r in range(mr)]
         fetch = prefetch(self.module)
-        for row in rows:  # C is read (or written) after the k loop: fetch it meanwhile
+        # C is read (or written) after the k loop: fetched meanwhile. (Measured on Emerald
+        # Rapids: within noise, as is fetching B 4 or 8 k ahead, which is not done.)
+        for row in rows:
             for line in range(0, vectors * lanes * blk.itemsize, ALIGN):
                 b.call(fetch, [b.gep(row, [i64(line)], source_etype=I8),
                                ir.Constant(I32, 1), ir.Constant(I32, 3), ir.Constant(I32, 1)])
@@ -172,9 +170,8 @@ class _CoreEmitter:
                 bvecs = []
                 for h in range(vectors):
                     pointer = b.gep(b_row, [i64(h * lanes)], source_etype=self.elem)
-                    bvecs.append(b.load(pointer, typ=vec, align=blk.itemsize)
-                                 if load_masks is None
-                                 else masked_load(b, pointer, vec, load_masks[h]))
+                    bvecs.append(b.load(pointer, typ=vec, align=blk.itemsize) if masks is None
+                                 else masked_load(b, pointer, vec, masks[h]))
                 base = (s % sets) * count
                 for r in range(mr):
                     pointer = b.gep(a, [b.add(at, i64(r * blk.a_stride))],
@@ -186,11 +183,12 @@ class _CoreEmitter:
                         out[i] = b.call(self.fma, [x_splat, bvecs[h], out[i]])
             return out
 
-        unroll = max(sets, K_UNROLL)
+        unroll = sets
         accs, kk = carried_loop(b, i64(0), kc, unroll, [zero] * (count * sets),
                                 lambda kk, accs: step(kk, accs, unroll), "k")
-        accs, _ = carried_loop(b, kk, kc, 1, accs, lambda kk, accs: step(kk, accs, 1),
-                               "krest")  # the last kc % unroll
+        if unroll > 1:  # the last kc % unroll
+            accs, _ = carried_loop(b, kk, kc, 1, accs, lambda kk, accs: step(kk, accs, 1),
+                                   "krest")
         for s in range(1, sets):
             for i in range(count):
                 accs[i] = b.fadd(accs[i], accs[s * count + i])
@@ -423,14 +421,14 @@ class _CoreEmitter:
                         b.gep(c_rows, [jr], source_etype=self.elem), block.ldc, block.kc,
                         block.accumulate]
                 if not edge:
-                    b.call(tiles[mr, vectors, None], call)
+                    b.call(tiles[mr, vectors, False], call)
                 else:
                     cols = b.sub(block.jc_end, jr)
                     with b.if_else(b.icmp_signed(">=", cols, i64(width))) as (full, part):
                         with full:
-                            b.call(tiles[mr, vectors, None], call)
+                            b.call(tiles[mr, vectors, False], call)
                         with part:
-                            self._edge_tile(b, tiles, mr, vectors, block, call, cols)
+                            self._edge_tile(b, tiles, mr, vectors, call, cols)
 
         wide = blk.wide(mr)
         start = block.jc
@@ -443,24 +441,16 @@ class _CoreEmitter:
         run(start, block.jc_end, blk.vectors, edge=True)
 
 
-    def _edge_tile(self, b, tiles, mr: int, vectors: int, block, call, cols) -> None:
-        """The last `cols` columns: a tile one vector wide if they fit one, masked; B in
-        place has unit column stride (packed: K) and is read masked too."""
-        def masked(width: int) -> None:
-            with b.if_else(block.in_place) as (in_place, packed):
-                with in_place:
-                    b.call(tiles[mr, width, "in_place"], call + [cols])
-                with packed:
-                    b.call(tiles[mr, width, "packed"], call + [cols])
-
+    def _edge_tile(self, b, tiles, mr: int, vectors: int, call, cols) -> None:
+        """The last `cols` columns, masked: by a tile one vector wide if they fit one."""
         if vectors == 1:
-            masked(1)
+            b.call(tiles[mr, 1, True], call + [cols])
             return
         with b.if_else(b.icmp_signed("<=", cols, i64(self.blocks.lanes))) as (one, more):
             with one:
-                masked(1)
+                b.call(tiles[mr, 1, True], call + [cols])
             with more:
-                masked(vectors)
+                b.call(tiles[mr, vectors, True], call + [cols])
 
 
 @dataclass
