@@ -238,3 +238,14 @@ def test_reducing_a_scalar_over_an_axis_is_rejected_on_every_backend():
         with pytest.raises(errors.InvalidArgumentError, match="rank 0"):
             sess.run(tf.reduce_sum(x, axis=0), {x: 2.0})
         assert sess.run(tf.reduce_sum(x), {x: 2.0}) == 2.0  # no axis: fine
+
+
+def test_a_deeply_nested_fed_list_is_explained_without_recursion():
+    x = tf.placeholder(tf.float32, None, name="x")
+    value = [None]
+    for _ in range(5000):
+        value = [value]
+    with tf.Session() as sess:
+        with pytest.raises(errors.FeedError, match=r"Cannot feed a list of 1 items whose item "
+                                                   r"(\[0\])+ is None"):
+            sess.run(x * 2, {x: value})

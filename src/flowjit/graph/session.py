@@ -478,18 +478,18 @@ def _describe(value) -> str:
 
 
 def _first_non_number(value, where: str) -> Optional[Tuple[str, Any]]:
-    """(index path, item) of the first item of a fed value, searching nested lists, that
-    is not a number; None if all are. Only called to explain an error."""
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            found = _first_non_number(item, f"{where}[{i}]")
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, (bool, int, float, complex, np.generic, np.ndarray)) and \
-            np.asarray(value).dtype.kind not in "OUS":
-        return None
-    return where, value
+    """(index path, item) of the first item of a fed value, searching nested lists in order,
+    that is not a number; None if all are. Only called to explain an error; iterative, so
+    any nesting depth is fine."""
+    stack = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend((f"{path}[{i}]", x) for i, x in reversed(list(enumerate(item))))
+        elif not (isinstance(item, (bool, int, float, complex, np.generic, np.ndarray)) and
+                  np.asarray(item).dtype.kind not in "OUS"):
+            return path, item
+    return None
 
 
 def _convert_dtype(tensor: Tensor, array: np.ndarray, value) -> np.ndarray:
