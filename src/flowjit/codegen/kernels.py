@@ -22,13 +22,13 @@ Six kinds of kernel:
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from llvmlite import ir
 
 from flowjit import dtypes
-from flowjit.codegen import scalar
+from flowjit.codegen import scalar, simd
 from flowjit.ir.core import FUSION, Instr, TensorType, Value
 
 I64 = ir.IntType(64)
@@ -128,24 +128,10 @@ def loop(b: ir.IRBuilder, count: int, name: str = "i") -> Iterator[ir.Value]:
         yield index
 
 
-@contextlib.contextmanager
 def loop_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value,
-               name: str = "i") -> Iterator[ir.Value]:
+               name: str = "i") -> ContextManager[ir.Value]:
     """for (i = start; i < stop; ++i) { body }"""
-    entry = b.block
-    header = b.append_basic_block(f"{name}.header")
-    body = b.append_basic_block(f"{name}.body")
-    exit_ = b.append_basic_block(f"{name}.exit")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name=name)
-    index.add_incoming(start, entry)
-    b.cbranch(b.icmp_signed("<", index, stop), body, exit_)
-    b.position_at_end(body)
-    yield index
-    index.add_incoming(b.add(index, ir.Constant(I64, 1)), b.block)
-    b.branch(header)
-    b.position_at_end(exit_)
+    return simd.for_range(b, start, stop, name=name)
 
 
 @contextlib.contextmanager
