@@ -398,7 +398,8 @@ def test_float32_sums_of_millions_of_terms_stay_within_a_few_ulps(reduce):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy deprecates these setters
-@pytest.mark.parametrize("change", ["shape", "dtype", "resize", "strides"])
+@pytest.mark.parametrize("change", ["none", "shape", "dtype", "resize", "strides",
+                                    "grow-and-shrink"])
 def test_results_changed_in_place_by_the_caller_do_not_leak_into_later_runs(change):
     x = tf.placeholder(tf.float32, [2, 4])
     y = x * 2.0  # one native kernel with pooled output buffers
@@ -407,12 +408,19 @@ def test_results_changed_in_place_by_the_caller_do_not_leak_into_later_runs(chan
     feed = {x: np.arange(8, dtype=np.float32).reshape(2, 4)}
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
+        addresses = set()
         for _ in range(5):
             result, total = sess.run([y, step], feed)
             assert result.shape == (2, 4) and result.dtype == np.float32
             np.testing.assert_array_equal(result, feed[x] * 2)
+            address = result.__array_interface__["data"][0]
             for array in (result, total):
-                if change == "shape":
+                if change == "grow-and-shrink":  # same metadata, data moved
+                    array.resize((1 << 16,), refcheck=False)
+                    array.resize((2, 4), refcheck=False)
+                elif change == "none":
+                    pass
+                elif change == "shape":
                     array.shape = (4, 2)
                 elif change == "dtype":
                     array.dtype = np.int32
@@ -421,4 +429,7 @@ def test_results_changed_in_place_by_the_caller_do_not_leak_into_later_runs(chan
                 else:
                     array.strides = (4, 8)
             del result, total
+            addresses.add(address)
+        if change == "none":  # unchanged buffers really are reused: a two-buffer pool
+            assert len(addresses) <= 2, addresses
         np.testing.assert_array_equal(sess.run(update), feed[x] * 10)

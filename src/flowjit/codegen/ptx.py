@@ -116,10 +116,14 @@ class PTXTarget:
         parsed.verify()
         if needs_libdevice:
             kernel_names = {f.name for f in parsed.functions if not f.is_declaration}
-            with open(libdevice_path(), "rb") as f:
-                library = llvm.parse_bitcode(f.read())
-            library.triple, library.data_layout = parsed.triple, parsed.data_layout
-            parsed.link_in(library)
+            try:
+                with open(libdevice_path(), "rb") as f:
+                    library = llvm.parse_bitcode(f.read())
+                library.triple, library.data_layout = parsed.triple, parsed.data_layout
+                parsed.link_in(library)
+            except (OSError, RuntimeError) as e:  # unreadable, or from a newer LLVM
+                raise PTXUnsupportedError(f"cannot link libdevice ({libdevice_path()}): "
+                                          f"{e}") from None
             for fn in parsed.functions:  # internal: unused library code is dropped
                 if not fn.is_declaration and fn.name not in kernel_names:
                     fn.linkage = "internal"

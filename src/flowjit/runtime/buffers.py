@@ -44,10 +44,12 @@ def pooled_output(pool: List[np.ndarray], shape, dtype, addresses: Dict[int, int
     A caller may have changed a returned array's metadata in place (`r.shape = ...`,
     `r.dtype = ...`, `r.resize`) before dropping it: such a buffer leaves the pool, so every
     run returns an array of the fetch's shape and dtype, at the address the kernel expects."""
-    for i, buffer in enumerate(pool):
+    for i in range(len(pool)):  # (not enumerate: its tuple would hold another reference)
+        buffer = pool[i]
         if sys.getrefcount(buffer) == 3:  # the pool, `buffer` and the argument
             if buffer.shape != shape or buffer.dtype != dtype or \
-                    not buffer.flags.c_contiguous:
+                    not buffer.flags.c_contiguous or \
+                    data_address(buffer) != addresses[id(buffer)]:  # (resized: data moved)
                 del pool[i], addresses[id(buffer)]
                 break
             buffer.setflags(write=True)  # a Session marks variable values read-only
