@@ -67,7 +67,7 @@ def test_dumps_one_folder_per_executable_with_its_stages(mlp, tmp_path, capsys):
     files = sorted(p.name for p in logits.iterdir())
     assert "ir.ir" in files and "opt.ir" in files
     assert any(re.fullmatch(r"\d\d-fusion\.ir", f) for f in files)
-    assert 'kind="matmul"' in (logits / "opt.ir").read_text()
+    assert 'kind="contraction"' in (logits / "opt.ir").read_text()
     assert re.search(rf"{re.escape(str(logits))}: ir, .*\d\d-fusion, opt", stdout)
     assert f"{folder(out, 'init')}: ir, " in stdout
 
@@ -122,7 +122,7 @@ def test_dot_draws_each_kept_stage(mlp, tmp_path):
     nodes = re.findall(r"^\s*\"?(\w+)\"? \[", dot, re.M)
     nodes = [n for n in nodes if n not in ("node", "edge", "graph")]
     assert len(nodes) == len(func.params) + len(func.body) + len(func.results)
-    assert "fusion matmul" in dot
+    assert "fusion contraction" in dot
 
 
 def test_program_errors_exit_1_after_the_summary(tmp_path, capsys):

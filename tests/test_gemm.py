@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import flowjit as tf
 from flowjit import dtypes
-from flowjit.codegen import gemm, kernels
+from flowjit.codegen import gemm, kernels, schedule
 from flowjit.codegen.target import CPUTarget, cpu_target
 from flowjit.compiler import CompileOptions, optimize
 from flowjit.ir.core import TensorType
@@ -71,7 +71,7 @@ def _check_matmul(isa, m, k, n, ta, tb, dtype, epilogue, seed=0):
             "update": (pc - 0.5 * product, other - 0.5 * (a @ b)),  # a training step's
         }[epilogue]
         func, run = _compile(_target(isa), [fetch], {pa: fed_a, pb: fed_b, pc: other})
-        assert [kernels.kernel_kind(i) for i in func.body].count("matmul") == 1
+        assert [schedule.kernel_kind(i) for i in func.body].count("contraction") == 1
         got, = run()
     np.testing.assert_allclose(got, expected, **_tolerance(dtype.np_dtype, k))
 
@@ -123,12 +123,12 @@ def _native_matmul(target, m, k, n, ta, tb, epilogue: bool):
         func = optimize(lower([fetch], [pa, pb], {pa: TensorType(tf.float32, fed_a.shape),
                                                   pb: TensorType(tf.float32, fed_b.shape)}),
                         CompileOptions())
-    instr, = [i for i in func.body if kernels.kernel_kind(i) == "matmul"]
+    instr, = [i for i in func.body if schedule.kernel_kind(i) == "contraction"]
     if instr.op != "matmul":
         assert [v.type.shape for v in instr.operands[:2]] == [fed_a.shape, fed_b.shape]
     module = target.new_module("matmul_units")
     target.ensure_gemm_core(dtypes.float32)
-    info = kernels.emit_kernel(module, "k", instr, target)
+    info = kernels.emit_kernel(module, "k", schedule.schedule(instr, target), target)
     compiled = target.compile_kernel(module, "k")
     out = np.full((m, n), np.nan, np.float32)
     scratch = np.empty(max(info.scratch, 1), np.uint8)
@@ -176,7 +176,7 @@ def test_any_split_of_the_units_computes_each_element_once(isa, shape, tb, epilo
 def test_shares_of_2d_units_on_the_pool_match_numpy(monkeypatch, chunks):
     """Through the runtime: matmuls split into shares that cross row blocks, B packed by
     shares of panels."""
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_WORK", {"matmul": 1})
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_WORK", {"contraction": 1})
     monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 1)
     monkeypatch.setattr(cpu, "CHUNKS_PER_THREAD", chunks)
     rng = np.random.default_rng(chunks)

@@ -165,7 +165,7 @@ def test_fusion_of_an_elementwise_chain_a_reduction_and_a_matmul_epilogue():
     assert changed
     assert out == expect("""
         func @f(%x: f32[4,8] {feed="x:0"}, %w: f32[8,3] {var="w"}, %b: f32[3] {var="b"}) {
-          %0: f32[4,3] = fusion %x, %w, %b {kind="matmul"} {
+          %0: f32[4,3] = fusion %x, %w, %b {kind="contraction"} {
             ^(%p: f32[4,8], %p_1: f32[8,3], %p_2: f32[3]):
               %1: f32[4,3] = matmul %p, %p_1 {transpose_a=false, transpose_b=false}
               %2: f32[4,3] = add %1, %p_2

@@ -28,7 +28,7 @@ def test_a_fused_kernel_becomes_ptx():
     target = PTXTarget()
     fusion = _fused_chain_instr()
     assert target.supports(fusion)
-    ptx = target.to_ptx(target.emit_elementwise(fusion))
+    ptx = target.to_ptx(target.emit_kernel(fusion))
     assert ".visible .entry kernel(" in ptx and ".target sm_90" in ptx
     assert "%tid.x" in ptx and "ld.global" in ptx and "st.global" in ptx
     assert "call" not in ptx  # no libm: exp/tanh are inline arithmetic
@@ -37,7 +37,7 @@ def test_a_fused_kernel_becomes_ptx():
 @pytest.mark.skipif(shutil.which("ptxas") is None, reason="the CUDA toolkit (ptxas) is absent")
 def test_ptxas_assembles_the_generated_ptx():
     target = PTXTarget()
-    ok, messages = target.assemble(target.to_ptx(target.emit_elementwise(_fused_chain_instr())))
+    ok, messages = target.assemble(target.to_ptx(target.emit_kernel(_fused_chain_instr())))
     assert ok, messages
 
 
@@ -61,7 +61,7 @@ def test_math_the_gpu_lacks_comes_from_libdevice_and_assembles(op, dtype):
     target = PTXTarget()
     kernel = _last_kernel(GPU_MATH[op], dtype)
     assert target.supports(kernel)
-    text = target.to_ptx(target.emit_elementwise(kernel))
+    text = target.to_ptx(target.emit_kernel(kernel))
     assert len(text.splitlines()) < 1000  # only the library functions used are kept
     ok, messages = target.assemble(text)
     assert ok, messages
@@ -74,7 +74,7 @@ def test_without_libdevice_math_kernels_are_refused_with_an_error_not_an_abort(m
         kernel = _last_kernel(GPU_MATH[op])
         assert not target.supports(kernel)
         with pytest.raises(ptx.PTXUnsupportedError, match="libdevice"):
-            target.to_ptx(target.emit_elementwise(kernel))
+            target.to_ptx(target.emit_kernel(kernel))
     assert target.supports(_last_kernel(tf.sigmoid))  # inline arithmetic needs no library
 
 

@@ -79,7 +79,7 @@ def test_the_pool_has_its_workers_running():
 @pytest.fixture
 def split_everything(monkeypatch):
     """Every kernel with more than one share of rows runs on the pool."""
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_WORK", {"matmul": 1})
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_WORK", {"contraction": 1})
     monkeypatch.setattr(cpu, "PARALLEL_MIN_ELEMENTS", 1)
 
 

@@ -151,13 +151,15 @@ def _argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-NATIVE_STAGES = ["llvm", "llvm-opt", "ptx"]  # the LLVM IR of the kernels, and their PTX
-STAGE_FILE = re.compile(r"\.(ir|ll|ptx)$")
+# the kernels' schedules, their LLVM IR as generated and optimized, and their PTX
+NATIVE_STAGES = ["kernels", "llvm", "llvm-opt", "ptx"]
+STAGE_FILE = re.compile(r"\.(ir|sched|ll|ptx)$")
 
 
 def stage_names() -> List[str]:
     """What --stages can name: 'ir', every pass a pipeline may run, 'opt', then the
-    kernels' LLVM IR as generated ('llvm') and optimized ('llvm-opt'), and 'ptx'."""
+    kernels' schedules ('kernels'), their LLVM IR as generated ('llvm') and optimized
+    ('llvm-opt'), and 'ptx'."""
     passes = [p.name for p in default_pipeline() + available_passes()]
     return ["ir"] + list(dict.fromkeys(passes)) + ["opt"] + NATIVE_STAGES
 

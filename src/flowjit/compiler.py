@@ -93,7 +93,8 @@ def _func_name(plan: RunPlan) -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", name)
 
 
-STAGE_EXTENSIONS = {"llvm": ".ll", "llvm-opt": ".ll", "ptx": ".ptx"}  # others: ".ir"
+STAGE_EXTENSIONS = {"kernels": ".sched", "llvm": ".ll", "llvm-opt": ".ll",
+                    "ptx": ".ptx"}  # others: ".ir"
 
 
 def _stage_writer(directory: str, clear: bool = True):
@@ -101,7 +102,7 @@ def _stage_writer(directory: str, clear: bool = True):
     os.makedirs(directory, exist_ok=True)
     if clear:
         for stale in os.listdir(directory):  # an earlier run's stages must not mix in
-            if stale.endswith((".ir", ".ll", ".ptx")):
+            if stale.endswith((".ir", ".sched", ".ll", ".ptx")):
                 os.remove(os.path.join(directory, stale))
 
     def write(stage: str, content) -> None:
@@ -127,7 +128,7 @@ def _dump_ptx(func: Func, write) -> None:
         if target.supports(instr):
             header = f"// instruction {index}: {instr.op} at {instr.describe()}\n"
             try:
-                ptx = target.to_ptx(target.emit_elementwise(instr, f"kernel{index}"))
+                ptx = target.to_ptx(target.emit_kernel(instr, f"kernel{index}"))
             except PTXUnsupportedError as e:  # dumping never fails a run
                 ptx = f"// not compiled to PTX: {e}\n"
             parts.append(header + ptx)

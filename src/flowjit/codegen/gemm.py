@@ -41,7 +41,7 @@ from llvmlite import ir
 from flowjit.codegen import kernels
 from flowjit.codegen.gemm_core import CORE_TYPE, PACK_B_TYPE, Blocking, blocking
 from flowjit.codegen.simd import ALIGN, I64, PTR, aligned, declare, i64, smin
-from flowjit.ir.core import Instr
+from flowjit.codegen.schedule import Schedule
 
 __all__ = ["Blocking", "GemmPlan", "blocking", "emit_matmul", "plan"]
 
@@ -113,20 +113,29 @@ def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
     return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, row_block, col_block)
 
 
-def emit_matmul(module: ir.Module, name: str, b: ir.IRBuilder, buffers: ir.Value,
-                instr: Instr, region: "kernels.Region", target) -> "kernels.KernelInfo":
-    """The body of the matmul kernel `name` (builder `b`, its buffer table `buffers`): C =
-    op(A) @ op(B) through the core, then the fused epilogue on the part of C just computed.
-    The kernel's [begin, end) counts the plan's units (blocks of rows x blocks of columns,
-    row-major); `name_rect(buffers, r0, r1, c0, c1)` computes one rectangle, and a range of
-    units is at most three rectangles. Packing B is the kernel's prepare function."""
-    mm = next(i for i in region.body if i.op == "matmul")
-    out_type = instr.results[0].type
-    m, n = out_type.shape
+def plan_of(sched: Schedule, target) -> GemmPlan:
+    """The plan that a contraction's schedule's tiles (CPUTarget.tiles) describe."""
+    m, n, k = sched.space
+    t = sched.tiles
+    blocks = blocking(sched.instr.results[0].type.dtype, target)
+    if (t["mr"], t["nr"], t["kc"], t["nc"]) != (blocks.mr, blocks.nr, blocks.kc, blocks.nc):
+        raise ValueError(f"the schedule's GEMM tiles {t} are not this target's {blocks}")
+    return GemmPlan(m, n, k, sched.facts["transpose_a"], sched.facts["transpose_b"], blocks,
+                    bool(t["pack_b"]), t["row_block"], t["col_block"])
+
+
+def emit_matmul(f: "kernels.Frame", sched: Schedule) -> "kernels.KernelInfo":
+    """The body of the contraction kernel `f.name`: C = op(A) @ op(B) through the core,
+    then the fused epilogue on the part of C just computed. The kernel's [begin, end)
+    counts the plan's units (blocks of rows x blocks of columns, row-major);
+    `name_rect(buffers, r0, r1, c0, c1)` computes one rectangle, and a range of units is
+    at most three rectangles. Packing B is the kernel's prepare function."""
+    module, name, b, region = f.module, f.name, f.b, f.region
+    mm = sched.facts["core"]
+    out_type = sched.instr.results[0].type
     a_val, b_val = mm.operands
-    ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
-    k = a_val.type.shape[0] if ta else a_val.type.shape[1]
-    p = plan(m, n, k, ta, tb, blocking(out_type.dtype, target))
+    p = plan_of(sched, f.target)
+    k = p.k
     b_index = 1 + region.params.index(b_val)
     scratch_index = 1 + len(region.params)
 
@@ -142,13 +151,13 @@ def emit_matmul(module: ir.Module, name: str, b: ir.IRBuilder, buffers: ir.Value
                r0, r1, c0, c1)
     kernels.emit_epilogue(rb, region, mm, out, inputs, out_type, (r0, r1), (c0, c1))
     rb.ret_void()
-    _emit_units(b, rect, buffers, p)
+    _emit_units(b, rect, f.table, p)
 
     prepare = None
     if p.pack_b:
         prepare = name + "_prepare"
         _emit_prepare(module, prepare, b_index, scratch_index, p)
-    return kernels.KernelInfo("matmul", p.units, 2 * p.row_block * p.col_block * max(k, 1),
+    return kernels.KernelInfo("contraction", p.units, 2 * p.row_block * p.col_block * max(k, 1),
                               p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
                               prepare_work=p.blocking.nr * k)
 

@@ -1,23 +1,23 @@
-"""Loop nests for IR instructions: each compiled instruction (or fusion) becomes one kernel
-function `void kernel(ptr* buffers)` whose buffers are its outputs, then its inputs, all
-dense row-major arrays of the static shapes in the IR.
+"""The CPU emitter: LLVM IR loop nests for kernel schedules (codegen/schedule.py). Each
+kernel is a function `void kernel(ptr* buffers, i64 begin, i64 end)` whose buffers are its
+outputs, then its inputs, then scratch, all dense row-major arrays of the static shapes in
+the IR; [begin, end) is the share of the schedule's parallel axis this call computes (the
+runtime splits it between cores).
 
-Six kinds of kernel:
-  elementwise  one loop nest over the output; operands are read through broadcast strides
-               (stride 0 along broadcast dimensions), fused ops are evaluated per element;
-  reduce       the output is set to the reduction's identity, then one loop nest over the
-               input accumulates into it (out[kept index] op= value), then mean divides;
-               inner-axis and outer-axis reductions both become vectorizable inner loops;
-  matmul       C = op(A) @ op(B) by the BLIS-style GEMM core (gemm.py), then the fused
-               epilogue as an elementwise pass over the part of C just computed (shares
-               are blocks of rows, or of rows and columns when rows are few);
+The emitters, one per kernel kind (registered in the op table for the ops of each role):
+  elementwise  one loop nest over the schedule's space; operands are read through their
+               strides (0 along broadcast dimensions), fused ops are evaluated per element;
+  reduce       the share's outputs are set to the identity, then one loop nest over the input
+               accumulates into them (out[kept index] op= value; an innermost reduced axis
+               accumulates in a register first), then mean divides;
+  contraction  C = op(A) @ op(B) by the BLIS-style GEMM core (gemm.py), then the fused
+               epilogue as an elementwise pass over the part of C just computed;
   rowwise      softmax, log_softmax and the softmax cross-entropies along the last axis:
                per row, the max, the sum of exponentials, then the outputs;
   copy         transpose, slice, strided slice, broadcast_to: a copy through an affine
                index map (a base offset and one stride per output dimension);
   gather       rows picked by an index tensor (indices are range-checked before the call),
-               and concatenate.
-`can_compile(instr)` says whether an instruction is one of these; others run in numpy.
+  concat       and concatenation.
 """
 from __future__ import annotations
 
@@ -29,95 +29,19 @@ from llvmlite import ir
 
 from flowjit import dtypes
 from flowjit.codegen import scalar, simd
-from flowjit.ir.core import FUSION, Instr, TensorType, Value
+from flowjit.codegen.schedule import (CONCAT, COPY, ELEMENTWISE, GATHER, REDUCE,
+                                      ROWWISE, Schedule, broadcast_strides, collapse,
+                                      row_major_strides)
+from flowjit.graph import registry
+from flowjit.ir.core import Instr, TensorType, Value
 
 I64 = ir.IntType(64)
 PTR = ir.PointerType()
-# void kernel(ptr* buffers, i64 begin, i64 end): [begin, end) of the outer dimension.
+# void kernel(ptr* buffers, i64 begin, i64 end): [begin, end) of the parallel axis.
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+TARGET = "cpu"  # the emitters' key in the op table
 
-REDUCTIONS = {"reduce_sum": "add", "reduce_mean": "add", "reduce_max": "max",
-              "reduce_min": "min", "reduce_prod": "mul", "reduce_any": "or",
-              "reduce_all": "and"}
 FAST = ("reassoc", "contract")  # lets LLVM vectorize reductions (order of additions changes)
-
-
-# -- what can be compiled -----------------------------------------------------------------------
-def _static(values: Sequence[Value]) -> bool:
-    return all(v.type.is_static and scalar.supported_dtype(v.type.dtype) for v in values)
-
-
-def _elementwise_ok(instr: Instr) -> bool:
-    return scalar.can_emit(instr.op, [v.type.dtype for v in instr.operands],
-                           instr.result.type.dtype)
-
-
-ROWWISE = ("softmax", "log_softmax", "softmax_xent", "sparse_softmax_xent")
-LAYOUT_OPS = ("transpose", "slice", "strided_slice", "broadcast_to")
-
-
-def kernel_kind(instr: Instr) -> Optional[str]:
-    """'elementwise', 'reduce', 'matmul' or 'rowwise' if `instr` compiles to a kernel."""
-    if not _static(instr.operands + instr.results):
-        return None
-    if instr.op in ROWWISE:
-        return "rowwise" if _rowwise_ok(instr) else None
-    if instr.op in LAYOUT_OPS:
-        return "copy"
-    if instr.op == "gather":
-        return "gather"
-    if instr.op == "concatenate":
-        return "concat"
-    if len(instr.results) != 1:
-        return None
-    if instr.op == FUSION:
-        body = instr.region.body
-        if not _static([r for i in body for r in i.results]):
-            return None
-        kind = instr.attrs["kind"]
-        root, rest = body[-1], [i for i in body[:-1] if i.op != "constant"]
-        if kind == "loop" and all(_elementwise_ok(i) for i in rest + [root]):
-            return "elementwise"
-        if kind == "reduce" and _reduction_ok(root) and all(_elementwise_ok(i) for i in rest):
-            return "reduce"
-        if kind == "matmul":
-            matmuls = [i for i in rest + [root] if i.op == "matmul"]
-            epilogue = [i for i in rest + [root] if i.op != "matmul"]
-            if len(matmuls) == 1 and _matmul_ok(matmuls[0], instr.result.type) and \
-                    all(_elementwise_ok(i) for i in epilogue):
-                return "matmul"
-        return None
-    if instr.op_def.elementwise and _elementwise_ok(instr):
-        return "elementwise"
-    if instr.op in REDUCTIONS and _reduction_ok(instr):
-        return "reduce"
-    if instr.op == "matmul" and _matmul_ok(instr, instr.result.type):
-        return "matmul"
-    return None
-
-
-def _reduction_ok(instr: Instr) -> bool:
-    dtype = instr.operands[0].type.dtype
-    if instr.op not in REDUCTIONS or not scalar.supported_dtype(dtype):
-        return False
-    if instr.op == "reduce_mean" and dtype not in scalar.FLOAT_TYPES:
-        return False  # integer mean truncates; numpy does it
-    return True
-
-
-def _rowwise_ok(instr: Instr) -> bool:
-    x = instr.operands[0].type
-    if x.dtype not in scalar.FLOAT_TYPES or not x.shape or x.shape[-1] == 0:
-        return False
-    if instr.op in ("softmax", "log_softmax"):
-        return instr.attrs["axis"] in (-1, len(x.shape) - 1)
-    return True
-
-
-def _matmul_ok(instr: Instr, output: TensorType) -> bool:
-    a, b = instr.operands
-    return (len(a.type.shape) == 2 and len(b.type.shape) == 2
-            and a.type.dtype in scalar.FLOAT_TYPES and instr.result.type == output)
 
 
 # -- loops ------------------------------------------------------------------------------------
@@ -153,36 +77,6 @@ def loop_nest(b: ir.IRBuilder, shape: Sequence[int],
         yield index
 
 
-def broadcast_strides(shape: Sequence[int], space: Sequence[int]) -> List[int]:
-    """Element strides of a row-major array of `shape` read over the index `space` it is
-    broadcast to (numpy rules): 0 along broadcast dimensions."""
-    strides, step = [0] * len(space), 1
-    for d in range(1, len(shape) + 1):
-        if shape[-d] != 1:
-            strides[-d] = step
-        step *= shape[-d]
-    return strides
-
-
-def collapse(space: Sequence[int], strides: List[List[int]], keep_outer: bool = False
-             ) -> Tuple[List[int], List[List[int]]]:
-    """Merges adjacent dimensions wherever every stride vector is contiguous across them
-    (or broadcast across both), so that short inner dimensions become one long, vectorizable
-    loop: [64, 8] with dense operands iterates as [512]. `keep_outer` leaves dimension 0
-    alone (its range may be split between cores)."""
-    space = list(space)
-    strides = [list(s) for s in strides]
-    d = len(space) - 2
-    while d >= (1 if keep_outer else 0):
-        if all(s[d] == s[d + 1] * space[d + 1] for s in strides):
-            space[d + 1] *= space[d]
-            del space[d]
-            for s in strides:
-                del s[d]
-        d -= 1
-    return space, strides
-
-
 def offset(b: ir.IRBuilder, index: Sequence[ir.Value], strides: Sequence[int]) -> ir.Value:
     total = ir.Constant(I64, 0)
     for i, s in zip(index, strides):
@@ -206,16 +100,10 @@ def store(b: ir.IRBuilder, value: ir.Value, pointer: ir.Value, dtype: dtypes.DTy
 
 # -- evaluating fused instructions at one index -------------------------------------------------
 class Region:
-    """The instructions of a kernel (a fusion's region, or one instruction) with their inputs
-    bound to buffers."""
+    """The scalar instructions of a kernel, with their parameters bound to buffers."""
 
-    def __init__(self, instr: Instr) -> None:
-        if instr.op == FUSION:
-            self.params = [p.value for p in instr.region.params]
-            self.body = instr.region.body
-        else:
-            self.params = [Value(v.type) for v in instr.operands]
-            self.body = [Instr(instr.op, self.params, instr.attrs, instr.results, instr.loc)]
+    def __init__(self, params: List[Value], body: List[Instr]) -> None:
+        self.params, self.body = params, body
 
     def evaluate(self, b: ir.IRBuilder, pointers: Dict[Value, ir.Value], index, space,
                  upto: Optional[Instr] = None, known: Optional[Dict[Value, ir.Value]] = None,
@@ -264,95 +152,112 @@ class KernelInfo:
         self.prepare_extent, self.prepare_work = prepare_extent, prepare_work
 
 
-def emit_kernel(module: ir.Module, name: str, instr: Instr, target) -> KernelInfo:
-    """Adds `void name(ptr* buffers, i64 begin, i64 end)` computing `instr` to `module`.
-    Buffers are the outputs, the inputs, then scratch space if the kernel needs it.
-    `target` (the CPU target) sizes the GEMM's tiles and blocks."""
-    kind = kernel_kind(instr)
+class Frame:
+    """What an emitter writes into: the kernel function's builder, its buffers (outputs,
+    the region's parameters, scratch) and its [begin, end) share."""
+
+    def __init__(self, module: ir.Module, name: str, fn: ir.Function, sched: Schedule,
+                 target) -> None:
+        self.module, self.name, self.fn, self.target = module, name, fn, target
+        self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
+        n_out = len(sched.instr.results)
+        self.table = fn.args[0]
+        self.buffers = [b.load(b.gep(self.table, [ir.Constant(I64, i)], source_etype=PTR),
+                               typ=PTR) for i in range(n_out + len(sched.params) + 1)]
+        self.outs = self.buffers[:n_out]
+        self.ins = self.buffers[n_out:-1]
+        self.inputs = dict(zip(sched.params, self.ins))
+        self.scratch = self.buffers[-1]
+        self.rows = (fn.args[1], fn.args[2])
+        self.region = Region(sched.params, sched.body)
+
+
+def anchor(sched: Schedule) -> Instr:
+    """The instruction whose op's emitter emits the kernel: a contraction's core, else the
+    root (an elementwise fusion's root is elementwise, a reduce fusion's a reduction)."""
+    return sched.facts.get("core") or sched.root
+
+
+def can_emit(sched: Schedule) -> bool:
+    return TARGET in anchor(sched).op_def.emitters
+
+
+def emit_kernel(module: ir.Module, name: str, sched: Schedule, target) -> KernelInfo:
+    """Adds `void name(ptr* buffers, i64 begin, i64 end)` computing the schedule's kernel
+    to `module`, by the emitter the op table holds for it on the CPU."""
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].add_attribute("noalias")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    region = Region(instr)
-    n_out = len(instr.results)
-    buffers = [b.load(b.gep(fn.args[0], [ir.Constant(I64, i)], source_etype=PTR), typ=PTR)
-               for i in range(n_out + len(region.params) + 1)]
-    out, inputs = buffers[0], dict(zip(region.params, buffers[n_out:]))
-    scratch = buffers[-1]
-    out_type = instr.results[0].type
-    rows = (fn.args[1], fn.args[2])
-    if kind == "rowwise":
-        info = _rowwise(b, instr, buffers[:n_out], buffers[n_out:-1], rows)
-    elif kind == "copy":
-        info = _copy(b, instr, out, buffers[n_out], rows)
-    elif kind == "gather":
-        info = _gather(b, instr, out, buffers[n_out], buffers[n_out + 1])
-    elif kind == "concat":
-        info = _concat(b, instr, out, buffers[n_out:-1])
-    elif kind == "elementwise":
-        space = _elementwise(b, region, out, inputs, out_type, rows=rows)
-        extent = space[0] if space else 1
-        info = KernelInfo(kind, extent, max(1, out_type.num_elements // max(1, extent)))
-    elif kind == "reduce":
-        scratch_bytes = _reduce(b, region, out, inputs, out_type, scratch)
-        info = KernelInfo(kind, 1, region.body[-1].operands[0].type.num_elements,
-                          scratch_bytes)
-    else:
-        from flowjit.codegen import gemm  # (gemm builds on this module)
-        info = gemm.emit_matmul(module, name, b, fn.args[0], instr, region, target)
-    b.ret_void()
+    frame = Frame(module, name, fn, sched, target)
+    info = anchor(sched).op_def.emitters[TARGET](frame, sched)
+    frame.b.ret_void()
     return info
 
 
-def _elementwise(b, region: Region, out, inputs, out_type: TensorType,
-                 known_root: Optional[Tuple[Value, ir.Value]] = None, rows=None,
-                 cols=None) -> List[int]:
-    """One loop nest over the (collapsed) output space; returns that space. `rows` and
-    `cols` restrict the first and (for a matmul's epilogue) the last dimension."""
-    shape = out_type.shape
-    read = {v for instr in region.body for v in instr.operands}
-    params = [p for p in region.params if p in read]  # (an epilogue does not read A, B)
-    vectors = [broadcast_strides(shape, shape)] + [broadcast_strides(p.type.shape, shape)
-                                                   for p in params]
-    space, vectors = collapse(shape, vectors, keep_outer=known_root is not None)
-    out_strides, param_strides = vectors[0], dict(zip(params, vectors[1:]))
+def _work(sched: Schedule) -> int:
+    total = 1
+    for d in sched.space:
+        total *= d
+    return total
+
+
+def emit_elementwise(f: Frame, sched: Schedule) -> KernelInfo:
+    space = list(sched.space)
+    param_strides = {p: sched.strides_of(p) for p in sched.params
+                     if sched.strides_of(p) is not None}
+    _loop_over(f.b, f.region, f.outs[0], f.inputs, sched.instr.result.type, space,
+               sched.out_strides, param_strides, rows=f.rows if space else None)
+    extent = space[0] if space else 1
+    return KernelInfo(ELEMENTWISE, extent, max(1, _work(sched) // max(1, extent)))
+
+
+def _loop_over(b, region: Region, out, inputs, out_type: TensorType, space, out_strides,
+               param_strides, known_root: Optional[Tuple[Value, ir.Value]] = None,
+               rows=None, cols=None) -> None:
+    """out[i] = region(i) for i in `space`; `rows` and `cols` restrict the first and (for a
+    contraction's epilogue) the last dimension."""
     root = region.body[-1].result
-    with loop_nest(b, space, outer=rows if space else None, inner=cols) as index:
+    with loop_nest(b, space, outer=rows, inner=cols) as index:
         at = offset(b, index, out_strides)
         known = None
-        if known_root is not None:  # the matmul result, read back from the output buffer
+        if known_root is not None:  # the contraction's result, read back from the output
             value, pointer = known_root
             known = {value: load(b, pointer, out_type.dtype, at)}
         env = region.evaluate(b, inputs, index, space, known=known, strides=param_strides)
         store(b, env[root], out, out_type.dtype, at)
-    return space
 
 
-def emit_epilogue(b, region: Region, matmul: Instr, out, inputs, out_type: TensorType,
+def emit_epilogue(b, region: Region, core: Instr, out, inputs, out_type: TensorType,
                   rows, cols) -> None:
-    """A matmul fusion's epilogue (bias, activation, update: all but the matmul),
-    elementwise and in place over rows x cols of C, which holds the matmul's result."""
+    """A contraction's epilogue (bias, activation, update: all but the core), elementwise
+    and in place over rows x cols of C, which holds the core's result."""
     if len(region.body) == 1:
         return
-    epilogue = Region.__new__(Region)
-    epilogue.params = region.params
-    epilogue.body = [i for i in region.body if i is not matmul]
-    _elementwise(b, epilogue, out, inputs, out_type, known_root=(matmul.result, out),
-                 rows=rows, cols=cols)
+    body = [i for i in region.body if i is not core]
+    shape = out_type.shape
+    read = [p for p in region.params if any(p in i.operands for i in body)]
+    vectors = [broadcast_strides(shape, shape)] + [broadcast_strides(p.type.shape, shape)
+                                                   for p in read]
+    space, vectors = collapse(shape, vectors, keep_outer=True)
+    _loop_over(b, Region(region.params, body), out, inputs, out_type, space, vectors[0],
+               dict(zip(read, vectors[1:])), known_root=(core.result, out), rows=rows,
+               cols=cols)
 
 
 def _identity(op: str, dtype: dtypes.DType):
     if dtype is dtypes.bool_:
-        return {"or": 0, "and": 1}[op]
+        return {"any": 0, "all": 1}[op]
     if dtype in scalar.FLOAT_TYPES:
-        return {"add": 0.0, "mul": 1.0, "max": float("-inf"), "min": float("inf")}[op]
+        return {"sum": 0.0, "mean": 0.0, "prod": 1.0, "max": float("-inf"),
+                "min": float("inf")}[op]
     info = np.iinfo(dtype.np_dtype)
-    return {"add": 0, "mul": 1, "max": int(info.min), "min": int(info.max)}[op]
+    return {"sum": 0, "mean": 0, "prod": 1, "max": int(info.min), "min": int(info.max)}[op]
 
 
 def _combine(b: ir.IRBuilder, op: str, acc: ir.Value, x: ir.Value, dtype) -> ir.Value:
     is_float = dtype in scalar.FLOAT_TYPES
-    if op in ("add", "mul"):
-        result = getattr(b, ("f" if is_float else "") + op)(acc, x)
+    if op in ("sum", "mean", "prod"):
+        name = {"prod": "mul"}.get(op, "add")
+        result = getattr(b, ("f" if is_float else "") + name)(acc, x)
         if is_float:
             result.flags.extend(FAST)
         return result
@@ -361,56 +266,88 @@ def _combine(b: ir.IRBuilder, op: str, acc: ir.Value, x: ir.Value, dtype) -> ir.
         if is_float:  # NaN propagates, as in numpy
             return scalar.float_extremum(b, predicate, acc, x)
         return b.select(scalar.icmp(b, predicate, acc, x, dtype), acc, x)
-    return b.or_(acc, x) if op == "or" else b.and_(acc, x)
+    return b.or_(acc, x) if op == "any" else b.and_(acc, x)
 
 
-def _reduce(b, region: Region, out, inputs, out_type: TensorType, scratch) -> int:
-    """Accumulates into the output, or for float32 sums and means into float64 scratch
-    (returns its bytes): a float32 accumulator spread over vector lanes still adds millions
-    of terms one after another (the mean of 2^24 copies of 0.1 came out 0.35% high); in
-    float64 the error of 2^24 terms stays below float32's last bit."""
-    root = region.body[-1]
-    op = REDUCTIONS[root.op]
+def emit_reduce(f: Frame, sched: Schedule) -> KernelInfo:
+    """Accumulates into the output, or for float32 sums and means into float64 scratch:
+    a float32 accumulator spread over vector lanes still adds millions of terms one after
+    another (the mean of 2^24 copies of 0.1 came out 0.35% high); in float64 the error of
+    2^24 terms stays below float32's last bit. A share covers a range of the parallel
+    (kept) axis: it initializes, accumulates and finishes only its own outputs."""
+    b, root = f.b, sched.root
+    op = sched.facts["combiner"]
     source = root.operands[0]
-    in_shape = source.type.shape
+    out_type = sched.instr.result.type
     dtype = out_type.dtype
-    axes = range(len(in_shape)) if root.attrs["axis"] is None else root.attrs["axis"]
-    axes = {a % len(in_shape) for a in axes} if in_shape else set()
-    kept = [1 if i in axes else d for i, d in enumerate(in_shape)]
-    out_strides = broadcast_strides(kept, in_shape)
-    out_size = out_type.num_elements
-    wide = op == "add" and dtype is dtypes.float32
-    acc_dtype, acc = (dtypes.float64, scratch) if wide else (dtype, out)
-    init = ir.Constant(scalar.llvm_type(acc_dtype), _identity(op, acc_dtype))
-    with loop(b, out_size, "o") as i:
-        store(b, init, acc, acc_dtype, i)
-    with loop_nest(b, in_shape) as index:
-        env = region.evaluate(b, inputs, index, in_shape, upto=root)
-        value = env[source] if source in env else load(  # an unfused reduction
-            b, inputs[source], dtype, offset(b, index, broadcast_strides(in_shape, in_shape)))
-        if wide:
-            value = b.fpext(value, scalar.llvm_type(acc_dtype))
-        at = offset(b, index, out_strides)
-        store(b, _combine(b, op, load(b, acc, acc_dtype, at), value, acc_dtype), acc,
-              acc_dtype, at)
-    if root.op == "reduce_mean" or wide:
-        count = 1
-        for a in axes:
-            count *= in_shape[a]
-        with loop(b, out_size, "m") as i:
-            value = load(b, acc, acc_dtype, i)
-            if root.op == "reduce_mean":  # empty: 0/0 = NaN
-                value = b.fdiv(value, ir.Constant(value.type, float(count)))
+    space = list(sched.space)
+    wide = sched.facts["accumulator"] == "f64" and dtype is dtypes.float32
+    acc_dtype, acc = (dtypes.float64, f.scratch) if wide else (dtype, f.outs[0])
+    acc_type = scalar.llvm_type(acc_dtype)
+    init = ir.Constant(acc_type, _identity(op, acc_dtype))
+    out_strides = sched.out_strides
+    kept = [d for d in range(len(space)) if d not in sched.reduce]
+    kept_space = [space[d] for d in kept]
+    kept_strides = [out_strides[d] for d in kept]
+    split = sched.parallel[0] if sched.parallel else None
+    # the share's outputs: the kept space, with the split axis restricted to [begin, end)
+    share: dict = {}
+    if split is not None:
+        share = {"outer": f.rows} if kept.index(split) == 0 else {"inner": f.rows}
+    nest = {"outer": f.rows} if split == 0 else {"inner": f.rows} if split is not None \
+        else {}
+
+    def each_output() -> ContextManager[List[ir.Value]]:
+        return loop_nest(b, kept_space, **share)
+
+    with each_output() as index:
+        store(b, init, acc, acc_dtype, offset(b, index, kept_strides))
+    param_strides = {p: sched.strides_of(p) for p in sched.params
+                     if sched.strides_of(p) is not None}
+    inner_reduced = bool(space) and len(space) - 1 in sched.reduce
+    value_type = acc_type
+
+    def value_at(index) -> ir.Value:
+        env = f.region.evaluate(b, f.inputs, index, space, upto=root, strides=param_strides)
+        value = env[source] if source in env else load(
+            b, f.inputs[source], dtype, offset(b, index, param_strides[source]))
+        return b.fpext(value, value_type) if wide else value
+
+    if not inner_reduced:
+        with loop_nest(b, space, **nest) as index:
+            at = offset(b, index, out_strides)
+            store(b, _combine(b, op, load(b, acc, acc_dtype, at), value_at(index), acc_dtype),
+                  acc, acc_dtype, at)
+    else:  # the innermost axis sums into a register, then once into the accumulator
+        with b.goto_entry_block():  # (an entry-block slot becomes a register)
+            total = b.alloca(value_type)
+        with loop_nest(b, space[:-1], **nest) as index:
+            b.store(init, total)
+            with loop(b, space[-1], "r") as last:
+                b.store(_combine(b, op, b.load(total), value_at(index + [last]), acc_dtype),
+                        total)
+            at = offset(b, index, out_strides[:-1])
+            store(b, _combine(b, op, load(b, acc, acc_dtype, at), b.load(total), acc_dtype),
+                  acc, acc_dtype, at)
+    if op == "mean" or wide:
+        with each_output() as index:
+            at = offset(b, index, kept_strides)
+            value = load(b, acc, acc_dtype, at)
+            if op == "mean":  # empty: 0/0 = NaN
+                value = b.fdiv(value, ir.Constant(value.type, float(sched.facts["count"])))
             if wide:
                 value = b.fptrunc(value, scalar.llvm_type(dtype))
-            store(b, value, out, dtype, i)
-    return out_size * 8 if wide else 0
+            store(b, value, f.outs[0], dtype, at)
+    extent = space[split] if split is not None else 1
+    return KernelInfo(REDUCE, extent, max(1, _work(sched) // max(1, extent)),
+                      out_type.num_elements * 8 if wide else 0)
 
 
-def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
+def emit_rowwise(f: Frame, sched: Schedule) -> KernelInfo:
     """Softmax-family ops along the last axis: per row, m = max(x), s = sum(exp(x - m)),
     then the outputs from m and s. As in the reference, log-probabilities are
     (x - m) - log(s): forming m + log(s) first would lose log(s) next to a large m."""
+    b, instr, outs, ins, rows = f.b, sched.instr, f.outs, f.ins, f.rows
     x_type = instr.operands[0].type
     dtype = x_type.dtype
     n = x_type.shape[-1]
@@ -472,60 +409,26 @@ def _rowwise(b, instr: Instr, outs, ins, rows) -> KernelInfo:
                 total.flags.extend(FAST)
                 b.store(total, t_slot)
             store(b, b.load(t_slot), outs[0], dtype, r)
-    return KernelInfo("rowwise", x_type.num_elements // n, 30 * n)
+    return KernelInfo(ROWWISE, sched.space[0], 30 * n)
 
 
 # -- layout: copies through affine index maps -----------------------------------------------
-def row_major_strides(shape: Sequence[int]) -> List[int]:
-    strides, step = [], 1
-    for d in reversed(shape):
-        strides.append(step)
-        step *= d
-    return strides[::-1]
-
-
-def affine_map(instr: Instr) -> Tuple[int, List[int]]:
-    """(base, strides): output index i reads input element base + sum(i[d] * strides[d])."""
-    x = instr.operands[0].type.shape
-    st = row_major_strides(x)
-    out = instr.result.type.shape
-    if instr.op == "transpose":
-        return 0, [st[p] for p in instr.attrs["perm"]]
-    if instr.op == "slice":
-        return sum(b * s for b, s in zip(instr.attrs["begin"], st)), list(st)
-    if instr.op == "broadcast_to":
-        return 0, broadcast_strides(x, out)
-    base, strides, axis = 0, [], 0  # strided_slice: walk the index entries
-    for entry in instr.attrs["spec"]:
-        if entry[0] == "newaxis":
-            strides.append(0)
-            continue
-        if entry[0] == "index":
-            base += (entry[1] % x[axis]) * st[axis]
-        else:
-            start, _stop, step = slice(*entry[1:]).indices(x[axis])
-            base += start * st[axis]
-            strides.append(step * st[axis])
-        axis += 1
-    strides.extend(st[axis:])
-    return base, strides
-
-
-def _copy(b, instr: Instr, out, x_ptr, rows) -> KernelInfo:
-    out_type = instr.result.type
-    base, in_strides = affine_map(instr)
-    space, (out_strides, in_strides) = collapse(
-        out_type.shape, [row_major_strides(out_type.shape), in_strides])
-    dtype = out_type.dtype
-    with loop_nest(b, space, outer=rows if space else None) as index:
-        source = b.add(ir.Constant(I64, base), offset(b, index, in_strides))
-        store(b, load(b, x_ptr, dtype, source), out, dtype, offset(b, index, out_strides))
+def emit_copy(f: Frame, sched: Schedule) -> KernelInfo:
+    b, space = f.b, list(sched.space)
+    dtype = sched.instr.result.type.dtype
+    in_strides = sched.strides_of(sched.params[0])
+    with loop_nest(b, space, outer=f.rows if space else None) as index:
+        source = b.add(ir.Constant(I64, sched.facts["base"]), offset(b, index, in_strides))
+        store(b, load(b, f.ins[0], dtype, source), f.outs[0], dtype,
+              offset(b, index, sched.out_strides))
     extent = space[0] if space else 1
-    return KernelInfo("copy", extent, max(1, out_type.num_elements // max(1, extent)))
+    return KernelInfo(COPY, extent, max(1, _work(sched) // max(1, extent)))
 
 
-def _gather(b, instr: Instr, out, params_ptr, indices_ptr) -> KernelInfo:
+def emit_gather(f: Frame, sched: Schedule) -> KernelInfo:
     """out[pre, i..., post] = params[pre, indices[i...], post] (indices checked before)."""
+    b, instr, out = f.b, sched.instr, f.outs[0]
+    params_ptr, indices_ptr = f.ins
     params, indices = instr.operands
     axis = instr.attrs["axis"] % len(params.type.shape)
     p_shape, i_shape = params.type.shape, indices.type.shape
@@ -541,10 +444,11 @@ def _gather(b, instr: Instr, out, params_ptr, indices_ptr) -> KernelInfo:
                        b.mul(i, ir.Constant(I64, p_st[axis])))
         store(b, load(b, params_ptr, dtype, source), out, dtype,
               offset(b, index, row_major_strides(out_shape)))
-    return KernelInfo("gather", 1, instr.result.type.num_elements)
+    return KernelInfo(GATHER, 1, instr.result.type.num_elements)
 
 
-def _concat(b, instr: Instr, out, input_ptrs) -> KernelInfo:
+def emit_concat(f: Frame, sched: Schedule) -> KernelInfo:
+    b, instr, out, input_ptrs = f.b, sched.instr, f.outs[0], f.ins
     out_type = instr.result.type
     axis = instr.attrs["axis"] % len(out_type.shape)
     out_st = row_major_strides(out_type.shape)
@@ -557,4 +461,17 @@ def _concat(b, instr: Instr, out, input_ptrs) -> KernelInfo:
             x = load(b, pointer, out_type.dtype, offset(b, index, in_strides))
             store(b, x, out, out_type.dtype, b.add(base, offset(b, index, o_strides)))
         start += shape[axis]
-    return KernelInfo("concat", 1, out_type.num_elements)
+    return KernelInfo(CONCAT, 1, out_type.num_elements)
+
+
+def _emit_contraction(f: Frame, sched: Schedule) -> KernelInfo:
+    from flowjit.codegen import gemm  # (gemm builds on this module)
+    return gemm.emit_matmul(f, sched)
+
+
+# The CPU's emitter for every op of each codegen role.
+for _role, _emitter in {registry.ELEMENTWISE: emit_elementwise, registry.REDUCTION: emit_reduce,
+                        registry.CONTRACTION: _emit_contraction,
+                        registry.ROWWISE: emit_rowwise, registry.LAYOUT: emit_copy,
+                        registry.GATHER: emit_gather, registry.CONCAT: emit_concat}.items():
+    registry.register_emitter(TARGET, _emitter, role=_role)

@@ -1,8 +1,9 @@
-"""The PTX target: the same kernel bodies as the CPU, one GPU thread per output element.
+"""The PTX target: kernel schedules (codegen/schedule.py) lowered to NVIDIA GPU code.
 
-What differs from the CPU lives here: the triple and data layout, the iteration (the thread's
-global index instead of a loop nest), the calling convention (`ptx_kernel`, one pointer
-parameter per buffer), and the math library: the emitters' calls of LLVM math intrinsics
+The schedule and the per-element scalar emitters are the CPU's; what differs lives here: the
+triple and data layout, the iteration (grid-stride loops over 64-bit global indices, blocks
+and warps instead of a loop nest and cores), the calling convention (`ptx_kernel`, one
+pointer parameter per buffer), and the math library: the emitters' calls of LLVM math intrinsics
 that NVPTX cannot select (pow, sin, cos, exp, log) and of C's libm (expm1, log1p, tanh) become
 calls of CUDA's libdevice (`__nv_powf`, ...), whose bitcode is linked in and internalized. A
 kernel that would still call something the GPU lacks is refused with an error (NVPTX would
@@ -23,13 +24,18 @@ from typing import List, Optional, Tuple
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from flowjit.codegen import kernels
+from flowjit.codegen import kernels, simd
+from flowjit.codegen.schedule import Capabilities, Schedule, schedule
 from flowjit.codegen.target import run_default_pipeline
 from flowjit.config import config
+from flowjit.graph import registry
 from flowjit.ir.core import Instr
 
 TRIPLE = "nvptx64-nvidia-cuda"
+TARGET = "ptx"  # the emitters' key in the op table
 I32 = ir.IntType(32)
+I64 = kernels.I64
+BLOCK = 256  # threads per block of the one-dimensional kernels
 # What the emitters call -> libdevice's function (float32 names end in 'f').
 _LIBDEVICE = {f"llvm.{op}.{t}": f"__nv_{op}{'f' if t == 'f32' else ''}"
               for op in ("pow", "sin", "cos", "exp", "log") for t in ("f32", "f64")}
@@ -75,36 +81,48 @@ class PTXTarget:
         self.machine = llvm.Target.from_triple(TRIPLE).create_target_machine(
             cpu=arch, features=ptx_version, opt=3)
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(vector_bits=32, parallel_units=BLOCK, shared_memory_bytes=48 << 10,
+                            math="libdevice", calling_convention="ptx_kernel")
+
+    def tiles(self, sched: Schedule) -> dict:
+        return {"block": BLOCK}
+
+    def schedule(self, instr: Instr) -> Optional[Schedule]:
+        """The instruction's schedule if this target has an emitter for it, else None."""
+        sched = schedule(instr, self)
+        if sched is None or TARGET not in kernels.anchor(sched).op_def.emitters:
+            return None
+        return sched
+
     def supports(self, instr: Instr) -> bool:
-        """Whether this target compiles `instr`: an elementwise kernel whose math the GPU
-        has (libdevice present where the emitters need it)."""
-        if kernels.kernel_kind(instr) != "elementwise":
+        """Whether this target compiles `instr`: it has an emitter for the kernel, and the
+        math the kernel calls exists on the GPU (libdevice present where needed)."""
+        if self.schedule(instr) is None:
             return False
         try:
-            _gpu_math(str(self.emit_elementwise(instr)))
+            _gpu_math(str(self.emit_kernel(instr)))
         except PTXUnsupportedError:
             return False
         return True
 
-    def emit_elementwise(self, instr: Instr, name: str = "kernel") -> ir.Module:
-        """`void name(ptr out, ptr in0, ...)`: thread i computes output element i."""
+    def emit_kernel(self, instr: Instr, name: str = "kernel") -> ir.Module:
+        """A module with the kernel `void name(ptr out..., ptr in...)` of `instr`."""
+        sched = self.schedule(instr)
+        if sched is None:
+            raise PTXUnsupportedError(f"no GPU kernel for {instr.op} at {instr.describe()}")
         module = ir.Module(name=name)
         module.triple = TRIPLE
         module.data_layout = str(self.machine.target_data)
-        region = kernels.Region(instr)
-        out_type = instr.result.type
-        fn = ir.Function(module, ir.FunctionType(
-            ir.VoidType(), [kernels.PTR] * (1 + len(region.params))), name)
+        n_buffers = len(sched.instr.results) + len(sched.params)
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [kernels.PTR] * n_buffers),
+                         name)
         fn.calling_convention = "ptx_kernel"
+        for arg in fn.args:
+            arg.add_attribute("noalias")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        index = b.zext(b.add(b.mul(_sreg(b, "ctaid.x"), _sreg(b, "ntid.x")),
-                             _sreg(b, "tid.x")), kernels.I64)
-        size = out_type.num_elements
-        with b.if_then(b.icmp_signed("<", index, ir.Constant(kernels.I64, size))):
-            coordinates = _unflatten(b, index, out_type.shape)
-            env = region.evaluate(b, dict(zip(region.params, fn.args[1:])), coordinates,
-                                  out_type.shape)
-            kernels.store(b, env[region.body[-1].result], fn.args[0], out_type.dtype, index)
+        kernels.anchor(sched).op_def.emitters[TARGET](b, sched, fn.args)
         b.ret_void()
         return module
 
@@ -146,21 +164,51 @@ class PTXTarget:
         return done.returncode == 0, done.stdout + done.stderr
 
 
+# -- emitters (registered in the op table for the GPU) -----------------------------------------
 def _sreg(b: ir.IRBuilder, register: str) -> ir.Value:
-    """A PTX special register (thread/block index or size) as i32."""
+    """A PTX special register (thread/block index or size), widened to i64: indices past
+    2^31 elements must not wrap."""
     name = f"llvm.nvvm.read.ptx.sreg.{register}"
     fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(I32, []), name)
-    return b.call(fn, [])
+    return b.zext(b.call(fn, []), I64)
+
+
+def grid_stride_loop(b: ir.IRBuilder, count: int):
+    """for (i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x *
+    blockDim.x): any grid size covers any count."""
+    first = b.add(b.mul(_sreg(b, "ctaid.x"), _sreg(b, "ntid.x")), _sreg(b, "tid.x"))
+    step = b.mul(_sreg(b, "nctaid.x"), _sreg(b, "ntid.x"))
+    return simd.for_range(b, first, ir.Constant(I64, count), step=step, name="g")
 
 
 def _unflatten(b: ir.IRBuilder, index: ir.Value, shape) -> List[ir.Value]:
     """Row-major coordinates of a flat index."""
     coordinates = []
     for d in reversed(shape):
-        extent = ir.Constant(kernels.I64, d)
+        extent = ir.Constant(I64, d)
         coordinates.append(b.urem(index, extent))
         index = b.udiv(index, extent)
     return coordinates[::-1]
+
+
+def emit_elementwise(b: ir.IRBuilder, sched: Schedule, args) -> None:
+    """Each thread computes the elements i, i + grid size, ... of the (collapsed) space."""
+    region = kernels.Region(sched.params, sched.body)
+    out_type = sched.instr.result.type
+    space = list(sched.space)
+    size = 1
+    for d in space:
+        size *= d
+    strides = {p: sched.strides_of(p) for p in sched.params if sched.strides_of(p) is not None}
+    with grid_stride_loop(b, size) as index:
+        coordinates = _unflatten(b, index, space)
+        env = region.evaluate(b, dict(zip(sched.params, args[1:])), coordinates, space,
+                              strides=strides)
+        kernels.store(b, env[region.body[-1].result], args[0], out_type.dtype,
+                      kernels.offset(b, coordinates, sched.out_strides))
+
+
+registry.register_emitter(TARGET, emit_elementwise, role=registry.ELEMENTWISE)
 
 
 def _gpu_math(text: str) -> Tuple[str, bool]:

@@ -97,6 +97,29 @@ class CPUTarget:
         self._disk = DiskCache(config.cache_dir)
         self._cores: Dict[str, CompiledModule] = {}
 
+    @property
+    def capabilities(self):
+        from flowjit.codegen.schedule import Capabilities
+        from flowjit.runtime.threads import usable_cores
+        return Capabilities(vector_bits=self.lanes * 32, parallel_units=usable_cores(),
+                            shared_memory_bytes=0, math="llvm+libm",
+                            calling_convention="ptr-table+range")
+
+    def tiles(self, sched) -> Dict[str, int]:
+        """Tile sizes of a schedule here: the vector's lanes of the kernel's dtype, and for
+        a contraction the GEMM's register tile, cache blocks and per-shape plan (gemm.py)."""
+        dtype = sched.instr.results[0].type.dtype
+        tiles = {"vector": max(1, self.lanes * 4 // dtype.np_dtype.itemsize)}
+        if sched.kind == "contraction":
+            from flowjit.codegen import gemm
+            m, n, k = sched.space
+            p = gemm.plan(m, n, k, sched.facts["transpose_a"], sched.facts["transpose_b"],
+                          gemm.blocking(dtype, self))
+            tiles.update(mr=p.blocking.mr, nr=p.blocking.nr, kc=p.blocking.kc,
+                         nc=p.blocking.nc, row_block=p.row_block, col_block=p.col_block,
+                         pack_b=int(p.pack_b))
+        return tiles
+
     def new_module(self, name: str) -> ir.Module:
         module = ir.Module(name=name)
         module.triple = self.triple

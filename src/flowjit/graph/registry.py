@@ -30,18 +30,33 @@ class ShapeInferenceError(Exception):
     """Raised by a shape rule; the graph adds the op's name, site and operands to it."""
 
 
+# Codegen roles (OpDef.role): how fusion and code generation treat an op.
+ELEMENTWISE = "elementwise"  # out[i] = f(in[i] after broadcasting): fuses into loops
+REDUCTION = "reduction"      # folds axes with `combiner`; takes an elementwise prologue
+CONTRACTION = "contraction"  # sum over a shared axis (matmul); takes an elementwise epilogue
+ROWWISE = "rowwise"          # along the last axis, row by row (softmax, cross-entropy)
+LAYOUT = "layout"            # a copy through an affine index map (transpose, slice)
+GATHER = "gather"            # rows picked by an index tensor
+CONCAT = "concat"            # operands side by side along an axis
+REGION = "region"            # holds a region of other instructions (fusion)
+OPAQUE = "opaque"            # no kernel: runs as its numpy reference
+# Reductions' combiners: how two partial results combine.
+COMBINERS = ("sum", "mean", "prod", "max", "min", "any", "all")
+
+
 class OpDef:
     """Everything about one op type. `kernel(*inputs, **attrs)` returns an array or tuple."""
 
     __slots__ = ("type", "mnemonic", "infer", "kernel", "stateful", "uses_rng",
                  "assigns_variable", "elementwise", "check_inputs", "grad", "lowering",
-                 "attr_defaults", "has_effects")
+                 "attr_defaults", "has_effects", "role", "combiner", "emitters")
 
     def __init__(self, type: str, mnemonic: str, infer: Callable[..., Sequence[TensorSpec]],
                  kernel: Optional[Callable[..., Any]], *, stateful: bool = False,
                  uses_rng: bool = False, assigns_variable: bool = False,
                  elementwise: bool = False, check_inputs: Optional[Callable] = None,
-                 has_effects: bool = False,
+                 has_effects: bool = False, role: Optional[str] = None,
+                 combiner: Optional[str] = None,
                  attr_defaults: Optional[Dict[str, Any]] = None) -> None:
         self.type = type
         self.mnemonic = mnemonic
@@ -63,6 +78,22 @@ class OpDef:
         self.assigns_variable = assigns_variable
         if assigns_variable:
             self.stateful = True
+        # Codegen: the role decides which kernel kind the op becomes (codegen/schedule.py)
+        # and what fusion may group it with; a reduction also names its combiner.
+        if role is None:
+            role = ELEMENTWISE if self.elementwise else OPAQUE
+        if has_effects:
+            role = OPAQUE
+        if (role == REDUCTION) != (combiner is not None) or \
+                (combiner is not None and combiner not in COMBINERS):
+            raise ValueError(f"op {type}: a reduction and only a reduction has a combiner "
+                             f"(one of {COMBINERS}), got role {role}, combiner {combiner}")
+        self.role = role
+        self.combiner = combiner
+        # target name -> emitter of the op's kernel on that target, registered by the
+        # codegen modules (`register_emitter`); elementwise ops' scalar emitters are in
+        # codegen/scalar.py, keyed by mnemonic.
+        self.emitters: Dict[str, Callable[..., Any]] = {}
         self.grad: Optional[Callable[..., Any]] = None
         self.lowering: Optional[Callable[..., Any]] = None
         self.attr_defaults = dict(attr_defaults or {})
@@ -82,9 +113,31 @@ def register_op(type: str, mnemonic: str, infer: Callable[..., Sequence[TensorSp
     if mnemonic in _BY_MNEMONIC:
         raise ValueError(f"op mnemonic {mnemonic!r} registered twice")
     op_def = OpDef(type, mnemonic, infer, kernel, **kwargs)
+    for target, by_role in _ROLE_EMITTERS.items():
+        if op_def.role in by_role:
+            op_def.emitters[target] = by_role[op_def.role]
     OP_DEFS[type] = op_def
     _BY_MNEMONIC[mnemonic] = op_def
     return op_def
+
+
+# target -> role -> the emitter every op of that role uses there (unless it has its own)
+_ROLE_EMITTERS: Dict[str, Dict[str, Callable[..., Any]]] = {}
+
+
+def register_emitter(target: str, emitter: Callable[..., Any], *, role: Optional[str] = None,
+                     op: Optional[str] = None) -> None:
+    """Makes `emitter` emit kernels on `target` for the op type `op`, or for every op of
+    `role` (also those registered later) that has no emitter of its own there."""
+    if (role is None) == (op is None):
+        raise ValueError("register_emitter needs exactly one of role= and op=")
+    if op is not None:
+        get_op_def(op).emitters[target] = emitter
+        return
+    _ROLE_EMITTERS.setdefault(target, {})[role] = emitter
+    for op_def in OP_DEFS.values():
+        if op_def.role == role:
+            op_def.emitters.setdefault(target, emitter)
 
 
 def get_op_def(type: str) -> OpDef:

@@ -19,10 +19,19 @@ from typing import Any, Dict, Hashable, Iterable, List, Optional, Tuple
 import numpy as np
 
 from flowjit import dtypes
-from flowjit.graph.registry import OpDef, TensorSpec, get_op_def_by_mnemonic
+from flowjit.graph.registry import REGION, OpDef, TensorSpec, get_op_def_by_mnemonic, register_op
 from flowjit.graph.shape import TensorShape
 
 FUSION = "fusion"
+
+
+def _no_graph_form(*operands: TensorSpec, **attrs: Any):
+    raise TypeError("'fusion' is an IR-only op: its results are its region's")
+
+
+# The fusion instruction is an op of the table like any other: no shape rule (its results
+# are its region's), no numpy kernel (the interpreter evaluates its region), no effects.
+register_op("Fusion", FUSION, _no_graph_form, None, role=REGION)
 
 
 @dataclass(frozen=True)

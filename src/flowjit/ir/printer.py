@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import ChainMap
-from typing import Any, List, MutableMapping, Optional
+from typing import Any, List, Mapping, MutableMapping, Optional
 
 import numpy as np
 
@@ -25,6 +25,16 @@ def print_func(func: Func, elide_constants_over: int = 0) -> str:
     """The text of `func`. `elide_constants_over` > 0 abbreviates constants with more
     elements than that (for human-facing dumps; such text does not parse back)."""
     return "\n".join(_Printer(elide_constants_over).func(func, indent="")) + "\n"
+
+
+def format_instrs(instrs: List[Instr], names: Mapping[Value, str],
+                  elide_constants_over: int = 16) -> List[str]:
+    """Lines of `instrs` (a kernel's region), their free values named by `names`."""
+    scope = _Scope()
+    for value, name in names.items():
+        scope.hint(value, name)
+    printer = _Printer(elide_constants_over)
+    return [line for instr in instrs for line in printer.instr(instr, scope, "")]
 
 
 class _Scope:

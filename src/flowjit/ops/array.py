@@ -10,7 +10,8 @@ import numpy as np
 
 from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
-from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.registry import (CONCAT, LAYOUT, ShapeInferenceError, TensorSpec,
+                                    register_op)
 from flowjit.graph.shape import TensorShape, broadcast_shapes
 from flowjit.ops.base import (apply_op, check_dtype, check_same_dtype, constant,
                               convert_operands, convert_to_tensor, convert_value,
@@ -105,7 +106,8 @@ def _transpose_infer(inputs, *, perm):
     return [TensorSpec(x.dtype, TensorShape([x.shape.dims[p] for p in perm]))]
 
 
-register_op("Transpose", "transpose", _transpose_infer, lambda x, *, perm: np.transpose(x, perm))
+register_op("Transpose", "transpose", _transpose_infer, lambda x, *, perm: np.transpose(x, perm),
+            role=LAYOUT)
 
 
 def transpose(a, perm=None, name="transpose", conjugate=False):
@@ -213,7 +215,7 @@ def _concat_infer(inputs, *, axis):
 
 
 register_op("ConcatV2", "concatenate", _concat_infer,
-            lambda *xs, axis: np.concatenate(xs, axis=axis))
+            lambda *xs, axis: np.concatenate(xs, axis=axis), role=CONCAT)
 
 
 @_as_build_error
@@ -580,7 +582,7 @@ def _broadcast_to_infer(inputs, *, shape):
 
 
 register_op("BroadcastTo", "broadcast_to", _broadcast_to_infer,
-            lambda x, *, shape: np.array(np.broadcast_to(x, shape)))
+            lambda x, *, shape: np.array(np.broadcast_to(x, shape)), role=LAYOUT)
 
 
 def broadcast_to(input, shape, name=None):

@@ -9,7 +9,8 @@ import numpy as np
 
 from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
-from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.registry import (GATHER, LAYOUT, ShapeInferenceError, TensorSpec,
+                                    register_op)
 from flowjit.graph.shape import TensorShape
 from flowjit.ops.array import INDEX_DTYPES, _as_build_error, _scalar_value
 from flowjit.ops.base import (INTS, apply_op, check_dtype, convert_to_tensor, normalize_axis,
@@ -45,7 +46,7 @@ def _slice_kernel(x, *, begin, size):
     return x[tuple(index)]
 
 
-register_op("Slice", "slice", _slice_infer, _slice_kernel)
+register_op("Slice", "slice", _slice_infer, _slice_kernel, role=LAYOUT)
 
 
 @_as_build_error
@@ -101,7 +102,8 @@ def _strided_slice_kernel(x, *, spec):
     return x[tuple(index)]
 
 
-register_op("StridedSlice", "strided_slice", _strided_slice_infer, _strided_slice_kernel)
+register_op("StridedSlice", "strided_slice", _strided_slice_infer, _strided_slice_kernel,
+            role=LAYOUT)
 
 
 def _index_entry(item: Any) -> tuple:
@@ -200,7 +202,8 @@ def _gather_kernel(params, indices, *, axis):
     return np.take(params, indices, axis=axis)
 
 
-register_op("GatherV2", "gather", _gather_infer, _gather_kernel, check_inputs=_check_gather)
+register_op("GatherV2", "gather", _gather_infer, _gather_kernel, check_inputs=_check_gather,
+            role=GATHER)
 
 
 @_as_build_error

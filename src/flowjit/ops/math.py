@@ -11,7 +11,8 @@ import numpy as np
 
 from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
-from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.registry import (CONTRACTION, REDUCTION, ShapeInferenceError, TensorSpec,
+                                    register_op)
 from flowjit.graph.shape import TensorShape, broadcast_shapes
 from flowjit.ops.base import (FLOATS, NUMERIC, apply_op, check_dtype, check_same_dtype,
                               convert_operands, convert_to_tensor, normalize_axis,
@@ -291,7 +292,7 @@ def _matmul_kernel(a, b, *, transpose_a, transpose_b):
     return np.matmul(a, b)
 
 
-register_op("MatMul", "matmul", _matmul_infer, _matmul_kernel,
+register_op("MatMul", "matmul", _matmul_infer, _matmul_kernel, role=CONTRACTION,
             attr_defaults={"transpose_a": False, "transpose_b": False})
 
 
@@ -459,7 +460,8 @@ REDUCTION_OPS = [
     ("All",  "reduce_all",  BOOL,    _reduction_kernel(np.all)),
 ]
 for _type, _mnemonic, _allowed, _kernel in REDUCTION_OPS:
-    register_op(_type, _mnemonic, reduction_rule(_allowed), _kernel,
+    register_op(_type, _mnemonic, reduction_rule(_allowed), _kernel, role=REDUCTION,
+                combiner=_mnemonic[len("reduce_"):],
                 attr_defaults={"axis": None, "keepdims": False})
 
 

@@ -6,7 +6,8 @@ import numpy as np
 
 from flowjit import dtypes, errors
 from flowjit.graph.core import get_default_graph
-from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.registry import (ROWWISE, ShapeInferenceError, TensorSpec,
+                                    register_op)
 from flowjit.graph.shape import TensorShape
 from flowjit.ops import array, math
 from flowjit.ops.array import INDEX_DTYPES
@@ -82,8 +83,9 @@ def _softmax_kernel(x, *, axis):
     return (shifted / np.sum(shifted, axis=axis, keepdims=True)).astype(x.dtype)
 
 
-register_op("Softmax", "softmax", _softmax_rule, _softmax_kernel, attr_defaults={"axis": -1})
-register_op("LogSoftmax", "log_softmax", _softmax_rule, _log_softmax_kernel,
+register_op("Softmax", "softmax", _softmax_rule, _softmax_kernel, role=ROWWISE,
+            attr_defaults={"axis": -1})
+register_op("LogSoftmax", "log_softmax", _softmax_rule, _log_softmax_kernel, role=ROWWISE,
             attr_defaults={"axis": -1})
 
 
@@ -132,7 +134,8 @@ def _xent_kernel(logits, labels):
     return loss.astype(logits.dtype), backprop.astype(logits.dtype)
 
 
-register_op("SoftmaxCrossEntropyWithLogits", "softmax_xent", _xent_infer, _xent_kernel)
+register_op("SoftmaxCrossEntropyWithLogits", "softmax_xent", _xent_infer, _xent_kernel,
+            role=ROWWISE)
 
 
 def _sparse_xent_infer(inputs):
@@ -174,7 +177,7 @@ def _sparse_xent_kernel(logits, labels):
 
 
 register_op("SparseSoftmaxCrossEntropyWithLogits", "sparse_softmax_xent", _sparse_xent_infer,
-            _sparse_xent_kernel, check_inputs=_check_sparse_xent)
+            _sparse_xent_kernel, check_inputs=_check_sparse_xent, role=ROWWISE)
 
 
 def _require_keywords(sentinel, fn_name):

@@ -10,7 +10,7 @@ import numpy as np
 
 from flowjit import dtypes
 from flowjit.interp.evaluate import execute
-from flowjit.ir.core import FUSION, Func, Instr, Value
+from flowjit.ir.core import Func, Instr, Value
 
 FOLD_LIMIT = 1024
 _SHAPE_QUERIES = ("shape_of", "size_of", "rank_of")
@@ -42,7 +42,7 @@ def run(func: Func) -> Tuple[Func, bool]:
 
 
 def _try_fold(instr: Instr, constants):
-    if instr.op == FUSION or instr.op_def.stateful or instr.op_def.kernel is None:
+    if instr.op_def.stateful or instr.op_def.kernel is None:
         return None
     if instr.op in _SHAPE_QUERIES and all(v.type.is_static for v in instr.operands):
         inputs = [np.empty(v.type.shape, v.type.dtype.np_dtype) for v in instr.operands]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, Hashable, Tuple
 
-from flowjit.ir.core import FUSION, Func, Instr, Value, attr_key, substitute
+from flowjit.ir.core import Func, Instr, Value, attr_key, substitute
 
 
 def instr_key(instr: Instr, operands) -> Hashable:
@@ -20,7 +20,7 @@ def run(func: Func) -> Tuple[Func, bool]:
         operands = substitute(instr.operands, replaced)
         if operands != instr.operands:
             instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
-        if instr.op == FUSION or instr.op_def.stateful:
+        if instr.region is not None or instr.op_def.stateful:  # (regions are not keyed)
             body.append(instr)
             continue
         key = instr_key(instr, operands)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Set, Tuple
 
-from flowjit.ir.core import FUSION, Func, Instr, Value
+from flowjit.ir.core import Func, Instr, Value
 
 
 def has_effects(instr: Instr) -> bool:
-    return instr.op != FUSION and instr.op_def.has_effects
+    return instr.op_def.has_effects
 
 
 def run(func: Func) -> Tuple[Func, bool]:

@@ -1,11 +1,12 @@
 """Op fusion: groups of instructions become one `fusion` instruction whose region codegen
 turns into a single loop nest (no intermediate buffers).
 
-Groups are trees with one output, grown from each instruction towards its operands:
-  - `loop`:   elementwise ops whose intermediate results have a single user;
-  - `reduce`: a reduction fed by such an elementwise tree (x*w -> reduce_sum);
-  - `matmul`: a matmul whose single user is an elementwise tree (bias add + activation
-              epilogue), the matmul being a leaf of that tree.
+Groups are trees with one output, grown from each instruction towards its operands; what
+an op may join is its codegen role in the op table (graph/registry.py):
+  - `loop`:        elementwise ops whose intermediate results have a single user;
+  - `reduce`:      a reduction fed by such an elementwise tree (x*w -> reduce_sum);
+  - `contraction`: a contraction (matmul) whose single user is an elementwise tree (bias
+                   add + activation epilogue), the contraction being a leaf of that tree.
 Only producers with a single user join a group, so no value is computed twice and every group can
 be placed where its root was. A group has at most MAX_GROUP instructions.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
+from flowjit.graph.registry import CONTRACTION, ELEMENTWISE, REDUCTION
 from flowjit.ir.core import FUSION, Func, Instr, Param, Result, Value
 
 # A group has at most this many instructions (the rest of a longer chain forms groups of
@@ -20,12 +22,10 @@ from flowjit.ir.core import FUSION, Func, Instr, Param, Result, Value
 # a 5000-step chain fused into one kernel of 10,000 instructions took LLVM 18 s, in kernels
 # of this size 1.5 s.
 MAX_GROUP = 256
-REDUCTIONS = ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod",
-              "reduce_any", "reduce_all")
 
 
 def _elementwise(instr: Instr) -> bool:
-    return instr.op != FUSION and instr.op_def.elementwise
+    return instr.op_def.role == ELEMENTWISE
 
 
 def run(func: Func) -> Tuple[Func, bool]:
@@ -55,12 +55,12 @@ def run(func: Func) -> Tuple[Func, bool]:
             continue
         if _elementwise(instr):
             kind = "loop"
-        elif instr.op in REDUCTIONS:
+        elif instr.op_def.role == REDUCTION:
             kind = "reduce"
         else:
             continue
         group = {instr: None}  # (a dict: ordered, and membership in O(1))
-        has_matmul = False
+        has_contraction = False
         frontier = [instr]
         while frontier and len(group) < MAX_GROUP:
             current = frontier.pop()
@@ -72,15 +72,16 @@ def run(func: Func) -> Tuple[Func, bool]:
                 if _elementwise(candidate):
                     group[candidate] = None
                     frontier.append(candidate)
-                elif candidate.op == "matmul" and kind == "loop" and not has_matmul:
+                elif candidate.op_def.role == CONTRACTION and kind == "loop" and \
+                        not has_contraction:
                     group[candidate] = None  # a leaf: its operands stay outside
-                    has_matmul = True
+                    has_contraction = True
         if len(group) < 2:
             continue
         for member in group:
             root_of[member] = instr
         members[instr] = list(group)
-        kinds[instr] = "matmul" if has_matmul else kind
+        kinds[instr] = "contraction" if has_contraction else kind
     if not members:
         return func, False
 
@@ -100,7 +101,7 @@ def _fuse(group: List[Instr], kind: str, position: Dict[Instr, int],
     """One fusion instruction computing `group`, whose root is group[0]; `position` orders
     instructions as the body does. One-element constants read only by elementwise members
     are copied into the region (codegen makes them immediates) instead of passed in; a
-    matmul reads its operands from memory."""
+    contraction reads its operands from memory."""
     root = group[0]
     ordered = sorted(group, key=position.__getitem__)
     defined: Set[Value] = {r for instr in group for r in instr.results}

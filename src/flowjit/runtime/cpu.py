@@ -14,10 +14,11 @@ import numpy as np
 
 from flowjit import errors
 from flowjit.codegen import kernels
+from flowjit.codegen.schedule import Schedule, format_schedule, schedule
 from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
 from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
-from flowjit.ir.core import FUSION, Func, Instr, Value
+from flowjit.ir.core import Func, Instr, Value
 from flowjit.runtime.buffers import ALIGN, data_address, plan_arena, pooled_output
 from flowjit.runtime.threads import WorkerPool, worker_pool
 
@@ -26,7 +27,7 @@ from flowjit.runtime.threads import WorkerPool, worker_pool
 # With the native pool a share reaches another core in ~2 us. Measured (benchmarks/
 # thresholds.py): 1.15x at 2^14 elements of a fused chain, 1.75x at 2^16; matmuls gain
 # nothing at 2^20 flops, 1.5x at 2^22.
-PARALLEL_MIN_WORK = {"matmul": 1 << 21}
+PARALLEL_MIN_WORK = {"contraction": 1 << 21}
 PARALLEL_MIN_ELEMENTS = 1 << 15
 CHUNKS_PER_THREAD = 2  # a share per thread and a spare: a late or busy core delays less
 
@@ -79,7 +80,7 @@ class NativeThunk:
         # id -> data address of every pool buffer of this executable. Pool buffers live as
         # long as the executable, so an id found here is that buffer: no ctypes lookup.
         self.addresses = addresses
-        self.precondition = instr.op_def.check_inputs if instr.op != FUSION else None
+        self.precondition = instr.op_def.check_inputs
         self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
         self.prepare_address = kernel.module.address(info.prepare) if info.prepare else 0
         self.prepare_grain = prepare_shares(info, pool)
@@ -290,13 +291,15 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
     Consecutive native instructions run as segments (one native call each, of a bounded
     size: codegen/segment.py) unless `keep_intermediates`, which keeps every value for
     `run(inputs, trace)`.
-    `dump(stage, text)` receives the kernels' LLVM IR as generated and as optimized."""
+    `dump(stage, text)` receives the kernels' schedules, and their LLVM IR as generated and
+    as optimized."""
     target = target or cpu_target()
     pool = worker_pool(target)
     slot: Dict[Value, int] = {}
     for value in [p.value for p in func.params] + [r for i in func.body for r in i.results]:
         slot[value] = len(slot)
     constants: Dict[int, np.ndarray] = {}  # slot -> value, computed once, here
+    schedules: Dict[int, Schedule] = {}  # body index -> its kernel's schedule
     groups: List[Tuple[str, List[int]]] = []  # ("numpy" | "native" | "segment", indices)
     for index, instr in enumerate(func.body):
         if instr.op == "constant":
@@ -304,13 +307,14 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             value.setflags(write=False)  # shared by every run: fetches of it are copied
             constants[slot[instr.result]] = value
             continue
-        kind = kernels.kernel_kind(instr)
-        if kind is None:
+        sched = schedule(instr, target)
+        if sched is None or not kernels.can_emit(sched):
             groups.append(("numpy", [index]))
             continue
-        if kind == "matmul":  # its kernel calls the shared GEMM core by name
+        schedules[index] = sched
+        if sched.kind == "contraction":  # its kernel calls the shared GEMM core by name
             target.ensure_gemm_core(instr.result.type.dtype)
-        checked = instr.op != FUSION and instr.op_def.check_inputs is not None
+        checked = instr.op_def.check_inputs is not None
         if keep_intermediates or checked:  # (checks run in Python, on visible inputs)
             groups.append(("native", [index]))
         elif groups and groups[-1][0] == "segment" and segment_has_room(
@@ -346,10 +350,10 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         ids = kernel_ids(instrs)
         module = target.new_module("segment" if indices[1:] else "kernel")
         emitted: Dict[int, kernels.KernelInfo] = {}
-        for instr, kernel_id in zip(instrs, ids):
+        for at, kernel_id in zip(indices, ids):
             if kernel_id not in emitted:
-                emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}", instr,
-                                                         target)
+                emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}",
+                                                         schedules[at], target)
         infos = [emitted[kernel_id] for kernel_id in ids]
         stats["kernels_emitted"] += len(emitted)
         stats["largest_segment"] = max(stats["largest_segment"], len(indices))
@@ -367,6 +371,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             stats["segments"] += 1
             stats["arena_bytes"] += segment.arena.nbytes - ALIGN
     if dump is not None:
+        dump("kernels", "".join(format_schedule(schedules[i], f"instruction {i}")
+                                for i in sorted(schedules)))
         _dump_kernels(modules, target, dump)
     n_params = len(func.params)
     result_slots = [slot[r.value] for r in func.results]
