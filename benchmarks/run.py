@@ -304,6 +304,40 @@ def gemm(repeats: int, n: int = 1024) -> Dict[str, float]:
     return rounds.medians()
 
 
+REDUCTIONS = {  # name -> (flowjit graph of x, numpy, JAX (jnp, jax) and PyTorch functions)
+    "row sums": (lambda x: tf.reduce_sum(x, 1), lambda x: x.sum(1),
+                 lambda jnp, jax: lambda x: jnp.sum(x, 1), lambda t: lambda x: t.sum(x, 1)),
+    "column sums": (lambda x: tf.reduce_sum(x, 0), lambda x: x.sum(0),
+                    lambda jnp, jax: lambda x: jnp.sum(x, 0), lambda t: lambda x: t.sum(x, 0)),
+    "softmax": (tf.nn.softmax,
+                lambda x: (lambda e: e / e.sum(1, keepdims=True))(
+                    np.exp(x - x.max(1, keepdims=True))),
+                lambda jnp, jax: jax.nn.softmax, lambda t: lambda x: t.softmax(x, 1)),
+}
+
+
+def reduction(repeats: int, what: str, n: int = 4096) -> Dict[str, float]:
+    """A reduction-heavy kernel over an n x n float32 (the kernel layer issue's rows)."""
+    graph_fn, numpy_fn, jax_fn, torch_fn = REDUCTIONS[what]
+    data = np.random.default_rng(3).standard_normal((n, n)).astype(np.float32)
+    rounds = Rounds(repeats)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [n, n])
+        y = graph_fn(x)
+        sess = tf.Session()
+        rounds.add("flowjit-llvm", lambda: sess.run(y, {x: data}))
+    rounds.add("numpy", lambda: numpy_fn(data))
+    if _jax():
+        jax, jnp = _jax()
+        f, jx = jax.jit(jax_fn(jnp, jax)), jnp.asarray(data)
+        rounds.add("jax-jit", lambda: f(jx).block_until_ready())
+    torch = _torch()
+    if torch:
+        g, tx = torch_fn(torch), torch.from_numpy(data)
+        rounds.add("torch-eager", lambda: g(tx))
+    return rounds.medians()
+
+
 def cold_start() -> Dict[str, float]:
     """Build + compile + first training step of the MLP in a fresh process: with an empty
     kernel cache, then (median of 3) with the kernels on disk from the first run."""
@@ -403,6 +437,7 @@ def host_peak() -> Tuple[str, float]:
 
 # Each runs in a fresh process (a key picks the workloads whose name contains it)
 WORKLOAD_KEYS = ["tiny", "chain", "(b=16)", "(b=128)", "(b=1024)", "784-1024-1024-10", "GEMM",
+                 "row sums", "column sums", "softmax",
                  "cold", "memory"]
 LIMITS_APPLIED = "BENCHMARK_LIMITS_APPLIED"  # set once this process runs with --threads/--isa
 
@@ -471,6 +506,8 @@ def main() -> None:
         ("3 MLP 784-1024-1024-10 train step (b=256)",
          lambda: mlp_train_step(repeats, 256, BIG_MLP, eager=False), "ms", 1e3, 0),
         ("4 GEMM 1024^3 f32", lambda: gemm(repeats), "ms", 1e3, gemm_flops),
+        *[(f"4 {what} of 4096x4096 f32", lambda what=what: reduction(repeats, what), "ms",
+           1e3, 0) for what in REDUCTIONS],
         ("5 cold build+compile+step", cold_start, "s", 1.0, 0),
     ]
     peak = args.peak

@@ -203,3 +203,23 @@ def test_threads_asking_for_the_same_new_executable_compile_it_once(monkeypatch)
     sess.close()
     assert len(results) == 3 and all((r == 2).all() for r in results)
     assert len(compiles) == 1
+
+
+REDUCE = {"sum": (tf.reduce_sum, np.sum), "mean": (tf.reduce_mean, np.mean),
+          "max": (tf.reduce_max, np.max), "prod": (tf.reduce_prod, np.prod)}
+
+
+@needs_pool
+@pytest.mark.parametrize("axis", [None, 0, 1, 2, (0, 1), (1, 2), (0, 2)], ids=str)
+@pytest.mark.parametrize("name", sorted(REDUCE))
+def test_reductions_split_across_cores_match_numpy(split_everything, name, axis):
+    """Kept rows (a leading kept axis) or kept columns (a trailing one) are split into
+    shares; each share initializes, accumulates and finishes only its own outputs."""
+    tf_fn, np_fn = REDUCE[name]
+    data = np.random.default_rng(7).uniform(0.5, 1.5, (9, 6, 5)).astype(np.float32)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, data.shape)
+        y = tf_fn(tf.abs(x) + 0.25, axis=axis)  # a fused elementwise prologue
+        with tf.Session(backend="llvm") as sess:
+            got = sess.run(y, {x: data})
+    np.testing.assert_allclose(got, np_fn(np.abs(data) + 0.25, axis=axis), rtol=2e-5)
