@@ -430,6 +430,23 @@ def test_results_changed_in_place_by_the_caller_do_not_leak_into_later_runs(chan
                     array.strides = (4, 8)
             del result, total
             addresses.add(address)
-        if change == "none":  # unchanged buffers really are reused: a two-buffer pool
-            assert len(addresses) <= 2, addresses
         np.testing.assert_array_equal(sess.run(update), feed[x] * 10)
+
+
+def test_a_training_step_writes_new_variable_values_into_the_buffers_of_old_ones():
+    """Variables above the small-result size ping-pong between two buffers (the Session
+    gives back each value it replaces): steady training allocates no new state arrays,
+    and every step's values are still right."""
+    x = tf.placeholder(tf.float32, [64, 64])
+    w = tf.Variable(tf.zeros([64, 64]))
+    step = tf.assign_add(w, x * 0.5)
+    feed = {x: np.ones((64, 64), np.float32)}
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        addresses = set()
+        for i in range(1, 7):
+            sess.run(step.op, feed)
+            state = sess._state.variables[w._as_graph_element().op]
+            addresses.add(state.__array_interface__["data"][0])
+            np.testing.assert_array_equal(sess.run(w), np.full((64, 64), 0.5 * i, np.float32))
+        assert len(addresses) <= 3, addresses  # (the initializer's array, then a pair)

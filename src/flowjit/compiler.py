@@ -83,7 +83,7 @@ def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
                                    if dump_to else None)
         return Executable(optimized, plan, options.backend, run_fn)
     return Executable(optimized, plan, options.backend,
-                      lambda inputs: evaluate(optimized, inputs))
+                      lambda inputs, buffers=None: evaluate(optimized, inputs))
 
 
 def _func_name(plan: RunPlan) -> str:

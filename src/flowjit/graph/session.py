@@ -25,6 +25,7 @@ from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
 from flowjit.compiler import CompileOptions, compile_plan
 from flowjit.graph.plan import RunPlan, build_plan
 from flowjit.ir.core import TensorType
+from flowjit.runtime.buffers import BufferPool
 from flowjit.runtime.executable import Executable, SessionState
 
 
@@ -40,6 +41,7 @@ class Session:
         self._graph = graph if graph is not None else get_default_graph()
         self.backend = flowjit_config.resolve_backend(backend)
         self._state = SessionState()
+        self._buffers = BufferPool()
         self._options = CompileOptions.from_config(self.backend)
         self._plans: Dict[Tuple, RunPlan] = {}
         self._executables: "OrderedDict[Tuple, Executable]" = OrderedDict()
@@ -76,11 +78,12 @@ class Session:
         if not request.elements:  # sess.run([]) is [], as in TF1: nothing to compile
             return request.rebuild(iter(()))
         executable = self._executable(request, feeds)
-        with self._lock:
-            values, updates, counters = executable.run(feeds, self._state)
-            self._commit(updates, counters, feeds)
-        results = [None if isinstance(e, Operation) else _user_value(values[e], feeds)
-                   for e in request.elements]
+        with self._lock:  # (results are copied before the next run reuses their buffers)
+            values, updates, counters = executable.run(feeds, self._state, self._buffers)
+            if updates or counters:
+                self._commit(updates, counters, feeds)
+            results = [None if isinstance(e, Operation) else _user_value(values[e], feeds)
+                       for e in request.elements]
         return request.rebuild(iter(results))
 
     def _request(self, fetches) -> "_Request":
@@ -102,20 +105,28 @@ class Session:
                 feeds) -> None:
         """Makes a run's new variable values and random counters the Session's state, all
         at once: the new state is built aside and swapped in by one assignment, so an
-        interrupt (Ctrl-C) at any moment keeps all of them or none."""
+        interrupt (Ctrl-C) at any moment keeps all of them or none. The Session alone
+        holds its state's arrays (fetches of them are copies), so the values replaced go
+        back to its buffer pool for later runs' new values."""
         values = {}
         reshaped = False
         for var, value in updates.items():
             value = np.asarray(value)
-            if not value.flags.owndata or any(value is f for f in feeds.values()):
-                value = value.copy()  # never alias the caller's feed, or another array's data
+            if not value.flags.owndata or not value.flags.writeable or \
+                    any(value is f for f in feeds.values()):
+                value = value.copy()  # never alias a feed, another array's data, a buffer
+                # the executable reuses, or another variable's value (all read-only)
             value.setflags(write=False)  # state arrays are shared by readers
             previous = self._state.variables.get(var)
             reshaped |= previous is not None and previous.shape != value.shape
             values[var] = value
         if reshaped:  # executables specialized on the old shapes are stale (bumped first:
             self._variable_shapes_version += 1  # a spare bump only costs a compile)
+        replaced = [self._state.variables.get(var) for var in values]
         self._state = self._state.updated(values, counters)
+        for old in replaced:
+            if old is not None:
+                self._buffers.give(old)
 
     def _executable(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
         """The executable for this (fetches, targets, feed signature): compiled once, kept

@@ -1,19 +1,26 @@
-"""Memory of a CPU executable: output buffers that are reused once nothing holds them, and
-the arena plan that gives values which never leave native code fixed, shared space.
+"""Memory of a CPU executable: who owns each value's buffer, decided when it is built.
 
-Two kinds of storage:
-- Values that Python sees (results, inputs of numpy kernels, of checked kernels) live in
-  numpy arrays from a small per-output pool (`pooled_output`): the caller may keep them.
-- Values produced and consumed inside one native segment live in the executable's arena at
-  offsets fixed at compile time (`plan_arena`): a value's space is reused by later values
-  once its last reader has run (liveness), so a training step's intermediates take the
-  space of the largest few of them, not their sum.
+Each value a kernel writes gets its memory by one of three policies (`OutputSpec`), from
+what reads the value after the kernel:
+  - fixed:    values read only inside the run (by later kernels), and small results: one
+              buffer owned by the executable, reused by every run at the same address. It is
+              read-only to numpy (kernels write through its address), so a Session copies it
+              before it leaves a run (a fetch, a variable's new value), and nothing can keep
+              it past the next run;
+  - fresh:    large fetches: a new array each run, which the caller keeps;
+  - recycled: large new values of variables: from the Session's `BufferPool`, to which the
+              Session gives back each value it replaces (it owns state arrays alone: fetches
+              of them are copies), so a training step writes into the buffer the value before
+              last lived in, allocates nothing and touches no fresh pages.
+Values produced and consumed inside one native segment live in its arena at offsets fixed
+at compile time (`plan_arena`): a value's space is reused by later values once its last
+reader has run (liveness), so a training step's intermediates take the space of the largest
+few of them, not their sum.
 """
 from __future__ import annotations
 
 import ctypes
-import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,31 +41,69 @@ def data_address(array: np.ndarray) -> int:
         return array.ctypes.data
 
 
-def pooled_output(pool: List[np.ndarray], shape, dtype, addresses: Dict[int, int]
-                  ) -> np.ndarray:
-    """An earlier output of this pool that nothing holds any more (not the caller, not a
-    Session's variables), else a new array. Two buffers let a variable's update ping-pong:
-    the new value is written into the buffer the value before last lived in, so a training
-    step allocates nothing and touches no fresh pages. `addresses` learns each pool buffer's
-    data address (id -> address), so callers skip the ctypes lookup.
-    A caller may have changed a returned array's metadata in place (`r.shape = ...`,
-    `r.dtype = ...`, `r.resize`) before dropping it: such a buffer leaves the pool, so every
-    run returns an array of the fetch's shape and dtype, at the address the kernel expects."""
-    for i in range(len(pool)):  # (not enumerate: its tuple would hold another reference)
-        buffer = pool[i]
-        if sys.getrefcount(buffer) == 3:  # the pool, `buffer` and the argument
-            if buffer.shape != shape or buffer.dtype != dtype or \
-                    not buffer.flags.c_contiguous or \
-                    data_address(buffer) != addresses[id(buffer)]:  # (resized: data moved)
-                del pool[i], addresses[id(buffer)]
-                break
-            buffer.setflags(write=True)  # a Session marks variable values read-only
-            return buffer
-    buffer = np.empty(shape, dtype)
-    if len(pool) < 2:
-        pool.append(buffer)
-        addresses[id(buffer)] = buffer.ctypes.data
-    return buffer
+# Results up to this size live in fixed buffers and are copied out: cheaper than a fresh
+# array's allocation and address lookup, and the run's addresses are all known.
+SMALL_RESULT_BYTES = 4096
+FIXED, FRESH, RECYCLED = "fixed", "fresh", "recycled"
+
+
+class OutputSpec:
+    """The shape, dtype and memory policy of one value a kernel writes."""
+
+    __slots__ = ("shape", "dtype", "policy", "fixed", "address")
+
+    def __init__(self, shape, dtype, policy: str) -> None:
+        self.shape, self.dtype, self.policy = tuple(shape), np.dtype(dtype), policy
+        self.fixed: Optional[np.ndarray] = None
+        self.address = 0
+        if policy == FIXED:
+            self.fixed = np.empty(self.shape, self.dtype)
+            self.address = self.fixed.ctypes.data
+            self.fixed.setflags(write=False)  # see the module's docstring
+
+    def buffer(self, pool: Optional["BufferPool"]) -> Tuple[np.ndarray, int]:
+        """This run's buffer for the value, and its data address."""
+        if self.fixed is not None:
+            return self.fixed, self.address
+        if self.policy == RECYCLED and pool is not None:
+            out = pool.take(self.shape, self.dtype)
+        else:
+            out = np.empty(self.shape, self.dtype)
+        return out, data_address(out)
+
+
+def output_policy(value_type, is_fetched: bool, is_assigned: bool) -> str:
+    """The policy of a value that a kernel writes: see the module's docstring."""
+    nbytes = value_type.num_elements * value_type.dtype.np_dtype.itemsize
+    if not (is_fetched or is_assigned) or nbytes <= SMALL_RESULT_BYTES:
+        return FIXED
+    return FRESH if is_fetched else RECYCLED
+
+
+class BufferPool:
+    """Arrays a Session gave back (variable values it replaced), for the next runs' new
+    values of the same shape and dtype; at most `max_bytes` are kept."""
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.free: Dict[Tuple[tuple, np.dtype], List[np.ndarray]] = {}
+
+    def take(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        stack = self.free.get((shape, dtype))
+        if stack:
+            array = stack.pop()
+            self.bytes -= array.nbytes
+            array.setflags(write=True)  # (state arrays are read-only)
+            return array
+        return np.empty(shape, dtype)
+
+    def give(self, array: np.ndarray) -> None:
+        """Takes back an array nothing else references (the caller's guarantee)."""
+        if array.flags.owndata and array.flags.c_contiguous and \
+                self.bytes + array.nbytes <= self.max_bytes:
+            self.free.setdefault((array.shape, array.dtype), []).append(array)
+            self.bytes += array.nbytes
 
 
 def plan_arena(sizes: Sequence[int], lifetimes: Sequence[Tuple[int, int]]

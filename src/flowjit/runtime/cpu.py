@@ -18,8 +18,9 @@ from flowjit.codegen.schedule import Schedule, format_schedule, schedule
 from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
 from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
-from flowjit.ir.core import Func, Instr, Value
-from flowjit.runtime.buffers import ALIGN, data_address, plan_arena, pooled_output
+from flowjit.ir.core import FETCH, Func, Instr, Value
+from flowjit.runtime.buffers import (ALIGN, FIXED, BufferPool, OutputSpec, data_address,
+                                     output_policy, plan_arena)
 from flowjit.runtime.threads import WorkerPool, worker_pool
 
 
@@ -59,11 +60,11 @@ class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
     __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "extent",
-                 "args_type", "pools", "precondition", "simple", "addresses", "pool", "grain",
-                 "prepare", "scratch", "prepare_address", "prepare_grain", "prepare_pool")
+                 "args_type", "precondition", "simple", "pool", "grain", "prepare", "scratch",
+                 "prepare_address", "prepare_grain", "prepare_pool")
 
     def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
-                 info: kernels.KernelInfo, addresses: Dict[int, int],
+                 info: kernels.KernelInfo, specs: List[OutputSpec],
                  pool: Optional[WorkerPool]) -> None:
         self.kernel = kernel  # owns the code: alive as long as this thunk
         self.fn = kernel.fn   # the raw ctypes function: one Python call layer less
@@ -71,15 +72,11 @@ class NativeThunk:
         self.outputs = outputs
         self.info = info
         self.extent = info.extent
-        self.specs = [(tuple(r.type.shape), r.type.dtype.np_dtype) for r in instr.results]
+        self.specs = specs
         # (slot, shape, dtype) of each input: checked before every call
         self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype)
                        for slot, v in zip(inputs, instr.operands)]
         self.args_type = ctypes.c_void_p * (len(outputs) + len(inputs) + 1)
-        self.pools: List[List[np.ndarray]] = [[] for _ in outputs]
-        # id -> data address of every pool buffer of this executable. Pool buffers live as
-        # long as the executable, so an id found here is that buffer: no ctypes lookup.
-        self.addresses = addresses
         self.precondition = instr.op_def.check_inputs
         self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
         self.prepare_address = kernel.module.address(info.prepare) if info.prepare else 0
@@ -92,36 +89,25 @@ class NativeThunk:
         self.simple = (len(outputs) == 1 and self.pool is None and not info.scratch
                        and self.precondition is None and info.extent > 0)
 
-    def _output_buffer(self, pool: List[np.ndarray], shape, dtype) -> np.ndarray:
-        return pooled_output(pool, shape, dtype, self.addresses)
-
-    def _address(self, array: np.ndarray) -> int:
-        address = self.addresses.get(id(array))
-        return address if address is not None else data_address(array)
-
-    def run(self, slots: List[Optional[np.ndarray]]) -> None:
+    def run(self, slots: List[Optional[np.ndarray]], buffers: Optional[BufferPool]) -> None:
         if self.simple:
-            self._run_simple(slots)
+            self._run_simple(slots, buffers)
             return
         args = self.args_type()
         position = 0
         outs = []
-        for pool, (shape, dtype) in zip(self.pools, self.specs):
-            out = self._output_buffer(pool, shape, dtype)
+        for spec in self.specs:
+            out, args[position] = spec.buffer(buffers)
             outs.append(out)
-            args[position] = self._address(out)
             position += 1
         inputs = []
         for slot, shape, dtype in self.checks:
             array = slots[slot]
-            if array.shape != shape or array.dtype != dtype:
-                raise errors.InternalError(
-                    f"buffer {position} of the kernel for {self.instr.describe()} is "
-                    f"{array.dtype}{list(array.shape)}, compiled for {dtype}{list(shape)}")
-            if not array.flags.c_contiguous:
-                array = slots[slot] = np.ascontiguousarray(array)
+            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
+                self._bad_input(slots, slot, shape, dtype)
+                array = slots[slot]
             inputs.append(array)
-            args[position] = self._address(array)
+            args[position] = data_address(array)
             position += 1
         if self.precondition is not None:  # generated code does not raise: check first
             try:
@@ -144,28 +130,22 @@ class NativeThunk:
         for slot, out in zip(self.outputs, outs):
             slots[slot] = out
 
-    def _run_simple(self, slots: List[Optional[np.ndarray]]) -> None:
-        shape, dtype = self.specs[0]
-        out = self._output_buffer(self.pools[0], shape, dtype)
-        addresses = self.addresses
-        pointers = [addresses.get(id(out)) or out.ctypes.data]
+    def _run_simple(self, slots: List[Optional[np.ndarray]],
+                    buffers: Optional[BufferPool]) -> None:
+        out, address = self.specs[0].buffer(buffers)
+        pointers = [address]
         for slot, shape, dtype in self.checks:
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
                 self._bad_input(slots, slot, shape, dtype)
                 array = slots[slot]
-            pointers.append(addresses.get(id(array)) or data_address(array))
+            pointers.append(data_address(array))
         pointers.append(None)
         self.fn(self.args_type(*pointers), 0, self.extent)
         slots[self.outputs[0]] = out
 
     def _bad_input(self, slots, slot: int, shape, dtype) -> None:
-        array = slots[slot]
-        if array.shape != shape or array.dtype != dtype:
-            raise errors.InternalError(
-                f"an input buffer of the kernel for {self.instr.describe()} is "
-                f"{array.dtype}{list(array.shape)}, compiled for {dtype}{list(shape)}")
-        slots[slot] = np.ascontiguousarray(array)
+        _check_input(slots, slot, shape, dtype, f"the kernel for {self.instr.describe()}")
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
         """Scratch for this call: written by `prepare` (or one share), read by the shares.
@@ -179,19 +159,28 @@ class NativeThunk:
         return self.scratch
 
 
+def _check_input(slots, slot: int, shape, dtype, what: str) -> None:
+    """An input of the wrong shape or dtype is a bug (InternalError: never a wild read); a
+    non-contiguous one (a numpy kernel's view) is copied."""
+    array = slots[slot]
+    if array.shape != shape or array.dtype != dtype:
+        raise errors.InternalError(f"an input buffer of {what} is {array.dtype}"
+                                   f"{list(array.shape)}, compiled for {dtype}{list(shape)}")
+    slots[slot] = np.ascontiguousarray(array)
+
+
 class NativeSegment:
     """Consecutive native kernels run by one native call (codegen/segment.py). Values made
     and used only inside the segment live in its arena (runtime/buffers.py); the others
     (read later by Python, or results) get pooled numpy buffers, as NativeThunk's do."""
 
-    __slots__ = ("entry", "compiled", "table", "arena", "inputs", "outputs", "addresses",
+    __slots__ = ("entry", "compiled", "table", "arena", "inputs", "outputs", "fixed",
                  "pool_memory", "instrs")
 
     def __init__(self, target: CPUTarget, module, instrs: List[Instr],
                  infos: List[kernels.KernelInfo], indices: List[int], slot: Dict[Value, int],
-                 escaping, addresses: Dict[int, int], pool: Optional[WorkerPool]) -> None:
+                 specs: Dict[Value, OutputSpec], pool: Optional[WorkerPool]) -> None:
         self.instrs = instrs
-        self.addresses = addresses
         self.pool_memory = pool.memory if pool is not None else None
         made_here = {r for instr in instrs for r in instr.results}
         last_use: Dict[Value, int] = {}
@@ -200,7 +189,7 @@ class NativeSegment:
                 last_use[value] = step
         table_index: Dict[Value, int] = {}
         self.inputs: List[Tuple[int, int, tuple, np.dtype]] = []
-        self.outputs: List[Tuple[int, int, List[np.ndarray], tuple, np.dtype]] = []
+        self.outputs: List[Tuple[int, int, OutputSpec]] = []  # (slot, table index, spec)
         arena_items: List[Tuple[int, int, Tuple[int, int]]] = []  # (table index, bytes, life)
 
         def index_of(value: Value, step: int) -> int:
@@ -209,8 +198,8 @@ class NativeSegment:
                 shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
                 if value not in made_here:
                     self.inputs.append((slot[value], index, shape, dtype))
-                elif value in escaping:
-                    self.outputs.append((slot[value], index, [], shape, dtype))
+                elif value in specs:  # read after the segment: see runtime/buffers.py
+                    self.outputs.append((slot[value], index, specs[value]))
                 else:
                     size = value.type.num_elements * np.dtype(dtype).itemsize
                     arena_items.append((index, size, (step, last_use.get(value, step))))
@@ -237,32 +226,31 @@ class NativeSegment:
         self.table = (ctypes.c_void_p * (1 + len(table_index) + len(arena_items)))()
         for (index, _, _), offset in zip(arena_items, offsets):
             self.table[index] = base + offset
+        for _, index, spec in self.outputs:  # fixed buffers: their addresses, once
+            if spec.fixed is not None:
+                self.table[index] = spec.address
+        self.fixed = [(slot, spec.fixed) for slot, _, spec in self.outputs
+                      if spec.fixed is not None]
+        self.outputs = [out for out in self.outputs if out[2].fixed is None]
 
-    def run(self, slots: List[Optional[np.ndarray]]) -> None:
-        table, addresses = self.table, self.addresses
+    def run(self, slots: List[Optional[np.ndarray]], buffers: Optional[BufferPool]) -> None:
+        table = self.table
         for slot, index, shape, dtype in self.inputs:
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
-                self._bad_input(slots, slot, shape, dtype)
+                _check_input(slots, slot, shape, dtype, f"the native segment starting at "
+                             f"{self.instrs[0].describe()}")
                 array = slots[slot]
-            table[index] = addresses.get(id(array)) or data_address(array)
+            table[index] = data_address(array)
         outs = []
-        for slot, index, pool, shape, dtype in self.outputs:
-            out = pooled_output(pool, shape, dtype, addresses)
-            table[index] = addresses.get(id(out)) or out.ctypes.data
-            outs.append(out)
+        for slot, index, spec in self.outputs:
+            out, table[index] = spec.buffer(buffers)
+            outs.append((slot, out))
         self.entry(table, self.pool_memory)
-        for (slot, *_), out in zip(self.outputs, outs):
+        for slot, out in outs:
             slots[slot] = out
-
-    def _bad_input(self, slots, slot: int, shape, dtype) -> None:
-        array = slots[slot]
-        if array.shape != shape or array.dtype != dtype:
-            raise errors.InternalError(
-                f"an input buffer of the native segment starting at "
-                f"{self.instrs[0].describe()} is {array.dtype}{list(array.shape)}, compiled "
-                f"for {dtype}{list(shape)}")
-        slots[slot] = np.ascontiguousarray(array)
+        for slot, out in self.fixed:
+            slots[slot] = out
 
 
 _SEGMENT_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -276,7 +264,7 @@ class NumpyThunk:
     def __init__(self, instr: Instr, inputs: List[int], outputs: List[int]) -> None:
         self.instr, self.inputs, self.outputs = instr, inputs, outputs
 
-    def run(self, slots: List[Optional[np.ndarray]]) -> None:
+    def run(self, slots: List[Optional[np.ndarray]], buffers: Optional[BufferPool]) -> None:
         results = execute(self.instr, [slots[i] for i in self.inputs])
         for slot, value in zip(self.outputs, results):
             slots[slot] = value
@@ -322,7 +310,9 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             groups[-1][1].append(index)
         else:
             groups.append(("segment", [index]))
-    escaping = {r.value for r in func.results}
+    fetched = {r.value for r in func.results if r.role == FETCH}
+    assigned = {r.value for r in func.results if r.role != FETCH}
+    escaping = fetched | assigned
     group_of = {index: g for g, (_, indices) in enumerate(groups) for index in indices}
     owner: Dict[Value, int] = {r: group_of.get(i, -1) for i, instr in enumerate(func.body)
                                for r in instr.results}
@@ -334,7 +324,9 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
     thunks: list = []
     stats = {"native": 0, "numpy": 0, "segments": 0, "arena_bytes": 0, "kernels_emitted": 0,
              "largest_segment": 0}
-    addresses: Dict[int, int] = {}  # shared by the thunks: see NativeThunk.addresses
+    specs = {v: OutputSpec(v.type.shape, v.type.dtype.np_dtype,
+                           output_policy(v.type, v in fetched, v in assigned))
+             for v in escaping if v in owner and v.type.is_static}  # (what kernels write)
     modules = []
     for what, indices in groups:
         if what == "numpy":
@@ -362,10 +354,12 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             modules.append((f"instruction {indices[0]}: {instr.describe()}", module))
             kernel = target.compile_kernel(module, "k0")
             thunks.append(NativeThunk(kernel, instr, [slot[v] for v in instr.operands],
-                                      [slot[r] for r in instr.results], info, addresses, pool))
+                                      [slot[r] for r in instr.results], info,
+                                      [specs.get(r) or OutputSpec(r.type.shape,
+                                                                  r.type.dtype.np_dtype, FIXED)
+                                       for r in instr.results], pool))  # (FIXED: unread)
         else:
-            segment = NativeSegment(target, module, instrs, infos, ids, slot, escaping,
-                                    addresses, pool)
+            segment = NativeSegment(target, module, instrs, infos, ids, slot, specs, pool)
             modules.append((f"instructions {indices[0]}-{indices[-1]} (one segment)", module))
             thunks.append(segment)
             stats["segments"] += 1
@@ -380,13 +374,16 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
     for index, value in constants.items():
         initial[index - n_params] = value
 
-    def run(inputs: Sequence[np.ndarray],
+    def run(inputs: Sequence[np.ndarray], buffers: Optional[BufferPool] = None,
             trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
+        """The results of one run. Fixed buffers (runtime/buffers.py) are read-only and
+        reused by the next run: the caller copies what it keeps."""
         slots: List[Optional[np.ndarray]] = list(inputs) + initial
         for thunk in thunks:
-            thunk.run(slots)
-        if trace is not None:  # every intermediate value, for finding divergences
-            trace.update((value, slots[i]) for value, i in slot.items())
+            thunk.run(slots, buffers)
+        if trace is not None:  # every intermediate value (copied), for finding divergences
+            trace.update((value, None if slots[i] is None else np.array(slots[i]))
+                         for value, i in slot.items())
         return [slots[i] for i in result_slots]
 
     return run, stats

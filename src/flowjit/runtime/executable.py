@@ -5,7 +5,7 @@ hit does no graph or IR work."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan
 from flowjit.ir.core import FEED, FETCH, RNG_COUNTER, VARIABLE, Func
 from flowjit.lower import QUERY
+from flowjit.runtime.buffers import BufferPool
 
 
 class SessionState:
@@ -83,19 +84,21 @@ class Executable:
     """A compiled run. `run_fn(inputs) -> outputs` is the backend's entry point."""
 
     def __init__(self, func: Func, plan: RunPlan, backend: str,
-                 run_fn: Callable[[Sequence[np.ndarray]], List[np.ndarray]]) -> None:
+                 run_fn: Callable[..., List[np.ndarray]]) -> None:
         self.func = func
         self.plan = plan
         self.backend = backend
         self.binding = bind(func, plan)
         self._run_fn = run_fn
 
-    def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState
+    def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState,
+            buffers: Optional[BufferPool] = None
             ) -> Tuple[Dict[Tensor, np.ndarray], Dict[Operation, np.ndarray],
                        Dict[Operation, int]]:
         """Fetched values, new variable values and advanced random counters; `state` is
-        left as it was."""
-        outputs = self._run_fn(self.inputs(feeds, state))
+        left as it was. Values may be read-only buffers the next run reuses (the caller
+        copies them: runtime/buffers.py); new values of variables may come from `buffers`."""
+        outputs = self._run_fn(self.inputs(feeds, state), buffers)
         b = self.binding
         fetched = {t: outputs[i] for t, i in b.fetches.items()}
         updates = {var: outputs[i] for i, var in b.updates}
