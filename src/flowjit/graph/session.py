@@ -225,10 +225,17 @@ class Session:
     # -- state helpers --------------------------------------------------------------------------
     def load_variable(self, variable, value) -> None:
         """Sets a variable's value in this Session (TF1's `Variable.load`)."""
-        tensor = variable._as_graph_element()
-        array = convert_feed_value(tensor, value)  # checks dtype and shape compatibility
+        self.load_variables([(variable, value)])
+
+    def load_variables(self, pairs) -> None:
+        """Sets several variables' values at once, all or none (`Saver.restore`): `pairs` is
+        an iterable of (variable, value); every value is checked before any is set."""
+        arrays = {}
+        for variable, value in pairs:
+            tensor = variable if isinstance(variable, Tensor) else variable._as_graph_element()
+            arrays[tensor.op] = convert_feed_value(tensor, value).copy()  # checks dtype, shape
         with self._lock:
-            self._commit({tensor.op: array.copy()}, {}, {})
+            self._commit(arrays, {}, {})
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
