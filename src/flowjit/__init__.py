@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as _np
 
 import flowjit.ops  # noqa: F401 - registers every op
-from flowjit import errors, initializers, nn, python, train  # noqa: F401
+from flowjit import errors, initializers, nn, python, summary, train  # noqa: F401
 from flowjit.platform import app, flags, gfile  # noqa: F401
 from flowjit.platform import tf_logging as logging  # noqa: F401
 from flowjit.config import config as _config

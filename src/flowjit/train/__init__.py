@@ -13,3 +13,4 @@ from flowjit.train.checkpoint_management import (CheckpointReader,  # noqa: F401
                                                  remove_checkpoint, update_checkpoint_state)
 from flowjit.train.meta_graph import export_meta_graph, import_meta_graph  # noqa: F401
 from flowjit.train.saver import Saver  # noqa: F401
+from flowjit.summary.writer import FileWriter as SummaryWriter  # noqa: F401 - TF1's old name
