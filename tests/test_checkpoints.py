@@ -158,7 +158,10 @@ def test_save_restore_round_trip_and_state_file(tmp_path):
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         saved = sess.run([w, b])
-        paths = [saver.save(sess, str(tmp_path / "model"), global_step=s) for s in (1, 2, 3)]
+        step = tf.train.get_or_create_global_step()
+        sess.run(tf.assign(step, 1))
+        paths = [saver.save(sess, str(tmp_path / "model"), global_step=s)
+                 for s in (step, np.int64(2), 3)]  # a variable, a numpy int, an int
         sess.run([tf.assign(w, tf.zeros([3, 2])), tf.assign_add(steps, 5)])
         saver.restore(sess, tf.train.latest_checkpoint(str(tmp_path)))
         restored = sess.run([w, b, steps])

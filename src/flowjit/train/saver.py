@@ -92,7 +92,7 @@ class Saver:
             raise ValueError("The Session passed to Saver.save does not run the graph of the "
                              "Saver's variables")
         if global_step is not None:
-            if not isinstance(global_step, (int,)) and hasattr(global_step, "dtype"):
+            if isinstance(global_step, Tensor) or hasattr(global_step, "_as_graph_element"):
                 global_step = sess.run(global_step)
             step = int(global_step)
             save_path = f"{save_path}-{step:08d}" if self._pad_step_number \
