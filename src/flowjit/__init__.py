@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as _np
 
 import flowjit.ops  # noqa: F401 - registers every op
-from flowjit import errors, initializers, nn, train  # noqa: F401
+from flowjit import errors, initializers, nn, python, summary, train  # noqa: F401
+from flowjit.platform import app, flags, gfile  # noqa: F401
+from flowjit.platform import tf_logging as logging  # noqa: F401
 from flowjit.config import config as _config
 from flowjit.dtypes import (DType, as_dtype, bool_ as bool, double, float16, float32,  # noqa: F401
                             float64, half, int8, int16, int32, int64, string, uint8)
@@ -78,3 +80,16 @@ if _config.numpy_repr == "legacy":
     # TF1 programs print numpy scalars from sess.run; with numpy >= 2 they would print as
     # np.float32(7.0). The seeds' slides show 7.0, so keep the 1.x repr (FLOWJIT_NUMPY_REPR).
     _np.set_printoptions(legacy="1.25")
+
+
+# TF1's session protos (tf.ConfigProto(gpu_options=tf.GPUOptions(...)), tf.RunOptions,
+# tf.RunMetadata) come from the optional protobuf messages: loaded on first use.
+_CONFIG_PROTOS = ("ConfigProto", "GPUOptions", "GraphOptions", "OptimizerOptions",
+                  "RunOptions", "RunMetadata")
+
+
+def __getattr__(name):
+    if name in _CONFIG_PROTOS:
+        from flowjit.io.protos import tensorflow_proto
+        return getattr(tensorflow_proto("config"), name)
+    raise AttributeError(f"module 'flowjit' has no attribute '{name}'")

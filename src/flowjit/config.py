@@ -19,6 +19,11 @@ FLOWJIT_CPU            LLVM CPU model to generate code for instead of the host's
 FLOWJIT_NUMPY_REPR     "legacy" (default): numpy scalars print as 7.0, not np.float32(7.0),
                        so TF1-era programs print what they printed then; "numpy": leave
                        numpy's own setting alone
+FLOWJIT_MNIST          what `input_data.read_data_sets` reads: "mnist" (default: the IDX
+                       files in train_dir, downloaded when absent) or "digits" (offline:
+                       scikit-learn's handwritten digits upsampled to 28x28, so an unmodified
+                       MNIST tutorial runs without the network)
+FLOWJIT_MNIST_URL      where MNIST's files are downloaded from (default: TF1's source URL)
 """
 from __future__ import annotations
 
@@ -44,6 +49,8 @@ class Config:
     target_cpu: Optional[str] = None
     target_features: Optional[str] = None
     cuda_home: Optional[str] = None  # the CUDA toolkit (libdevice, ptxas): CUDA_HOME/CUDA_PATH
+    mnist: str = "mnist"
+    mnist_url: Optional[str] = None
 
 
 def _from_environment() -> Config:
@@ -63,6 +70,8 @@ def _from_environment() -> Config:
     config.target_cpu = os.environ.get("FLOWJIT_CPU") or None
     config.target_features = os.environ.get("FLOWJIT_CPU_FEATURES")
     config.cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or None
+    config.mnist = os.environ.get("FLOWJIT_MNIST", config.mnist).strip().lower() or "mnist"
+    config.mnist_url = os.environ.get("FLOWJIT_MNIST_URL") or None
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")
                               if p.strip())

@@ -69,3 +69,7 @@ class IndexOutOfRangeError(InvalidArgumentError):
 
 class FetchError(InvalidArgumentError, ValueError):
     """A fetch is not an element of the Session's graph."""
+
+
+class CheckpointNotFoundError(NotFoundError, ValueError):
+    """A path that names no checkpoint (TF1's Saver.restore raises ValueError here)."""

@@ -53,6 +53,23 @@ class Variable:
         graph.add_to_collections(collections, self)
         _VARIABLE_OF_OP[self._variable.op] = self
 
+    @classmethod
+    def _from_graph(cls, variable: Tensor, initializer: Operation,
+                    initial_value: Optional[Tensor], trainable: bool) -> "Variable":
+        """The Variable of ops already in the graph (`import_meta_graph`); adds it to no
+        collection. One object per variable op."""
+        existing = _VARIABLE_OF_OP.get(variable.op)
+        if existing is not None:
+            return existing
+        self = cls.__new__(cls)
+        self._variable = variable
+        self._initializer_op = initializer
+        self._initial_value = initial_value
+        self.trainable = trainable
+        self.constraint = None
+        _VARIABLE_OF_OP[variable.op] = self
+        return self
+
     # -- TF1 surface ----------------------------------------------------------------------
     @property
     def name(self) -> str:

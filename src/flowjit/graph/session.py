@@ -21,6 +21,7 @@ import numpy as np
 
 from flowjit import config as flowjit_config
 from flowjit import dtypes, errors
+from flowjit.client.tracing import RunTracer, maybe_phase
 from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
 from flowjit.compiler import CompileOptions, compile_plan
 from flowjit.graph.plan import RunPlan, build_plan
@@ -70,21 +71,32 @@ class Session:
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
         """Runs the graph to compute `fetches` (any nesting of lists, tuples, dicts and
         namedtuples of tensors, ops, variables or names); returns the same structure with
-        numpy values (None for ops)."""
+        numpy values (None for ops). With `options=tf.RunOptions(trace_level=FULL_TRACE)`,
+        the run's phases are timed into `run_metadata.step_stats` (`client/tracing.py`)."""
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
         request = self._request(fetches)
         feeds = self._convert_feeds(feed_dict)
         if not request.elements:  # sess.run([]) is [], as in TF1: nothing to compile
             return request.rebuild(iter(()))
-        executable = self._executable(request, feeds)
+        tracer = None if options is None else RunTracer.start(
+            options, run_metadata, self._compiles, ", ".join(e.name for e in request.elements[:4]))
+        with maybe_phase(tracer, "prepare"):
+            executable = self._executable(request, feeds)
         with self._lock:  # (results are copied before the next run reuses their buffers)
-            values, updates, counters = executable.run(feeds, self._state, self._buffers)
-            if updates or counters:
-                self._commit(updates, counters, feeds)
+            with maybe_phase(tracer, "execute"):
+                values, updates, counters = executable.run(feeds, self._state, self._buffers)
+            if updates or counters or tracer is not None:
+                with maybe_phase(tracer, "commit"):
+                    self._commit(updates, counters, feeds)
             results = [None if isinstance(e, Operation) else _user_value(values[e], feeds)
                        for e in request.elements]
+        if tracer is not None:
+            tracer.finish()
         return request.rebuild(iter(results))
+
+    def _compiles(self) -> int:
+        return sum(self._compile_counts.values())
 
     def _request(self, fetches) -> "_Request":
         """The resolved fetches; cached for the usual shapes of `fetches` (a tensor, an op,
@@ -236,10 +248,17 @@ class Session:
     # -- state helpers --------------------------------------------------------------------------
     def load_variable(self, variable, value) -> None:
         """Sets a variable's value in this Session (TF1's `Variable.load`)."""
-        tensor = variable._as_graph_element()
-        array = convert_feed_value(tensor, value)  # checks dtype and shape compatibility
+        self.load_variables([(variable, value)])
+
+    def load_variables(self, pairs) -> None:
+        """Sets several variables' values at once, all or none (`Saver.restore`): `pairs` is
+        an iterable of (variable, value); every value is checked before any is set."""
+        arrays = {}
+        for variable, value in pairs:
+            tensor = variable if isinstance(variable, Tensor) else variable._as_graph_element()
+            arrays[tensor.op] = convert_feed_value(tensor, value).copy()  # checks dtype, shape
         with self._lock:
-            self._commit({tensor.op: array.copy()}, {}, {})
+            self._commit(arrays, {}, {})
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,0 +1,1 @@
+"""`flowjit.examples`: what `tensorflow.examples` held for TF1 tutorials (MNIST's input_data)."""

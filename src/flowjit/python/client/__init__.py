@@ -1,0 +1,1 @@
+from flowjit.client import timeline  # noqa: F401
