@@ -60,7 +60,8 @@ class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
     __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "extent",
-                 "args_type", "precondition", "simple", "pool", "grain", "prepare", "scratch",
+                 "args_type", "args", "precondition", "simple", "pool", "grain", "prepare",
+                 "scratch",
                  "prepare_address", "prepare_grain", "prepare_pool")
 
     def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
@@ -73,10 +74,14 @@ class NativeThunk:
         self.info = info
         self.extent = info.extent
         self.specs = specs
-        # (slot, shape, dtype) of each input: checked before every call
-        self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype)
+        # (slot, shape, dtype, dense strides) of each input: checked before every call
+        self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype,
+                        dense_strides(v.type.shape, v.type.dtype.np_dtype))
                        for slot, v in zip(inputs, instr.operands)]
         self.args_type = ctypes.c_void_p * (len(outputs) + len(inputs) + 1)
+        # the simple path's arguments, reused (runs of an executable never overlap), with
+        # fixed outputs' addresses set once
+        self.args = self.args_type(*[spec.address for spec in specs])
         self.precondition = instr.op_def.check_inputs
         self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
         self.prepare_address = kernel.module.address(info.prepare) if info.prepare else 0
@@ -101,7 +106,7 @@ class NativeThunk:
             outs.append(out)
             position += 1
         inputs = []
-        for slot, shape, dtype in self.checks:
+        for slot, shape, dtype, _ in self.checks:
             array = slots[slot]
             if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
                 self._bad_input(slots, slot, shape, dtype)
@@ -132,16 +137,19 @@ class NativeThunk:
 
     def _run_simple(self, slots: List[Optional[np.ndarray]],
                     buffers: Optional[BufferPool]) -> None:
-        out, address = self.specs[0].buffer(buffers)
-        pointers = [address]
-        for slot, shape, dtype in self.checks:
+        args, spec = self.args, self.specs[0]
+        out = spec.fixed
+        if out is None:
+            out, args[0] = spec.buffer(buffers)
+        position = 1
+        for slot, shape, dtype, strides in self.checks:
             array = slots[slot]
-            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
-                self._bad_input(slots, slot, shape, dtype)
+            if array.strides != strides or array.shape != shape or array.dtype != dtype:
+                self._bad_input(slots, slot, shape, dtype)  # (or only not dense: copied)
                 array = slots[slot]
-            pointers.append(data_address(array))
-        pointers.append(None)
-        self.fn(self.args_type(*pointers), 0, self.extent)
+            args[position] = data_address(array)
+            position += 1
+        self.fn(args, 0, self.extent)
         slots[self.outputs[0]] = out
 
     def _bad_input(self, slots, slot: int, shape, dtype) -> None:
@@ -157,6 +165,15 @@ class NativeThunk:
             self.scratch = np.empty(self.info.scratch, np.uint8)
         args[position] = self.scratch.ctypes.data
         return self.scratch
+
+
+def dense_strides(shape, dtype: np.dtype) -> tuple:
+    """The byte strides numpy gives a C-contiguous array of `shape`."""
+    strides, step = [], np.dtype(dtype).itemsize
+    for d in reversed(tuple(shape)):
+        strides.append(step)
+        step *= d
+    return tuple(reversed(strides))
 
 
 def _check_input(slots, slot: int, shape, dtype, what: str) -> None:

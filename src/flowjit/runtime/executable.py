@@ -47,6 +47,7 @@ class Binding:
     queries: List[Tuple[int, Operation]]
     fetches: Dict[Tensor, int]
     updates: List[Tuple[int, Operation]]
+    only_feeds: Optional[List[Tensor]] = None  # the feeds, when every parameter is one
 
 
 def bind(func: Func, plan: RunPlan) -> Binding:
@@ -77,6 +78,9 @@ def bind(func: Func, plan: RunPlan) -> Binding:
             binding.fetches.setdefault(graph.get_tensor_by_name(r.key), i)
         elif r.role == VARIABLE:
             binding.updates.append((i, graph.get_operation_by_name(r.key)))
+    if func.params and len(binding.feeds) == len(func.params):
+        binding.only_feeds = [tensor for _, tensor in sorted(binding.feeds,
+                                                             key=lambda f: f[0])]
     return binding
 
 
@@ -101,6 +105,8 @@ class Executable:
         outputs = self._run_fn(self.inputs(feeds, state), buffers)
         b = self.binding
         fetched = {t: outputs[i] for t, i in b.fetches.items()}
+        if not (b.updates or b.counters):
+            return fetched, {}, {}
         updates = {var: outputs[i] for i, var in b.updates}
         counters = {counter: state.rng_counters.get(counter, 0) + 1 for _, counter in b.counters}
         return fetched, updates, counters
@@ -109,6 +115,8 @@ class Executable:
                ) -> List[np.ndarray]:
         """The Func's arguments for one run: feeds, variable values, random counters."""
         b = self.binding
+        if b.only_feeds:  # (the common tiny run: feeds in parameter order)
+            return [feeds[tensor] for tensor in b.only_feeds]
         inputs: List[Optional[np.ndarray]] = [None] * len(self.func.params)
         for i, tensor in b.feeds:
             inputs[i] = feeds[tensor]
