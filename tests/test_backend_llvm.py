@@ -179,6 +179,34 @@ def test_a_new_process_uses_the_disk_cache(tmp_path):
     assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == files  # rebuilt
 
 
+def test_a_warm_disk_cache_skips_code_generation(tmp_path):
+    """The cache is keyed by the optimized IR of the kernels (and the GEMM core by its
+    blocking): a process that finds them on disk generates no LLVM IR at all."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np, flowjit as tf\n"
+            "from flowjit.codegen import gemm_core, kernels, segment\n"
+            "if sys.argv[1] == 'warm':\n"
+            "    def refuse(*a, **k): raise AssertionError('generated code on a warm start')\n"
+            "    kernels.emit_kernel = gemm_core.emit_core = segment.emit_segment = refuse\n"
+            "x = tf.placeholder(tf.float32, [40, 30])\n"
+            "w = tf.Variable(np.ones((30, 20), np.float32))\n"
+            "h = tf.nn.relu(tf.matmul(x, w) + 1.0)\n"
+            "loss = tf.reduce_mean(tf.nn.softmax(h) * h)\n"
+            "train = tf.train.GradientDescentOptimizer(0.1).minimize(loss)\n"
+            "with tf.Session() as s:\n"
+            "    s.run(tf.global_variables_initializer())\n"
+            "    print(s.run([loss, train], {x: np.linspace(-1, 1, 1200).reshape(40, 30)})[0])\n")
+    env = dict(os.environ, FLOWJIT_CACHE_DIR=str(tmp_path), FLOWJIT_BACKEND="llvm")
+    cold = subprocess.run([sys.executable, "-c", code, "cold"], env=env, capture_output=True,
+                          text=True, check=True).stdout
+    warm = subprocess.run([sys.executable, "-c", code, "warm"], env=env, capture_output=True,
+                          text=True)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    assert warm.stdout == cold
+
+
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_rowwise_kernels_match_the_interpreter(dtype):
     rng = np.random.default_rng(5)

@@ -8,13 +8,15 @@ will emit PTX from the same IR through llvmlite's NVPTX backend and launch it wi
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
+import pickle
 import tempfile
 import threading
 import time
 import weakref
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -94,6 +96,9 @@ class CPUTarget:
         # cache, or a closed Session, frees code that no one else shares.
         self._cache: "weakref.WeakValueDictionary[str, CompiledModule]" = \
             weakref.WeakValueDictionary()
+        # each cached module's metadata (kernel infos), as long as the module lives
+        self._metadata: "weakref.WeakKeyDictionary[CompiledModule, Any]" = \
+            weakref.WeakKeyDictionary()
         self._disk = DiskCache(config.cache_dir)
         self._cores: Dict[str, CompiledModule] = {}
 
@@ -138,18 +143,27 @@ class CPUTarget:
         return CompiledKernel(self.compile_ir_text(str(module), module.name), name)
 
     def compile_ir_text(self, text: str, what: str) -> CompiledModule:
-        """Optimizes and JIT-compiles LLVM IR text. Identical modules are compiled once per
-        process while in use, and their object code is kept on disk for the next process
-        (DiskCache)."""
-        key = hashlib.sha256("\n".join([text, self.cpu, self.features, llvmlite.__version__,
-                                         _flowjit_version()]).encode()).hexdigest()
+        """Optimizes and JIT-compiles LLVM IR text (cached by the text itself)."""
+        return self.compile_cached(text, lambda: (text, None), what)[0]
+
+    def compile_cached(self, source: str, make: Callable[[], Tuple[str, Any]], what: str
+                       ) -> Tuple[CompiledModule, Any]:
+        """The compiled module, and its metadata, that `make()` would give as (LLVM IR text,
+        metadata), where `source` is what decides both (e.g. the optimized IR of its
+        kernels). Equal sources compile once per process while in use, and their object
+        code and metadata are kept on disk (DiskCache), so that a later process skips
+        `make` -- the code generation -- as well as LLVM."""
+        key = hashlib.sha256("\n".join([source, self.cpu, self.features,
+                                         codegen_fingerprint()]).encode()).hexdigest()
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
-                return cached
+                return cached, self._metadata[cached]
             engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self._new_machine())
-            obj = self._disk.load(key)
+            entry = self._disk.load(key)
+            obj, metadata = pickle.loads(entry) if entry is not None else (None, None)
             if obj is None:
+                text, metadata = make()
                 try:
                     parsed = llvm.parse_assembly(text)
                     parsed.verify()
@@ -157,12 +171,13 @@ class CPUTarget:
                     raise RuntimeError(f"flowjit bug: invalid LLVM IR for {what}: {e}") from None
                 self.optimize(parsed)
                 obj = self._new_machine().emit_object(parsed)
-                self._disk.store(key, obj)
+                self._disk.store(key, pickle.dumps((obj, metadata)))
             engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             engine.finalize_object()
             compiled = CompiledModule(engine)
             self._cache[key] = compiled
-            return compiled
+            self._metadata[compiled] = metadata
+            return compiled, metadata
 
     def ensure_gemm_core(self, dtype) -> None:
         """Compiles the shape-generic GEMM core for `dtype` once, and registers its symbols
@@ -172,9 +187,14 @@ class CPUTarget:
         with self._lock:  # two threads finding no core must not both register one
             if blocking.name in self._cores:
                 return
-            module = self.new_module(blocking.name)
-            symbols = gemm_core.emit_core(module, blocking)
-            compiled = self.compile_ir_text(str(module), module.name)
+
+            def make() -> Tuple[str, List[str]]:
+                module = self.new_module(blocking.name)
+                symbols = gemm_core.emit_core(module, blocking)
+                return str(module), symbols
+            # (the blocking decides the core's code: a warm start does not generate it)
+            compiled, symbols = self.compile_cached(f"gemm core {blocking!r}", make,
+                                                    blocking.name)
             for symbol in symbols:
                 llvm.add_symbol(symbol, compiled.address(symbol))
             self._cores[blocking.name] = compiled  # for the process's life: called by name
@@ -213,7 +233,8 @@ class DiskCache:
     hand) is ignored and rebuilt. The directory is kept under `max_bytes`: a store that
     exceeds it removes the least recently used entries (a load marks an entry used)."""
 
-    MAGIC = b"flowjit-object-2\n"  # then b"<key>\n", sha256(key + object), the object
+    MAGIC = b"flowjit-object-3\n"  # then b"<key>\n", sha256(key + entry), the entry: a
+    # pickle of (object code, metadata)
 
     def __init__(self, directory, max_bytes: int = 256 << 20) -> None:
         self.directory = os.path.join(directory, "kernels") if directory else None
@@ -337,9 +358,19 @@ def host_cache_bytes() -> Dict[int, int]:
     return sizes
 
 
-def _flowjit_version() -> str:
+@functools.lru_cache(maxsize=1)
+def codegen_fingerprint() -> str:
+    """What decides generated code besides a cache key's source: the code generator's own
+    files (codegen/, the IR's structure keys), and flowjit's and llvmlite's versions. A
+    changed emitter therefore never loads code that an older one cached."""
     from flowjit import __version__
-    return __version__
+    digest = hashlib.sha256(f"{__version__} {llvmlite.__version__}".encode())
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py"))
+    for path in files + [os.path.join(os.path.dirname(here), "ir", "core.py")]:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
 
 
 _cpu_target: Optional[CPUTarget] = None

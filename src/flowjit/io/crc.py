@@ -6,6 +6,8 @@ instructions); without it a table-driven Python loop computes the same values, s
 """
 from __future__ import annotations
 
+import functools
+
 _MASK_DELTA = 0xA282EAD8
 _POLY = 0x82F63B78  # Castagnoli, bit-reversed
 
@@ -30,16 +32,22 @@ def _crc32c_python(data: bytes) -> int:
 
 _TABLE: list = []
 
-try:
-    from crc32c import crc32c as _crc32c_native
-except ImportError:  # the optional fast path
-    _crc32c_native = None
+@functools.lru_cache(maxsize=1)
+def _native():
+    """The `crc32c` package's function, imported on first use (importing it takes ~30 ms,
+    which `import flowjit` should not pay), or None without the optional package."""
+    try:
+        from crc32c import crc32c as native
+    except ImportError:
+        return None
+    return native
 
 
 def crc32c(data) -> int:
     """The CRC-32C of a bytes-like object."""
-    if _crc32c_native is not None:
-        return _crc32c_native(data)
+    native = _native()
+    if native is not None:
+        return native(data)
     return _crc32c_python(data)
 
 

@@ -8,7 +8,7 @@ kernel was compiled for, so generated code never reads or writes out of bounds.
 from __future__ import annotations
 
 import ctypes
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -16,9 +16,9 @@ from flowjit import errors
 from flowjit.codegen import kernels
 from flowjit.codegen.schedule import Schedule, format_schedule, schedule
 from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
-from flowjit.codegen.target import CPUTarget, cpu_target, kernel_function
+from flowjit.codegen.target import CompiledKernel, CPUTarget, cpu_target, kernel_function
 from flowjit.interp.evaluate import execute
-from flowjit.ir.core import FETCH, Func, Instr, Value
+from flowjit.ir.core import FETCH, Func, Instr, Value, structure_key
 from flowjit.runtime.buffers import (ALIGN, FIXED, BufferPool, OutputSpec, data_address,
                                      output_policy, plan_arena)
 from flowjit.runtime.threads import WorkerPool, worker_pool
@@ -186,61 +186,75 @@ def _check_input(slots, slot: int, shape, dtype, what: str) -> None:
     slots[slot] = np.ascontiguousarray(array)
 
 
-class NativeSegment:
-    """Consecutive native kernels run by one native call (codegen/segment.py). Values made
-    and used only inside the segment live in its arena (runtime/buffers.py); the others
-    (read later by Python, or results) get pooled numpy buffers, as NativeThunk's do."""
+class SegmentLayout:
+    """Where a segment's buffers sit in its table, and its calls: a function of the
+    segment's instructions alone (their dataflow, not which values they are), so that the
+    driver's code is too. Entry 0 is a null pointer; `values` lists every other value's
+    entry in order of first use, `scratch` each kernel's scratch entry."""
 
-    __slots__ = ("entry", "compiled", "table", "arena", "inputs", "outputs", "fixed",
-                 "pool_memory", "instrs")
-
-    def __init__(self, target: CPUTarget, module, instrs: List[Instr],
-                 infos: List[kernels.KernelInfo], indices: List[int], slot: Dict[Value, int],
-                 specs: Dict[Value, OutputSpec], pool: Optional[WorkerPool]) -> None:
-        self.instrs = instrs
-        self.pool_memory = pool.memory if pool is not None else None
-        made_here = {r for instr in instrs for r in instr.results}
+    def __init__(self, instrs: List[Instr], infos: List[kernels.KernelInfo],
+                 indices: List[int], pool: Optional[WorkerPool]) -> None:
         last_use: Dict[Value, int] = {}
         for step, instr in enumerate(instrs):
             for value in instr.operands:
                 last_use[value] = step
-        table_index: Dict[Value, int] = {}
-        self.inputs: List[Tuple[int, int, tuple, np.dtype]] = []
-        self.outputs: List[Tuple[int, int, OutputSpec]] = []  # (slot, table index, spec)
-        arena_items: List[Tuple[int, int, Tuple[int, int]]] = []  # (table index, bytes, life)
+        self.values: Dict[Value, Tuple[int, int, int]] = {}  # value -> (index, first, last)
+        self.scratch: List[Tuple[int, int, int]] = []  # (index, bytes, step)
+        self.calls: List[KernelCall] = []
+        self.size = 1
 
         def index_of(value: Value, step: int) -> int:
-            if value not in table_index:
-                table_index[value] = index = 1 + len(table_index) + len(arena_items)
-                shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
-                if value not in made_here:
-                    self.inputs.append((slot[value], index, shape, dtype))
-                elif value in specs:  # read after the segment: see runtime/buffers.py
-                    self.outputs.append((slot[value], index, specs[value]))
-                else:
-                    size = value.type.num_elements * np.dtype(dtype).itemsize
-                    arena_items.append((index, size, (step, last_use.get(value, step))))
-            return table_index[value]
+            if value not in self.values:
+                self.values[value] = (self.size, step, last_use.get(value, step))
+                self.size += 1
+            return self.values[value][0]
 
-        calls = []
         for step, (instr, info, at) in enumerate(zip(instrs, infos, indices)):
             buffers = [index_of(r, step) for r in instr.results]
             buffers += [index_of(v, step) for v in instr.operands]
-            scratch = 0  # table entry 0 is a null pointer
+            scratch = 0
             if info.scratch:
-                scratch = 1 + len(table_index) + len(arena_items)
-                arena_items.append((scratch, info.scratch, (step, step)))
-            calls.append(KernelCall(f"k{at}", buffers + [scratch], info.extent,
-                                    shares(info, pool), info.prepare, info.prepare_extent,
-                                    prepare_shares(info, pool)))
-        emit_segment(module, "segment", calls)
-        self.compiled = target.compile_ir_text(str(module), module.name)
-        self.entry = _SEGMENT_SIGNATURE(self.compiled.address("segment"))
+                scratch = self.size
+                self.scratch.append((scratch, info.scratch, step))
+                self.size += 1
+            self.calls.append(KernelCall(f"k{at}", buffers + [scratch], info.extent,
+                                         shares(info, pool), info.prepare,
+                                         info.prepare_extent, prepare_shares(info, pool)))
+
+
+class NativeSegment:
+    """Consecutive native kernels run by one native call (codegen/segment.py). Values made
+    and used only inside the segment live in its arena (runtime/buffers.py); the others
+    (read later by Python, or results) get buffers by their OutputSpec."""
+
+    __slots__ = ("entry", "compiled", "table", "arena", "inputs", "outputs", "fixed",
+                 "pool_memory", "instrs")
+
+    def __init__(self, compiled, layout: SegmentLayout, instrs: List[Instr],
+                 slot: Dict[Value, int], specs: Dict[Value, OutputSpec],
+                 pool: Optional[WorkerPool]) -> None:
+        self.instrs = instrs
+        self.compiled = compiled  # owns the code
+        self.entry = _SEGMENT_SIGNATURE(compiled.address("segment"))
+        self.pool_memory = pool.memory if pool is not None else None
+        made_here = {r for instr in instrs for r in instr.results}
+        self.inputs: List[Tuple[int, int, tuple, np.dtype]] = []
+        self.outputs: List[Tuple[int, int, OutputSpec]] = []  # (slot, table index, spec)
+        arena_items = [(index, size, (step, step)) for index, size, step in layout.scratch]
+        for value, (index, first, last) in layout.values.items():
+            shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
+            if value not in made_here:
+                self.inputs.append((slot[value], index, shape, dtype))
+            elif value in specs:  # read after the segment: see runtime/buffers.py
+                self.outputs.append((slot[value], index, specs[value]))
+            else:
+                size = value.type.num_elements * np.dtype(dtype).itemsize
+                arena_items.append((index, size, (first, last)))
         offsets, total = plan_arena([size for _, size, _ in arena_items],
                                     [life for _, _, life in arena_items])
         self.arena = np.empty(total + ALIGN, np.uint8)
         base = -(-self.arena.ctypes.data // ALIGN) * ALIGN
-        self.table = (ctypes.c_void_p * (1 + len(table_index) + len(arena_items)))()
+        self.table = (ctypes.c_void_p * layout.size)()
         for (index, _, _), offset in zip(arena_items, offsets):
             self.table[index] = base + offset
         for _, index, spec in self.outputs:  # fixed buffers: their addresses, once
@@ -357,27 +371,42 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         # does not depend on where its instructions are, so equal modules compile once.
         instrs = [func.body[i] for i in indices]
         ids = kernel_ids(instrs)
-        module = target.new_module("segment" if indices[1:] else "kernel")
-        emitted: Dict[int, kernels.KernelInfo] = {}
-        for at, kernel_id in zip(indices, ids):
-            if kernel_id not in emitted:
-                emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}",
-                                                         schedules[at], target)
-        infos = [emitted[kernel_id] for kernel_id in ids]
-        stats["kernels_emitted"] += len(emitted)
+        stats["kernels_emitted"] += len(set(ids))
         stats["largest_segment"] = max(stats["largest_segment"], len(indices))
+
+        def make(indices=indices, instrs=instrs, ids=ids) -> Tuple[Any, list]:
+            """The module of this group's kernels (and segment driver), and their infos."""
+            module = target.new_module("segment" if indices[1:] else "kernel")
+            emitted: Dict[int, kernels.KernelInfo] = {}
+            for at, kernel_id in zip(indices, ids):
+                if kernel_id not in emitted:
+                    emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}",
+                                                             schedules[at], target)
+            infos = [emitted[kernel_id] for kernel_id in ids]
+            if indices[1:]:
+                emit_segment(module, "segment", SegmentLayout(instrs, infos, ids, pool).calls)
+            return module, infos
+
+        # Keyed by the optimized IR of its kernels: a warm disk cache skips code generation.
+        what = f"instruction {indices[0]}: {instrs[0].describe()}" if len(indices) == 1 \
+            else f"instructions {indices[0]}-{indices[-1]} (one segment)"
+        def make_text(make=make) -> Tuple[str, list]:
+            module, infos = make()
+            return str(module), infos
+        compiled, infos = target.compile_cached(module_source(instrs, pool), make_text, what)
+        if dump is not None:
+            modules.append((what, make()[0]))
         if len(indices) == 1:
             instr, info = instrs[0], infos[0]
-            modules.append((f"instruction {indices[0]}: {instr.describe()}", module))
-            kernel = target.compile_kernel(module, "k0")
+            kernel = CompiledKernel(compiled, "k0")
             thunks.append(NativeThunk(kernel, instr, [slot[v] for v in instr.operands],
                                       [slot[r] for r in instr.results], info,
                                       [specs.get(r) or OutputSpec(r.type.shape,
                                                                   r.type.dtype.np_dtype, FIXED)
                                        for r in instr.results], pool))  # (FIXED: unread)
         else:
-            segment = NativeSegment(target, module, instrs, infos, ids, slot, specs, pool)
-            modules.append((f"instructions {indices[0]}-{indices[-1]} (one segment)", module))
+            segment = NativeSegment(compiled, SegmentLayout(instrs, infos, ids, pool), instrs,
+                                    slot, specs, pool)
             thunks.append(segment)
             stats["segments"] += 1
             stats["arena_bytes"] += segment.arena.nbytes - ALIGN
@@ -404,6 +433,19 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         return [slots[i] for i in result_slots]
 
     return run, stats
+
+
+def module_source(instrs: List[Instr], pool: Optional[WorkerPool]) -> str:
+    """What decides the code of a group's module: each kernel's computation (its optimized
+    IR, as a structure key), the dataflow between them, and the worker pool's size (it
+    decides the segment's shares). The target adds itself and the code generator's files."""
+    number: Dict[Value, int] = {}
+    lines = [f"pool {pool.size if pool is not None else 0}"]
+    for instr in instrs:
+        operands = [number.setdefault(v, len(number)) for v in instr.operands]
+        results = [number.setdefault(r, len(number)) for r in instr.results]
+        lines.append(f"{results} = {operands} {structure_key(instr)!r}")
+    return "\n".join(lines)
 
 
 def _dump_kernels(modules, target: CPUTarget, dump: Callable) -> None:
