@@ -79,10 +79,14 @@ def test_softmax_cross_entropy_of_3d_logits_with_2d_labels_keeps_the_logits_batc
     loss = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels_value,
                                                       logits=tf.constant(logits_value))
     assert loss.shape.as_list() == [2, 3]
+    fed = tf.placeholder(tf.float64, [None, 3, 5])
+    fed_loss = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels_value, logits=fed)
+    assert fed_loss.shape.as_list() == [None, 3]
     with tf.Session() as sess:
-        out = sess.run(loss)
-    np.testing.assert_allclose(out, _xent(labels_value.reshape(2, 3, 5), logits_value),
-                               rtol=1e-10)
+        out, fed_out = sess.run([loss, fed_loss], {fed: logits_value})
+    want = _xent(labels_value.reshape(2, 3, 5), logits_value)
+    np.testing.assert_allclose(out, want, rtol=1e-10)
+    np.testing.assert_allclose(fed_out, want, rtol=1e-10)
 
 
 def test_softmax_cross_entropy_flattened_gradients_match_finite_differences():
