@@ -215,6 +215,12 @@ def _default_or_fed(lowering: _Lowering, op: Operation) -> None:
     lowering.env[op.outputs[0]] = lowering.operands(op)[0]
 
 
+def _py_func(lowering: _Lowering, op: Operation) -> None:
+    """A Python callback's outputs have the shapes given with `set_shape`, if any."""
+    attrs = {**op.attrs, "shapes": tuple(t.shape for t in op.outputs)}
+    lowering.emit(op, op.op_def.mnemonic, lowering.operands(op), attrs)
+
+
 # Graph ops that are not computations: each lowers to a parameter or to nothing.
 _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "NoOp": lambda lowering, op: None,
@@ -226,4 +232,6 @@ _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "Shape": _Lowering.shape_query,
     "Size": _Lowering.shape_query,
     "Rank": _Lowering.shape_query,
+    "PyFunc": _py_func,
+    "PyFuncStateless": _py_func,
 }

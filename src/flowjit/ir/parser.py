@@ -46,6 +46,20 @@ def _tokenize(text: str) -> List[Tuple[str, str, int]]:
     return tokens
 
 
+_UNESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)")
+
+
+def _unescape(text: str) -> str:
+    """Undoes the printer's escapes: \\n \\t \\r \\xNN, and \\c for any other c."""
+    def one(m: "re.Match[str]") -> str:
+        code = m.group(1)
+        if len(code) == 3:
+            return chr(int(code[1:], 16))
+        return _UNESCAPES.get(code, code)
+    return _ESCAPE.sub(one, text)
+
+
 def parse_func(text: str) -> Func:
     parser = _Parser(_tokenize(text))
     func = parser.func()
@@ -280,7 +294,7 @@ class _Parser:
 
     def string(self) -> str:
         text = self.expect("string")[1:-1]
-        return re.sub(r"\\(.)", r"\1", text) if "\\" in text else text
+        return _unescape(text) if "\\" in text else text
 
     def location(self) -> Location:
         self.expect("word", "loc")

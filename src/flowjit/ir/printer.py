@@ -164,8 +164,16 @@ def _float(x: float) -> str:
     return text if any(c in text for c in ".en") else text + ".0"
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def _string(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted string on one line: backslash, quote, newline, tab and return escaped as in
+    C, other control characters as \\xNN (the parser undoes exactly this)."""
+    if s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'
+    return '"' + "".join(_ESCAPES.get(c) or (c if c.isprintable() or ord(c) > 0xff
+                                             else f"\\x{ord(c):02x}") for c in s) + '"'
 
 
 def format_location(loc: Location) -> str:
