@@ -421,3 +421,19 @@ def report_uninitialized(ch: Chooser, prog: Program, x: Var, op_type: str) -> Va
         var = prog.leaf(ch, ch.choice(LEAF_DTYPES), (2,), kind="variable")
         prog.initialize.remove(var.name)
     return emit(prog, op_type, "tf.report_uninitialized_variables()", [])
+
+
+@generates("AsString")
+def as_string(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
+    if x.dtype is dtypes.string:
+        return None
+    style = ch.choice(("", ", shortest=True", ", scientific=True, precision=3",
+                       ", width=6, fill='0'"))
+    return emit(prog, op_type, f"tf.as_string({x}{style})", [x], differentiable=False)
+
+
+@generates("StringJoin")
+def string_join(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
+    text = str(x) if x.dtype is dtypes.string else f"tf.as_string({x})"
+    return emit(prog, op_type, f"tf.strings.join([{text}, {text}, 'end'], separator='-')",
+                [x], differentiable=False)

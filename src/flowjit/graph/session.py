@@ -420,6 +420,8 @@ def _shape_fits(dims, shape) -> bool:
 def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
     """Checks and converts one fed value; errors name the tensor and where it was created."""
     np_dtype = tensor.dtype.np_dtype
+    if tensor.dtype is dtypes.string:
+        return _convert_strings(tensor, value)
     if type(value) is np.ndarray and value.dtype == np_dtype:  # the common case, fast
         if _shape_fits(tensor._shape.dims, value.shape):
             return value
@@ -434,6 +436,23 @@ def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
     if array is None or (array.dtype.kind in "OUS" and tensor.dtype is not dtypes.string):
         raise _unfeedable_error(tensor, value, ragged)
     array = _convert_dtype(tensor, array, value)
+    if not tensor.shape.is_compatible_with(array.shape):
+        raise errors.FeedError(
+            f"Cannot feed value of shape {tuple(array.shape)} for Tensor {tensor.describe()}, "
+            f"which has shape {tensor.shape}", tensor.op)
+    return array
+
+
+def _convert_strings(tensor: Tensor, value) -> np.ndarray:
+    """A value fed to a string tensor: str/bytes, lists of them, numpy string or object
+    arrays; an object array of bytes, as TF1 holds strings."""
+    from flowjit.ops.strings import to_string_array
+    try:
+        array = to_string_array(value)
+    except TypeError as e:
+        raise errors.FeedError(f"Cannot feed {_describe(value)} to Tensor "
+                               f"{tensor.describe()}, which has dtype string: {e}",
+                               tensor.op) from None
     if not tensor.shape.is_compatible_with(array.shape):
         raise errors.FeedError(
             f"Cannot feed value of shape {tuple(array.shape)} for Tensor {tensor.describe()}, "

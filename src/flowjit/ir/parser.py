@@ -60,6 +60,11 @@ def _unescape(text: str) -> str:
     return _ESCAPE.sub(one, text)
 
 
+def _as_bytes(text: str) -> bytes:
+    """A string constant's element: the printer wrote each byte as one character."""
+    return text.encode("latin-1")
+
+
 def parse_func(text: str) -> Func:
     parser = _Parser(_tokenize(text))
     func = parser.func()
@@ -285,11 +290,19 @@ class _Parser:
         if self.accept("splat"):
             value = self.attr()
             self.expect("punct", ">")
-            return np.full(shape, value, dtype=dtype.np_dtype)
+            if dtype is dtypes.string:
+                value = _as_bytes(value)
+            array = np.empty(shape, dtype=dtype.np_dtype)
+            array.fill(value)
+            return array
         if self.peek()[1] == ".":
             raise self.error("elided constant: this dump cannot be parsed back")
         values = self.attr()
         self.expect("punct", ">")
+        if dtype is dtypes.string:
+            array = np.empty(len(values), dtype=object)
+            array[:] = [_as_bytes(v) for v in values]
+            return array.reshape(shape)
         return np.array(values, dtype=dtype.np_dtype).reshape(shape)
 
     def string(self) -> str:

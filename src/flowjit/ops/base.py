@@ -35,6 +35,9 @@ def _graph_of(inputs: Sequence[Any]):
 def convert_value(value: Any, dtype: Optional[dtypes.DType]) -> np.ndarray:
     """A Python/numpy value as an array of `dtype`, refusing lossy kind changes
     (0.5 -> int32), as TF1 does."""
+    if dtype is dtypes.string or (dtype is None and _is_string_value(value)):
+        from flowjit.ops.strings import to_string_array
+        return to_string_array(value)
     try:
         arr = np.asarray(value)
     except ValueError as e:  # ragged nested lists
@@ -62,6 +65,16 @@ def convert_value(value: Any, dtype: Optional[dtypes.DType]) -> np.ndarray:
     return np.array(arr, dtype=target, order="C")  # (ascontiguousarray would make 0-d 1-d)
 
 
+def _is_string_value(value: Any) -> bool:
+    """str/bytes, a numpy string array, or (nested) lists whose first leaf is a string."""
+    while isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "SU" or (value.dtype == object and value.size > 0 and
+                                             isinstance(value.reshape(-1)[0], (str, bytes)))
+    return isinstance(value, (str, bytes, np.str_, np.bytes_))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) < 60 else text[:57] + "..."
@@ -76,7 +89,7 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
         shape = tuple(as_shape(shape).as_list())
         if arr.shape != shape:
             if arr.size == 1:
-                arr = np.full(shape, arr.reshape(()), dtype=arr.dtype)
+                arr = np.full(shape, arr.reshape(())[()], dtype=arr.dtype)
             elif arr.size == int(np.prod(shape)) and not verify_shape:
                 arr = arr.reshape(shape)
             else:
