@@ -1,12 +1,9 @@
 """Ops that make tensors: placeholders, range, fill, zeros/ones and their `_like` forms."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from flowjit import dtypes, errors
-from flowjit.graph.core import Tensor
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape, as_shape
 from flowjit.ops.array import _same_spec

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from flowjit import dtypes, errors
-from flowjit.graph.core import Operation, Tensor, get_default_graph
+from flowjit.graph.core import Operation, get_default_graph
 from flowjit.graph.registry import (ShapeInferenceError, TensorSpec, register_gradient,
                                     register_op)
 from flowjit.graph.shape import TensorShape, as_shape

@@ -195,11 +195,6 @@ def scalar_argument(value: Any, what: str) -> Tuple[Optional[Any], Optional[Tens
     return np.asarray(value).item(), None
 
 
-def value_error_at_lowering(op, form: DynamicForm, cause: Exception):
-    return errors.InvalidArgumentError(f"{cause}, computed at run time for {op.describe()}",
-                                       op)
-
-
 def data_dependent_error(op, form: DynamicForm, index: int) -> errors.InvalidArgumentError:
     """A dynamic form whose value operand depends on data, not only on feed shapes."""
     tensor = op.inputs[form.data_arity + index]
