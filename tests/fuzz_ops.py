@@ -19,6 +19,7 @@ import numpy as np
 
 from flowjit import dtypes
 from flowjit.graph.registry import OP_DEFS, TensorSpec
+from flowjit.ops.shape_values import DYNAMIC_FORMS
 from flowjit.graph.shape import TensorShape
 
 from fuzz_program import ANY, LEAF_DTYPES, Chooser, Domain, Program, Var
@@ -35,6 +36,20 @@ EXCLUDED = {
     "NoOp": "computes nothing: there is no value to compare",
     "Fusion": "IR-only: the fusion pass makes it of the fuzzed ops in compiled programs",
 }
+# Host ops with effects or user code (ops/host.py), tested in test_host_ops.py: both
+# backends run the same numpy kernel for them, and random inputs would only spam stderr
+# (printing) or stop the chain (NaN checks, assertions).
+EXCLUDED.update({
+    "PyFunc": "calls the user's Python function (test_host_ops.py)",
+    "PyFuncStateless": "calls the user's Python function (test_host_ops.py)",
+    "Print": "prints to stderr (test_host_ops.py)",
+    "PrintV2": "prints, and has no result to compare (test_host_ops.py)",
+    "CheckNumerics": "fails on the NaN and infinities the fuzzer feeds (test_host_ops.py)",
+    "Assert": "has no result to compare (test_host_ops.py)",
+})
+# Ops given shapes as tensors are lowered to their static op (ops/shape_values.py): the IR,
+# and so both backends, only ever see that op, which is fuzzed.
+EXCLUDED.update({form: f"lowered to {DYNAMIC_FORMS[form].static}" for form in DYNAMIC_FORMS})
 
 # Ops whose float results every backend rounds the same way (IEEE-exact arithmetic, data
 # movement, max/min, or a numpy kernel on both sides): a chain of them is compared bit for
@@ -407,3 +422,19 @@ def report_uninitialized(ch: Chooser, prog: Program, x: Var, op_type: str) -> Va
         var = prog.leaf(ch, ch.choice(LEAF_DTYPES), (2,), kind="variable")
         prog.initialize.remove(var.name)
     return emit(prog, op_type, "tf.report_uninitialized_variables()", [])
+
+
+@generates("AsString")
+def as_string(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
+    if x.dtype is dtypes.string:
+        return None
+    style = ch.choice(("", ", shortest=True", ", scientific=True, precision=3",
+                       ", width=6, fill='0'"))
+    return emit(prog, op_type, f"tf.as_string({x}{style})", [x], differentiable=False)
+
+
+@generates("StringJoin")
+def string_join(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
+    text = str(x) if x.dtype is dtypes.string else f"tf.as_string({x})"
+    return emit(prog, op_type, f"tf.strings.join([{text}, {text}, 'end'], separator='-')",
+                [x], differentiable=False)

@@ -187,8 +187,8 @@ def test_special_float_values_round_trip():
 
 def test_string_element_types_print_and_parse_back():
     text = textwrap.dedent("""\
-        func @f(%s: str[2] {feed="s:0"}) {
-          %0: str[2] = identity %s
+        func @f(%s: string[2] {feed="s:0"}) {
+          %0: string[2] = identity %s
           return %0 {fetch="y:0"}
         }
         """)

@@ -41,6 +41,12 @@ from flowjit.ops.math import (abs, add, add_n, argmax, argmin, cast, ceil, clip_
                               reduce_mean, reduce_min, reduce_prod, reduce_sum, round, rsqrt,
                               scalar_mul, sigmoid, sign, sin, sqrt, square, squared_difference,
                               subtract, tanh, tensordot, to_float, to_int32, to_int64, truediv)
+from flowjit.ops.host import (Assert, Print, add_check_numerics_ops, assert_equal,  # noqa: F401
+                              assert_positive, assert_rank, check_numerics, numpy_function,
+                              py_func)
+from flowjit.ops.host import print_v2 as print  # noqa: F401,A001
+from flowjit import debugging, strings  # noqa: F401,E402
+from flowjit.ops.strings import as_string, string_join  # noqa: F401
 from flowjit.ops.random import (random_normal, random_uniform, set_random_seed,  # noqa: F401
                                 truncated_normal)
 from flowjit.ops.state import assign, assign_add, assign_sub, group, no_op  # noqa: F401

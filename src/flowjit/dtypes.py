@@ -68,8 +68,9 @@ int32 = DType("int32", np.int32, "i32")
 int64 = DType("int64", np.int64, "i64")
 uint8 = DType("uint8", np.uint8, "u8")
 bool_ = DType("bool", np.bool_, "i1")
-# Strings exist only for the few ops TF1 gives string results (report_uninitialized_variables).
-string = DType("string", np.object_, "str")
+# Strings: numpy object arrays of `bytes` (TF1 fetches them so); they only run in the host
+# part of an executable, never in native kernels.
+string = DType("string", np.object_, "string")
 half = float16
 double = float64
 
@@ -100,6 +101,8 @@ def as_dtype(value: Any) -> DType:
         raise TypeError(f"Cannot convert {value!r} to a flowjit dtype") from None
     if np_dtype in _BY_NP:
         return _BY_NP[np_dtype]
+    if np_dtype.kind in "SU":  # numpy's fixed-width strings
+        return string
     raise TypeError(f"Unsupported dtype {np_dtype} (flowjit supports "
                     f"{', '.join(d.name for d in ALL_DTYPES)})")
 
@@ -114,6 +117,8 @@ def from_ir_name(name: str) -> DType:
 
 def infer_dtype_of_value(value: Any) -> DType:
     """The dtype TF1 gives a Python/numpy constant: floats -> float32, ints -> int32."""
+    if isinstance(value, (str, bytes)):
+        return string
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
         arr_dtype = np.asarray(value).dtype
         return as_dtype(arr_dtype)
@@ -126,4 +131,7 @@ def infer_dtype_of_value(value: Any) -> DType:
         return int32
     if arr.dtype.kind == "b":
         return bool_
+    if arr.dtype.kind in "SU" or (arr.dtype.kind == "O" and arr.size and all(
+            isinstance(v, (str, bytes)) for v in arr.reshape(-1))):
+        return string
     raise TypeError(f"Cannot make a tensor from {type(value).__name__} value {value!r}")

@@ -8,18 +8,29 @@ queries become parameters. Variable assignments become ordinary values (`Assign`
 `graph.plan`; the Func returns the fetches and each assigned variable's final value.
 
 Every instruction's type is recomputed with its op's shape rule from the concrete feed types,
-so a Func compiled for one feed signature has fully known shapes.
+so a Func compiled for one feed signature has fully known shapes. Shape queries of those
+types (`tf.shape`, `tf.size`, `tf.rank`) become constants here, and the values of small
+constant expressions are tracked (`_Lowering.known`), so that an op given its shape as a
+tensor (a dynamic form, ops/shape_values.py) is lowered to the op with that shape as an
+attribute.
 """
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-from flowjit import errors
+import numpy as np
+
+from flowjit import dtypes, errors
 from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan, build_plan
-from flowjit.graph.registry import ShapeInferenceError, get_op_def_by_mnemonic
+from flowjit.graph.registry import ShapeInferenceError, get_op_def, get_op_def_by_mnemonic
 from flowjit.ir.core import (FEED, FETCH, RNG_COUNTER, VARIABLE, Func, Instr, Location, Param,
                              Result, TensorType, Value)
+from flowjit.ops.shape_values import DYNAMIC_FORMS, data_dependent_error
+
+# Values of at most this many elements are computed while lowering when their operands are
+# known (shape arithmetic: `tf.shape(x)[0] * 2`), as the const-fold pass would.
+KNOWN_MAX_ELEMENTS = 1024
 
 QUERY = "query"  # a parameter the Session computes from its state (is a variable initialized)
 
@@ -47,6 +58,7 @@ class _Lowering:
         self.params: List[Param] = []
         self.body: List[Instr] = []
         self.variable_params: Dict[Operation, Value] = {}
+        self.known: Dict[Value, np.ndarray] = {}  # values computed while lowering
         for tensor in plan.feeds:
             value = Value(feed_types[tensor], tensor.op.name)
             self.params.append(Param(value, FEED, tensor.name))
@@ -57,6 +69,8 @@ class _Lowering:
             special = _SPECIAL.get(op.type)
             if special is not None:
                 special(self, op)
+            elif op.type in DYNAMIC_FORMS:
+                self.dynamic_form(op)
             elif op.op_def.assigns_variable:
                 self.assignment(op)
             else:
@@ -110,10 +124,62 @@ class _Lowering:
             raise errors.InvalidArgumentError(f"{e} in {op.describe()} (operands: {shapes})",
                                               op) from None
         results = [Value(TensorType.from_spec(s)) for s in specs]
-        self.body.append(Instr(mnemonic, operands, attrs, results, location_of(op)))
+        instr = Instr(mnemonic, operands, attrs, results, location_of(op))
+        self.body.append(instr)
         for tensor, value in zip(op.outputs, results):
             self.env[tensor] = value
+        self.compute_known(instr, op_def)
         return results
+
+    def compute_known(self, instr: Instr, op_def) -> None:
+        """Records the values of `instr`'s results if its operands are known and small."""
+        if instr.op == "constant":
+            value = instr.attrs["value"]
+            if value.size <= KNOWN_MAX_ELEMENTS:
+                self.known[instr.result] = value
+            return
+        if op_def.stateful or op_def.kernel is None or any(
+                v not in self.known for v in instr.operands) or any(
+                r.type.num_elements is None or r.type.num_elements > KNOWN_MAX_ELEMENTS
+                for r in instr.results):
+            return
+        try:
+            with np.errstate(all="ignore"):
+                values = op_def.kernel(*[self.known[v] for v in instr.operands], **instr.attrs)
+        except Exception:  # (the run reports it, with its context)
+            return
+        for result, value in zip(instr.results,
+                                 values if isinstance(values, tuple) else (values,)):
+            self.known[result] = np.asarray(value)
+
+    def shape_query(self, op: Operation) -> None:
+        """`tf.shape`/`size`/`rank` of a value whose type is concrete: a constant."""
+        (x,) = self.operands(op)
+        if not x.type.is_static:
+            self.emit(op, op.op_def.mnemonic, [x])
+            return
+        try:
+            (spec,) = op.op_def.infer([x.type.to_spec()], **op.attrs)
+        except ShapeInferenceError as e:
+            raise errors.InvalidArgumentError(f"{e} in {op.describe()}", op) from None
+        value = spec.value
+        self.emit(op, "constant", [], {"value": value,
+                                       "dtype": dtypes.as_dtype(value.dtype)})
+
+    def dynamic_form(self, op: Operation) -> None:
+        """An op given shape-like arguments as tensors: their values must be known now."""
+        form = DYNAMIC_FORMS[op.type]
+        operands = self.operands(op)
+        data, values = operands[:form.data_arity], operands[form.data_arity:]
+        for index, value in enumerate(values):
+            if value not in self.known:
+                raise data_dependent_error(op, form, index)
+        try:
+            attrs = form.static_attrs([self.known[v] for v in values], op.attrs)
+        except ValueError as e:
+            raise errors.InvalidArgumentError(f"{e}, computed at run time for "
+                                              f"{op.describe()}", op) from None
+        self.emit(op, get_op_def(form.static).mnemonic, data, attrs)
 
     def assignment(self, op: Operation) -> None:
         current, value = self.operands(op)
@@ -149,6 +215,12 @@ def _default_or_fed(lowering: _Lowering, op: Operation) -> None:
     lowering.env[op.outputs[0]] = lowering.operands(op)[0]
 
 
+def _py_func(lowering: _Lowering, op: Operation) -> None:
+    """A Python callback's outputs have the shapes given with `set_shape`, if any."""
+    attrs = {**op.attrs, "shapes": tuple(t.shape for t in op.outputs)}
+    lowering.emit(op, op.op_def.mnemonic, lowering.operands(op), attrs)
+
+
 # Graph ops that are not computations: each lowers to a parameter or to nothing.
 _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "NoOp": lambda lowering, op: None,
@@ -157,4 +229,9 @@ _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "RngCounter": lambda lowering, op: lowering.parameter(op, RNG_COUNTER),
     "ReportUninitializedVariables": lambda lowering, op: lowering.parameter(op, QUERY),
     "IsVariableInitialized": lambda lowering, op: lowering.parameter(op, QUERY),
+    "Shape": _Lowering.shape_query,
+    "Size": _Lowering.shape_query,
+    "Rank": _Lowering.shape_query,
+    "PyFunc": _py_func,
+    "PyFuncStateless": _py_func,
 }

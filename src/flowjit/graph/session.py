@@ -478,6 +478,8 @@ def _shape_fits(dims, shape) -> bool:
 def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
     """Checks and converts one fed value; errors name the tensor and where it was created."""
     np_dtype = tensor.dtype.np_dtype
+    if tensor.dtype is dtypes.string:
+        return _convert_strings(tensor, value)
     if type(value) is np.ndarray and value.dtype == np_dtype:  # the common case, fast
         if _shape_fits(tensor._shape.dims, value.shape):
             return value
@@ -492,6 +494,23 @@ def convert_feed_value(tensor: Tensor, value) -> np.ndarray:
     if array is None or (array.dtype.kind in "OUS" and tensor.dtype is not dtypes.string):
         raise _unfeedable_error(tensor, value, ragged)
     array = _convert_dtype(tensor, array, value)
+    if not tensor.shape.is_compatible_with(array.shape):
+        raise errors.FeedError(
+            f"Cannot feed value of shape {tuple(array.shape)} for Tensor {tensor.describe()}, "
+            f"which has shape {tensor.shape}", tensor.op)
+    return array
+
+
+def _convert_strings(tensor: Tensor, value) -> np.ndarray:
+    """A value fed to a string tensor: str/bytes, lists of them, numpy string or object
+    arrays; an object array of bytes, as TF1 holds strings."""
+    from flowjit.ops.strings import to_string_array
+    try:
+        array = to_string_array(value)
+    except TypeError as e:
+        raise errors.FeedError(f"Cannot feed {_describe(value)} to Tensor "
+                               f"{tensor.describe()}, which has dtype string: {e}",
+                               tensor.op) from None
     if not tensor.shape.is_compatible_with(array.shape):
         raise errors.FeedError(
             f"Cannot feed value of shape {tuple(array.shape)} for Tensor {tensor.describe()}, "
@@ -532,6 +551,9 @@ def _describe(value) -> str:
         return f"the string {text if len(text) < 40 else text[:37] + '...'}"
     if isinstance(value, (list, tuple)):
         return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":
+        what = "objects" if value.dtype.kind == "O" else "strings"
+        return f"a numpy array of {what} (dtype {value.dtype})"
     return f"a value of type {type(value).__name__}"
 
 
@@ -551,27 +573,33 @@ def _first_non_number(value, where: str) -> Optional[Tuple[str, Any]]:
 
 
 def _convert_dtype(tensor: Tensor, array: np.ndarray, value) -> np.ndarray:
+    """TF1's conversion, `np.asarray(value, dtype=tensor's dtype)`: numbers and bools
+    convert to any numeric or bool dtype (float data fed to an int32 placeholder is
+    truncated, as TF1 does); what TF1 refuses fails here, naming the tensor: values outside
+    an integer dtype's range (NaN and infinities included)."""
     target = tensor.dtype
     source = array.dtype
     if source == target.np_dtype:
         return array
-    ok = False
-    if target.is_floating:
-        ok = source.kind in "fiu"
-    elif target.is_integer:
-        ok = source.kind in "iu"
-        if ok and array.size:
-            info = np.iinfo(target.np_dtype)
-            if array.min() < info.min or array.max() > info.max:
-                raise errors.FeedError(
-                    f"The value fed to {tensor.describe()} has entries outside the range of "
-                    f"{target.name} ([{array.min()}, {array.max()}])", tensor.op)
-    elif target.is_bool:
-        ok = False
-    if not ok:
+    if source.kind not in "biuf":
         raise errors.FeedError(
             f"Cannot feed a value of dtype {_dtype_name(source)} to Tensor {tensor.describe()}, "
             f"which has dtype {target.name}", tensor.op)
+    if target.is_integer and source.kind in "iuf" and array.size:
+        info = np.iinfo(target.np_dtype)
+        if source.kind == "f" and not np.all(np.isfinite(array)):
+            raise errors.FeedError(
+                f"The value fed to {tensor.describe()} has NaN or infinite entries, which "
+                f"{target.name} cannot hold", tensor.op)
+        low, high = array.min(), array.max()
+        if source.kind == "f":  # truncated toward zero: (min - 1, max + 1) fits
+            bad = low <= float(info.min) - 1 or high >= float(info.max) + 1
+        else:
+            bad = low < info.min or high > info.max
+        if bad:
+            raise errors.FeedError(
+                f"The value fed to {tensor.describe()} has entries outside the range of "
+                f"{target.name} ([{low}, {high}])", tensor.op)
     return array.astype(target.np_dtype)
 
 

@@ -203,6 +203,8 @@ class Func:
 def attr_key(value: Any) -> Hashable:
     """A hashable, exact key for an attribute value (arrays by dtype, shape and bytes)."""
     if isinstance(value, np.ndarray):
+        if value.dtype == object:  # (strings: the bytes, not the pointers to them)
+            return ("ndarray", "object", value.shape, tuple(value.reshape(-1).tolist()))
         return ("ndarray", value.dtype.str, value.shape, value.tobytes())
     if isinstance(value, (list, tuple)):
         return tuple(attr_key(v) for v in value)

@@ -46,6 +46,25 @@ def _tokenize(text: str) -> List[Tuple[str, str, int]]:
     return tokens
 
 
+_UNESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)")
+
+
+def _unescape(text: str) -> str:
+    """Undoes the printer's escapes: \\n \\t \\r \\xNN, and \\c for any other c."""
+    def one(m: "re.Match[str]") -> str:
+        code = m.group(1)
+        if len(code) == 3:
+            return chr(int(code[1:], 16))
+        return _UNESCAPES.get(code, code)
+    return _ESCAPE.sub(one, text)
+
+
+def _as_bytes(text: str) -> bytes:
+    """A string constant's element: the printer wrote each byte as one character."""
+    return text.encode("latin-1")
+
+
 def parse_func(text: str) -> Func:
     parser = _Parser(_tokenize(text))
     func = parser.func()
@@ -271,16 +290,24 @@ class _Parser:
         if self.accept("splat"):
             value = self.attr()
             self.expect("punct", ">")
-            return np.full(shape, value, dtype=dtype.np_dtype)
+            if dtype is dtypes.string:
+                value = _as_bytes(value)
+            array = np.empty(shape, dtype=dtype.np_dtype)
+            array.fill(value)
+            return array
         if self.peek()[1] == ".":
             raise self.error("elided constant: this dump cannot be parsed back")
         values = self.attr()
         self.expect("punct", ">")
+        if dtype is dtypes.string:
+            array = np.empty(len(values), dtype=object)
+            array[:] = [_as_bytes(v) for v in values]
+            return array.reshape(shape)
         return np.array(values, dtype=dtype.np_dtype).reshape(shape)
 
     def string(self) -> str:
         text = self.expect("string")[1:-1]
-        return re.sub(r"\\(.)", r"\1", text) if "\\" in text else text
+        return _unescape(text) if "\\" in text else text
 
     def location(self) -> Location:
         self.expect("word", "loc")

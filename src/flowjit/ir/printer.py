@@ -158,11 +158,18 @@ def _dense(array: np.ndarray, elide_over: int) -> str:
     dims = ",".join(str(d) for d in array.shape)
     head = f"dense<{dtype.ir_name}[{dims}]"
     flat = array.reshape(-1)
+    element = _bytes if dtype is dtypes.string else format_attr
     if array.size > 1 and np.all(flat == flat[0]):
-        return f"{head}, splat {format_attr(flat[0].item())}>"
+        return f"{head}, splat {element(flat.tolist()[0])}>"
     if elide_over and array.size > elide_over:
         return f"{head}, ...>"
-    return f"{head}, [" + ", ".join(format_attr(x.item()) for x in flat) + "]>"
+    return f"{head}, [" + ", ".join(element(x) for x in flat.tolist()) + "]>"
+
+
+def _bytes(value: bytes) -> str:
+    """An element of a string constant: printable ASCII as is, other bytes as \\xNN."""
+    return '"' + "".join(_ESCAPES.get(chr(b)) or (chr(b) if 0x20 <= b < 0x7f else
+                                                 f"\\x{b:02x}") for b in value) + '"'
 
 
 def _float(x: float) -> str:
@@ -174,8 +181,16 @@ def _float(x: float) -> str:
     return text if any(c in text for c in ".en") else text + ".0"
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def _string(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted string on one line: backslash, quote, newline, tab and return escaped as in
+    C, other control characters as \\xNN (the parser undoes exactly this)."""
+    if s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'
+    return '"' + "".join(_ESCAPES.get(c) or (c if c.isprintable() or ord(c) > 0xff
+                                             else f"\\x{ord(c):02x}") for c in s) + '"'
 
 
 def format_location(loc: Location) -> str:

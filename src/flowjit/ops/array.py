@@ -16,6 +16,8 @@ from flowjit.graph.shape import TensorShape, broadcast_shapes
 from flowjit.ops.base import (apply_op, check_dtype, check_same_dtype, constant,
                               convert_operands, convert_to_tensor, convert_value,
                               normalize_axis, static_int, static_int_list)
+from flowjit.ops.shape_values import (int_tuple, known_dims, partial_value,
+                                      register_dynamic_form, shape_argument)
 
 INDEX_DTYPES = (dtypes.int32, dtypes.int64)
 
@@ -87,10 +89,37 @@ def _reshape_kernel(x, *, shape):
 register_op("Reshape", "reshape", _reshape_infer, _reshape_kernel)
 
 
+def _reshape_partial(inputs, known):
+    (x,) = inputs
+    if known is None:
+        return [TensorSpec(x.dtype, TensorShape(None))]
+    if sum(1 for d in known if d == -1) > 1:
+        raise ShapeInferenceError(f"reshape target {list(known)} has more than one -1")
+    dims = list(known_dims(known, minus_one_unknown=True).dims)
+    size = _known_size(x.shape.dims)
+    unknown = [i for i, d in enumerate(dims) if d is None]
+    if size is not None and len(unknown) == 1:  # the one dim the element count leaves
+        rest = int(np.prod([d for d in dims if d is not None], dtype=np.int64))
+        if rest == 0 or size % rest:
+            raise ShapeInferenceError(f"Cannot reshape a tensor with {size} elements to a "
+                                      f"shape of the form {list(TensorShape(dims))}")
+        dims[unknown[0]] = size // rest
+    return [TensorSpec(x.dtype, TensorShape(dims))]
+
+
+register_dynamic_form("Reshape", 1, ("shape",), lambda name, v: int_tuple(name, v, -1),
+                      _reshape_partial)
+
+
 def reshape(tensor, shape, name=None):
-    """`tf.reshape`; `shape` may hold one -1. A runtime shape tensor must fold to a constant."""
+    """`tf.reshape`; `shape` may hold one -1, and may be a tensor computed from shapes
+    (`[tf.shape(x)[0], -1]`): see ops/shape_values.py."""
     x = convert_to_tensor(tensor)
-    shape = static_int_list(shape, "reshape's shape")
+    shape, shape_tensor = shape_argument(shape, "reshape's shape")
+    if shape_tensor is not None:
+        return apply_op("DynamicReshape", [x, shape_tensor],
+                        {"known": partial_value(shape_tensor)}, name=name,
+                        default_name="Reshape")
     if any(d < -1 for d in shape):
         raise errors.ShapeError(f"reshape target {list(shape)} has a negative dimension")
     return apply_op("Reshape", [x], {"shape": shape}, name=name, default_name="Reshape")
@@ -388,8 +417,25 @@ def _tile_infer(inputs, *, multiples):
 register_op("Tile", "tile", _tile_infer, lambda x, *, multiples: np.tile(x, multiples))
 
 
+def _tile_partial(inputs, known):
+    (x,) = inputs
+    if known is None or x.shape.dims is None:
+        return [TensorSpec(x.dtype, TensorShape(None if known is None else [None] * len(known)))]
+    if len(known) != len(x.shape.dims):
+        raise ShapeInferenceError(f"tile multiples {list(known)} must have one entry per "
+                                  f"dimension of shape {x.shape}")
+    return [TensorSpec(x.dtype, TensorShape(None if d is None or m is None else d * m
+                                            for d, m in zip(x.shape.dims, known)))]
+
+
+register_dynamic_form("Tile", 1, ("multiples",), int_tuple, _tile_partial)
+
+
 def tile(input, multiples, name=None):
-    multiples = static_int_list(multiples, "multiples")
+    multiples, tensor = shape_argument(multiples, "multiples")
+    if tensor is not None:
+        return apply_op("DynamicTile", [convert_to_tensor(input), tensor],
+                        {"known": partial_value(tensor)}, name=name, default_name="Tile")
     if any(m < 0 for m in multiples):
         raise errors.ShapeError(f"tile multiples must be non-negative, got {list(multiples)}")
     return apply_op("Tile", [convert_to_tensor(input)], {"multiples": multiples}, name=name,
@@ -585,7 +631,19 @@ register_op("BroadcastTo", "broadcast_to", _broadcast_to_infer,
             lambda x, *, shape: np.array(np.broadcast_to(x, shape)), role=LAYOUT)
 
 
+def _broadcast_to_partial(inputs, known):
+    (x,) = inputs
+    return [TensorSpec(x.dtype, known_dims(known))]
+
+
+register_dynamic_form("BroadcastTo", 1, ("shape",), int_tuple, _broadcast_to_partial)
+
+
 def broadcast_to(input, shape, name=None):
-    shape = static_int_list(shape, "shape")
+    shape, tensor = shape_argument(shape, "shape")
+    if tensor is not None:
+        return apply_op("DynamicBroadcastTo", [convert_to_tensor(input), tensor],
+                        {"known": partial_value(tensor)}, name=name,
+                        default_name="BroadcastTo")
     return apply_op("BroadcastTo", [convert_to_tensor(input)], {"shape": shape}, name=name,
                     default_name="BroadcastTo")

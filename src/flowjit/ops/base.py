@@ -35,6 +35,9 @@ def _graph_of(inputs: Sequence[Any]):
 def convert_value(value: Any, dtype: Optional[dtypes.DType]) -> np.ndarray:
     """A Python/numpy value as an array of `dtype`, refusing lossy kind changes
     (0.5 -> int32), as TF1 does."""
+    if dtype is dtypes.string or (dtype is None and _is_string_value(value)):
+        from flowjit.ops.strings import to_string_array
+        return to_string_array(value)
     try:
         arr = np.asarray(value)
     except ValueError as e:  # ragged nested lists
@@ -62,6 +65,16 @@ def convert_value(value: Any, dtype: Optional[dtypes.DType]) -> np.ndarray:
     return np.array(arr, dtype=target, order="C")  # (ascontiguousarray would make 0-d 1-d)
 
 
+def _is_string_value(value: Any) -> bool:
+    """str/bytes, a numpy string array, or (nested) lists whose first leaf is a string."""
+    while isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "SU" or (value.dtype == object and value.size > 0 and
+                                             isinstance(value.reshape(-1)[0], (str, bytes)))
+    return isinstance(value, (str, bytes, np.str_, np.bytes_))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) < 60 else text[:57] + "..."
@@ -76,7 +89,7 @@ def constant(value: Any, dtype: Any = None, shape: Any = None, name: str = "Cons
         shape = tuple(as_shape(shape).as_list())
         if arr.shape != shape:
             if arr.size == 1:
-                arr = np.full(shape, arr.reshape(()), dtype=arr.dtype)
+                arr = np.full(shape, arr.reshape(())[()], dtype=arr.dtype)
             elif arr.size == int(np.prod(shape)) and not verify_shape:
                 arr = arr.reshape(shape)
             else:
@@ -102,8 +115,7 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: Optional[str] = None,
         raise TypeError(f"Operation {value.describe()} has no value to use as a Tensor; use "
                         f"one of its outputs.")
     if isinstance(value, (list, tuple)) and _contains_tensor(value):
-        from flowjit.ops.array import stack
-        return stack([convert_to_tensor(v, dtype) for v in value], name=name or "packed")
+        return _pack(value, dtype or _first_tensor_dtype(value), name)
     hint = preferred_dtype if preferred_dtype is not None else dtype_hint
     if dtype is None and hint is not None:
         try:
@@ -111,6 +123,41 @@ def convert_to_tensor(value: Any, dtype: Any = None, name: Optional[str] = None,
         except TypeError:
             pass
     return constant(value, dtype, name=name or "Const")
+
+
+def _pack(value: Any, dtype: dtypes.DType, name: Optional[str]) -> Tensor:
+    """A nested list holding tensors, packed as `tf.stack` (TF1's auto-packing): Python
+    numbers in it take the dtype of its first tensor."""
+    from flowjit.ops.array import stack
+    items = [_pack(v, dtype, None) if isinstance(v, (list, tuple)) and _contains_tensor(v)
+             else convert_to_tensor(v) if _is_graph_value(v) else _convert_to_match(v, dtype)
+             for v in value]
+    return stack(items, name=name or "packed")
+
+
+def _first_tensor_dtype(seq: Any) -> dtypes.DType:
+    stack = [iter(seq)]
+    while stack:
+        for item in stack[-1]:
+            if _is_graph_value(item):
+                return convert_to_tensor(item).dtype
+            if isinstance(item, (list, tuple)):
+                stack.append(iter(item))
+                break
+        else:
+            stack.pop()
+    raise errors.InternalError("no tensor in a list said to hold one")
+
+
+def _is_graph_value(value: Any) -> bool:
+    return isinstance(value, Tensor) or hasattr(value, "_as_graph_element")
+
+
+def is_tensor_like(value: Any) -> bool:
+    """A tensor, a variable, or a (nested) list holding one: converts to a tensor without
+    help from another operand's dtype."""
+    return _is_graph_value(value) or (isinstance(value, (list, tuple)) and
+                                      _contains_tensor(value))
 
 
 def _contains_tensor(seq: Any) -> bool:
@@ -124,8 +171,8 @@ def _contains_tensor(seq: Any) -> bool:
 
 def convert_operands(x: Any, y: Any) -> Tuple[Tensor, Tensor]:
     """Two operands of a binary op: a non-tensor side takes the tensor side's dtype."""
-    x_is_tensor = isinstance(x, Tensor) or hasattr(x, "_as_graph_element")
-    y_is_tensor = isinstance(y, Tensor) or hasattr(y, "_as_graph_element")
+    x_is_tensor = is_tensor_like(x)
+    y_is_tensor = is_tensor_like(y)
     if x_is_tensor:
         x = convert_to_tensor(x)
         y = y if y_is_tensor else _convert_to_match(y, x.dtype)

@@ -1,16 +1,15 @@
 """Ops that make tensors: placeholders, range, fill, zeros/ones and their `_like` forms."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from flowjit import dtypes, errors
-from flowjit.graph.core import Tensor
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape, as_shape
 from flowjit.ops.array import _same_spec
-from flowjit.ops.base import apply_op, constant, convert_to_tensor, static_int_list
+from flowjit.ops.base import apply_op, constant, convert_to_tensor
+from flowjit.ops.shape_values import (int_tuple, known_dims, partial_value,
+                                      register_dynamic_form, scalar_argument, shape_argument)
 
 
 # -- placeholders ---------------------------------------------------------------------------
@@ -58,28 +57,42 @@ register_op("Range", "iota", _range_infer,
                                                             dtype=dtype.np_dtype))
 
 
+def _range_bound(name: str, value: np.ndarray):
+    if value.ndim:
+        raise ValueError(f"range's {name} must be a scalar, got shape {list(value.shape)}")
+    if name == "delta" and value == 0:
+        raise ValueError("range delta must not be zero")
+    return value.item()
+
+
+def _range_partial(inputs, known, *, dtype):
+    return [TensorSpec(dtype, TensorShape([None]))]
+
+
+register_dynamic_form("Range", 0, ("start", "limit", "delta"), _range_bound, _range_partial)
+
+
 def range(start, limit=None, delta=1, dtype=None, name="range"):  # noqa: A001
+    """`tf.range`; bounds may be tensors computed from shapes (`tf.shape(x)[0]`)."""
     if limit is None:
         start, limit = 0, start
-    values = [_static_scalar(v, "range bound") for v in (start, limit, delta)]
-    if values[2] == 0:
+    args = [scalar_argument(v, "range bound") for v in (start, limit, delta)]
+    if args[2][0] == 0:
         raise ValueError("range delta must not be zero")
     if dtype is None:
-        dtype = dtypes.float32 if any(isinstance(v, float) for v in values) else dtypes.int32
+        floating = any(isinstance(v, float) or (t is not None and t.dtype.is_floating)
+                       for v, t in args)
+        dtype = dtypes.float32 if floating else dtypes.int32
     dtype = dtypes.as_dtype(dtype)
     cast = float if dtype.is_floating else int
-    start, limit, delta = (cast(v) for v in values)
+    if any(t is not None for _, t in args):
+        from flowjit.ops.math import cast as cast_op
+        bounds = [convert_to_tensor(cast(v), dtype) if t is None else
+                  t if t.dtype is dtype else cast_op(t, dtype) for v, t in args]
+        return apply_op("DynamicRange", bounds, {"dtype": dtype, "known": None}, name=name)
+    start, limit, delta = (cast(v) for v, _ in args)
     return apply_op("Range", [], {"start": start, "limit": limit, "delta": delta,
                                   "dtype": dtype}, name=name)
-
-
-def _static_scalar(value: Any, what: str):
-    if isinstance(value, Tensor) or hasattr(value, "_as_graph_element"):
-        t = convert_to_tensor(value)
-        if t._value is None:
-            raise errors.UnimplementedError(f"{what} must be known when the graph is built")
-        value = t._value
-    return np.asarray(value).item()
 
 
 def _fill_infer(inputs, *, shape):
@@ -93,8 +106,22 @@ register_op("Fill", "broadcast_scalar", _fill_infer,
             lambda value, *, shape: np.full(shape, value, dtype=value.dtype))
 
 
+def _fill_partial(inputs, known):
+    (value,) = inputs
+    if value.shape.ndims not in (0, None):
+        raise ShapeInferenceError(f"fill value must be a scalar, got shape {value.shape}")
+    return [TensorSpec(value.dtype, known_dims(known))]
+
+
+register_dynamic_form("Fill", 1, ("shape",), int_tuple, _fill_partial)
+
+
 def fill(dims, value, name=None):
-    shape = static_int_list(dims, "fill dims")
+    """`tf.fill`; `dims` may be a tensor or a list mixing tensors and ints."""
+    shape, tensor = shape_argument(dims, "fill dims")
+    if tensor is not None:
+        return apply_op("DynamicFill", [convert_to_tensor(value), tensor],
+                        {"known": partial_value(tensor)}, name=name, default_name="Fill")
     if any(d < 0 for d in shape):
         raise errors.ShapeError(f"fill dims must be non-negative, got {list(shape)}")
     return apply_op("Fill", [convert_to_tensor(value)], {"shape": shape}, name=name,

@@ -15,6 +15,8 @@ from flowjit.graph.shape import TensorShape
 from flowjit.ops.array import INDEX_DTYPES, _as_build_error, _scalar_value
 from flowjit.ops.base import (INTS, apply_op, check_dtype, convert_to_tensor, normalize_axis,
                               static_int, static_int_list)
+from flowjit.ops.shape_values import (int_tuple, partial_value, register_dynamic_form,
+                                      shape_argument)
 
 
 # -- slicing ----------------------------------------------------------------------------------
@@ -49,11 +51,49 @@ def _slice_kernel(x, *, begin, size):
 register_op("Slice", "slice", _slice_infer, _slice_kernel, role=LAYOUT)
 
 
+def _slice_partial(inputs, known):
+    (x,) = inputs
+    begin, size = known
+    rank = x.shape.ndims
+    for part in (begin, size):
+        if part is not None:
+            if rank is not None and len(part) != rank:
+                raise ShapeInferenceError(f"slice begin and size must have one entry per "
+                                          f"dimension of shape {x.shape}")
+            rank = len(part)
+    if rank is None:
+        return [TensorSpec(x.dtype, TensorShape(None))]
+    begin = begin or (None,) * rank
+    size = size or (None,) * rank
+    dims_in = x.shape.dims or (None,) * rank
+    dims = [s if s is not None and s >= 0 else
+            (d - b if s == -1 and None not in (b, d) else None)
+            for b, s, d in zip(begin, size, dims_in)]
+    return [TensorSpec(x.dtype, TensorShape(dims))]
+
+
+register_dynamic_form("Slice", 1, ("begin", "size"),
+                      lambda name, v: int_tuple(name, v, -1 if name == "size" else 0),
+                      _slice_partial)
+
+
 @_as_build_error
 def slice(input_, begin, size, name=None):  # noqa: A001 - TF1 name
+    """`tf.slice`; begin and size may be tensors computed from shapes."""
     x = convert_to_tensor(input_)
-    begin = static_int_list(begin, "begin")
-    size = static_int_list(size, "size")
+    begin, begin_tensor = shape_argument(begin, "begin")
+    size, size_tensor = shape_argument(size, "size")
+    if begin_tensor is not None or size_tensor is not None:
+        begin_tensor = begin_tensor if begin_tensor is not None else \
+            convert_to_tensor(np.array(begin, np.int32))
+        size_tensor = size_tensor if size_tensor is not None else \
+            convert_to_tensor(np.array(size, np.int32))
+        if begin_tensor.dtype is not size_tensor.dtype:
+            from flowjit.ops.math import cast
+            begin_tensor = cast(begin_tensor, size_tensor.dtype)
+        return apply_op("DynamicSlice", [x, begin_tensor, size_tensor],
+                        {"known": (partial_value(begin_tensor), partial_value(size_tensor))},
+                        name=name, default_name="Slice")
     return apply_op("Slice", [x], {"begin": begin, "size": size}, name=name,
                     default_name="Slice")
 

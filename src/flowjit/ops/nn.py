@@ -196,9 +196,47 @@ def softmax_cross_entropy_with_logits_v2(_sentinel=None, labels=None, logits=Non
     if axis not in (-1, None) and rank is not None and axis % rank != rank - 1:
         perm = [i for i in range(rank) if i != axis % rank] + [axis % rank]
         logits, labels = array.transpose(logits, perm), array.transpose(labels, perm)
+    if _needs_flattening(logits, labels):
+        return _flattened_xent(logits, labels, name)
     loss, _backprop = apply_op("SoftmaxCrossEntropyWithLogits", [logits, labels], name=name,
                                default_name="SoftmaxCrossEntropyWithLogits")
     return loss
+
+
+def _needs_flattening(logits, labels) -> bool:
+    """TF1 flattens labels and logits to 2-D separately, so that they need only the same
+    number of rows and classes (labels [1, N, C] with logits [N, C]). Shapes of equal rank
+    are left alone: the op takes them as they are."""
+    a, b = logits.shape.ndims, labels.shape.ndims
+    return a is not None and b is not None and a != b
+
+
+def _flattened_xent(logits, labels, name):
+    classes = logits.shape.dims[-1] if logits.shape.ndims else None
+    label_classes = labels.shape.dims[-1] if labels.shape.ndims else None
+    if logits.shape.ndims == 0 or labels.shape.ndims == 0:
+        raise errors.ShapeError(f"softmax_cross_entropy_with_logits needs logits and labels of "
+                                f"rank >= 1, got {logits.describe()} with shape "
+                                f"{logits.shape} and {labels.describe()} with shape "
+                                f"{labels.shape}")
+    if None not in (classes, label_classes) and classes != label_classes:
+        raise errors.ShapeError(f"softmax_cross_entropy_with_logits: logits {logits.describe()} "
+                                f"have {classes} classes but labels {labels.describe()} have "
+                                f"{label_classes}")
+    with get_default_graph().name_scope(name or "softmax_cross_entropy_with_logits") as scope:
+        width = classes if classes is not None else label_classes
+        flat_logits = array.reshape(logits, [-1, width if width is not None else
+                                             array.shape(logits)[-1]])
+        flat_labels = array.reshape(labels, [-1, width if width is not None else
+                                             array.shape(labels)[-1]])
+        loss, _backprop = apply_op("SoftmaxCrossEntropyWithLogits", [flat_logits, flat_labels],
+                                   default_name="SoftmaxCrossEntropyWithLogits")
+        batch = logits.shape.dims[:-1]
+        if len(batch) == 1:
+            return array.identity(loss, name=scope)
+        if all(d is not None for d in batch):
+            return array.reshape(loss, list(batch), name=scope)
+        return array.reshape(loss, array.shape(logits)[:-1], name=scope)
 
 
 def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, dim=-1,

@@ -16,7 +16,9 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import get_default_graph
 from flowjit.graph.registry import TensorSpec, register_op
 from flowjit.graph.shape import TensorShape
-from flowjit.ops.base import FLOATS, INTS, apply_op, check_dtype, static_int_list
+from flowjit.ops.base import FLOATS, INTS, apply_op, check_dtype
+from flowjit.ops.shape_values import (int_tuple, known_dims, partial_value,
+                                      register_dynamic_form, shape_argument)
 
 DEFAULT_GRAPH_SEED = 87654321
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -188,14 +190,29 @@ def random_uniform_like(x, seed=None, name=None):
                          "RandomUniformLike")
 
 
+def _random_partial(allowed):
+    def partial(inputs, known, *, dtype, seed, seed2, **_bounds):
+        check_dtype(TensorSpec(dtype, TensorShape(None)), allowed, "dtype")
+        return [TensorSpec(dtype, known_dims(known))]
+    return partial
+
+
+for _type, _allowed in (("RandomStandardNormal", FLOATS), ("TruncatedNormal", FLOATS),
+                        ("RandomUniform", FLOATS), ("RandomUniformInt", INTS)):
+    register_dynamic_form(_type, 1, ("shape",), int_tuple, _random_partial(_allowed))
+
+
 def _random_op(op_type: str, shape, dtype, seed, name, default_name, **extra):
-    shape = static_int_list(shape, "shape")
-    if any(d < 0 for d in shape):
+    """A random op; `shape` may be a tensor computed from shapes (`tf.shape(z)`)."""
+    shape, shape_tensor = shape_argument(shape, "shape")
+    if shape is not None and any(d < 0 for d in shape):
         raise errors.ShapeError(f"random shape must be non-negative, got {list(shape)}")
     seed, seed2 = get_seed(seed)
-    attrs = {"shape": shape, "dtype": dtypes.as_dtype(dtype), "seed": seed, "seed2": seed2,
-             **extra}
-    return _apply_random(op_type, [], attrs, name, default_name)
+    attrs = {"dtype": dtypes.as_dtype(dtype), "seed": seed, "seed2": seed2, **extra}
+    if shape_tensor is not None:
+        attrs["known"] = partial_value(shape_tensor)
+        return _apply_random(f"Dynamic{op_type}", [shape_tensor], attrs, name, default_name)
+    return _apply_random(op_type, [], {"shape": shape, **attrs}, name, default_name)
 
 
 def random_normal(shape, mean=0.0, stddev=1.0, dtype=dtypes.float32, seed=None, name=None):

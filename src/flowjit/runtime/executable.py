@@ -136,8 +136,8 @@ def _answer_query(op: Operation, state: SessionState) -> np.ndarray:
     variables = [op.graph.get_operation_by_name(n) for n in op.attrs["variables"]]
     if op.type == "IsVariableInitialized":
         return np.array(state.variables.get(variables[0]) is not None)
-    names = [v.name for v in variables if state.variables.get(v) is None]
-    return np.array(names, dtype=object).reshape(-1)
+    names = [v.name.encode("utf-8") for v in variables if state.variables.get(v) is None]
+    return np.array(names, dtype=object).reshape(-1)  # (strings are bytes, as in TF1)
 
 
 def uninitialized_error(variable: Operation, needed_by) -> errors.UninitializedVariableError:
