@@ -104,13 +104,15 @@ class PTXTarget:
                 sched.instr.result.type.dtype.np_dtype.itemsize
             kept = [d for i, d in enumerate(space) if i not in sched.reduce]
             outputs = _size(kept)
+            count = _size(space) // outputs if outputs else 0  # reduced elements per output
             if not space or len(space) - 1 in sched.reduce:  # a block per output
-                return {"block": _threads(_size(space) // max(1, outputs)),
+                return {"block": _threads(count),
                         "outputs_per_block": 1, "grid": _grid(outputs),
                         "shared_bytes": (gpu.WARP + 1) * accumulator}
-            return {"block": BLOCK, "outputs_per_block": gpu.WARP,
+            threads = _threads(count)  # a warp per 32 reduced elements, up to BLOCK
+            return {"block": threads, "outputs_per_block": gpu.WARP,
                     "grid": _grid(-(-outputs // gpu.WARP)),
-                    "shared_bytes": BLOCK * accumulator}
+                    "shared_bytes": threads * accumulator}
         if sched.kind == ROWWISE:
             rows, n = space
             return {"block": _threads(n), "grid": _grid(rows), "shared_bytes": (gpu.WARP + 1)
@@ -166,12 +168,18 @@ class PTXTarget:
                                  f"bytes of shared memory, its tiles {sched.tiles}")
         return module
 
-    def to_ptx(self, module: ir.Module) -> str:
-        """PTX text of `module`; raises PTXUnsupportedError (never aborts) if it calls math
-        the GPU lacks."""
-        text, needs_libdevice = _gpu_math(str(module))
-        parsed = llvm.parse_assembly(text)
-        parsed.verify()
+    def to_ptx(self, *modules: ir.Module) -> str:
+        """PTX text of the modules (kernels of distinct names: one PTX module loads them
+        all); raises PTXUnsupportedError (never aborts) if one calls math the GPU lacks."""
+        parsed, needs_libdevice = None, False
+        for module in modules:  # (linking renames clashing internal globals)
+            text, needs = _gpu_math(str(module))
+            one = llvm.parse_assembly(text)
+            one.verify()
+            parsed = one if parsed is None else parsed
+            if one is not parsed:
+                parsed.link_in(one)
+            needs_libdevice = needs_libdevice or needs
         if needs_libdevice:
             kernel_names = {f.name for f in parsed.functions if not f.is_declaration}
             try:
