@@ -1,6 +1,8 @@
-"""The GPU seam: a fused elementwise kernel compiles to PTX through llvmlite's NVPTX backend
-from the same kernel body as the CPU, and ptxas accepts it. (Launching on a GPU is the GPU
-backend's issue: no test here needs a GPU.)"""
+"""The GPU target: every kernel kind compiles to PTX through llvmlite's NVPTX backend from the
+kernel schedules and the CPU's per-element code, ptxas accepts it, the kernels are GPU
+kernels (blocks, warp shuffles, shared-memory tiles, 64-bit indices), and run by an emulator
+on the CPU (tests/gpu_emulator.py) they compute what the interpreter does. (Launching on a
+GPU is the GPU backend's issue: no test here needs a GPU.)"""
 import os
 import re
 import shutil
@@ -13,9 +15,15 @@ import pytest
 import flowjit as tf
 from flowjit.codegen import ptx
 from flowjit.codegen.ptx import PTXTarget
+from flowjit.codegen.schedule import format_schedule, kernel_kind
 from flowjit.compiler import CompileOptions, optimize
+from flowjit.graph import registry
+from flowjit.interp.evaluate import evaluate
 from flowjit.ir.core import TensorType
 from flowjit.lower import lower
+from flowjit.ops.base import apply_op
+from fuzz_ops import arity
+from gpu_emulator import Emulator
 
 
 def _fused_chain_instr():
@@ -104,11 +112,6 @@ def test_dumping_gpu_math_never_kills_or_changes_the_run(tmp_path):
 
 
 # -- every op the GPU has an emitter for: its kernels assemble ----------------------------------
-from flowjit.codegen.schedule import kernel_kind  # noqa: E402
-from flowjit.graph import registry  # noqa: E402
-from flowjit.interp.evaluate import evaluate  # noqa: E402
-from flowjit.ops.base import apply_op  # noqa: E402
-from fuzz_ops import arity  # noqa: E402
 
 needs_ptxas = pytest.mark.skipif(
     ptx.libdevice_path() is None or shutil.which("ptxas") is None,
@@ -283,7 +286,6 @@ def test_matmul_is_a_shared_memory_tiled_gemm_with_its_epilogue():
     assert ".shared" in text and "ld.shared" in text and "st.shared" in text
     assert text.count("bar.sync") >= 2 and "fma.rn.f32" in text
     assert "selp.f32" in text  # relu (NaN-propagating select), in registers before the store
-    from flowjit.codegen.schedule import format_schedule
     assert "bm=64" in format_schedule(sched, "k0") and "grid=176" in format_schedule(sched, "k0")
     _, _, text = _kernel(lambda a, b: tf.matmul(a, b, transpose_a=True), (F64, [70, 100]),
                          (F64, [70, 130]))
@@ -319,7 +321,9 @@ EMULATED = {  # (rows of 70: blocks of 3 warps; of 300: threads stride over the 
                (lambda x: [tf.reduce_any(x, axis=1), tf.reduce_all(x, axis=0)],
                 (tf.bool, [3, 70])),
                (lambda x: [tf.reduce_mean(x, axis=0), tf.reduce_max(x, axis=0)],
-                (F64, [0, 5]))],
+                (F64, [0, 5])),  # empty: NaN, the identity (a warp per 32 outputs)
+               (lambda x: [tf.reduce_mean(x, axis=1), tf.reduce_prod(x, axis=1)],
+                (F32, [5, 0]))],  # empty: NaN, the identity (a block per output)
     "rowwise": [(lambda x, y: [tf.nn.softmax(x), tf.nn.log_softmax(x),
                                tf.nn.softmax_cross_entropy_with_logits(labels=tf.nn.softmax(y),
                                                                        logits=x)],
@@ -343,8 +347,6 @@ INDEX_OPERANDS = {"gather": 1, "sparse_softmax_xent": 1}  # in range: the runtim
 def test_kernels_compute_what_the_interpreter_does(kind):
     """Each GPU kernel, run by the emulator with a grid of at most 2 blocks (so that blocks
     stride over the work), matches the numpy interpreter."""
-    from flowjit.interp.evaluate import evaluate
-    from gpu_emulator import Emulator
     target, rng = PTXTarget(), np.random.default_rng(0)
     for build, *feeds in EMULATED[kind]:
         tf.reset_default_graph()

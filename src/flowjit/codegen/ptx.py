@@ -1,15 +1,32 @@
 """The PTX target: kernel schedules (codegen/schedule.py) lowered to NVIDIA GPU code.
 
-The schedule and the per-element scalar emitters are the CPU's; what differs lives here: the
-triple and data layout, the iteration (grid-stride loops over 64-bit global indices, blocks
-and warps instead of a loop nest and cores), the calling convention (`ptx_kernel`, one
-pointer parameter per buffer), and the math library: the emitters' calls of LLVM math intrinsics
-that NVPTX cannot select (pow, sin, cos, exp, log) and of C's libm (expm1, log1p, tanh) become
-calls of CUDA's libdevice (`__nv_powf`, ...), whose bitcode is linked in and internalized. A
-kernel that would still call something the GPU lacks is refused with an error (NVPTX would
-abort the whole process: "Cannot select"). The scalar emitters and `Region.evaluate` are
-shared, so an elementwise fusion compiles to PTX exactly as it does for the CPU. Launching
-(pycuda) is the GPU backend issue's; this module stops at PTX text, which `ptxas` checks.
+The schedule and the per-element scalar emitters are the CPU's; what differs lives here and
+in the GPU emitters: the triple and data layout, the iteration (blocks and warps instead of a
+loop nest and cores), the calling convention (`ptx_kernel`, one pointer parameter per buffer:
+the outputs, then the region's parameters), and the math library. The emitters, registered
+in the op table for the target "ptx", one per kernel kind:
+  elementwise, copy,  grid-stride loops, a thread per element, over 64-bit indices
+  gather, concat      (ptx_kernels.py);
+  reduce              a block per output (warp shuffles, then the warps' values through
+                      shared memory) when the innermost axis is reduced, else a block per 32
+                      consecutive outputs whose warps split the reduced elements; fused
+                      prologues evaluated per element (ptx_kernels.py);
+  rowwise             softmax, log_softmax and the cross-entropies, a block per row, the
+                      row's max and sum block reductions (ptx_kernels.py);
+  contraction         a 64 x 64 output tile per block through shared memory, K tiles of 16,
+                      a 4 x 4 register tile per thread, then the epilogue in registers
+                      (ptx_gemm.py).
+The target decides the geometry in `tiles` (printed with the schedule, `flowjit-dump
+--stages kernels`): threads per block, blocks, static shared memory, the kind's own tiles;
+`launch(instr)` returns it as a `gpu.Launch` for the runtime. Any grid computes a whole
+kernel: blocks stride over their units of work (elements, outputs, rows, tiles).
+
+Math: the emitters' calls of LLVM math intrinsics that NVPTX cannot select (pow, sin, cos,
+exp, log) and of C's libm (expm1, log1p, tanh) become calls of CUDA's libdevice
+(`__nv_powf`, ...), whose bitcode is linked in and internalized. A kernel that would still
+call something the GPU lacks is refused with an error (NVPTX would abort the whole process:
+"Cannot select"). Launching (pycuda) is the GPU backend issue's; this module stops at PTX
+text, which `ptxas` checks (and tests/gpu_emulator.py runs on the CPU).
 """
 from __future__ import annotations
 
