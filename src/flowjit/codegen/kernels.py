@@ -427,24 +427,29 @@ def emit_copy(f: Frame, sched: Schedule) -> KernelInfo:
 
 def emit_gather(f: Frame, sched: Schedule) -> KernelInfo:
     """out[pre, i..., post] = params[pre, indices[i...], post] (indices checked before)."""
-    b, instr, out = f.b, sched.instr, f.outs[0]
-    params_ptr, indices_ptr = f.ins
+    out_shape = sched.instr.result.type.shape
+    with loop_nest(f.b, out_shape) as index:
+        gather_element(f.b, sched, f.outs[0], *f.ins, index)
+    return KernelInfo(GATHER, 1, sched.instr.result.type.num_elements)
+
+
+def gather_element(b: ir.IRBuilder, sched: Schedule, out: ir.Value, params_ptr: ir.Value,
+                   indices_ptr: ir.Value, index: List[ir.Value]) -> None:
+    """Copies the element of a gather's output at `index` (every target's gather)."""
+    instr = sched.instr
     params, indices = instr.operands
     axis = instr.attrs["axis"] % len(params.type.shape)
-    p_shape, i_shape = params.type.shape, indices.type.shape
-    p_st, i_st = row_major_strides(p_shape), row_major_strides(i_shape)
-    out_shape = instr.result.type.shape
-    n_idx = len(i_shape)
+    p_st = row_major_strides(params.type.shape)
+    n_idx = len(indices.type.shape)
     dtype = instr.result.type.dtype
-    with loop_nest(b, out_shape) as index:
-        pre, idx, post = index[:axis], index[axis:axis + n_idx], index[axis + n_idx:]
-        i = load(b, indices_ptr, indices.type.dtype, offset(b, idx, i_st))
-        i = b.sext(i, I64) if i.type.width < 64 else i
-        source = b.add(offset(b, pre + post, p_st[:axis] + p_st[axis + 1:]),
-                       b.mul(i, ir.Constant(I64, p_st[axis])))
-        store(b, load(b, params_ptr, dtype, source), out, dtype,
-              offset(b, index, row_major_strides(out_shape)))
-    return KernelInfo(GATHER, 1, instr.result.type.num_elements)
+    pre, idx, post = index[:axis], index[axis:axis + n_idx], index[axis + n_idx:]
+    i = load(b, indices_ptr, indices.type.dtype,
+             offset(b, idx, row_major_strides(indices.type.shape)))
+    i = b.sext(i, I64) if i.type.width < 64 else i
+    source = b.add(offset(b, pre + post, p_st[:axis] + p_st[axis + 1:]),
+                   b.mul(i, ir.Constant(I64, p_st[axis])))
+    store(b, load(b, params_ptr, dtype, source), out, dtype,
+          offset(b, index, row_major_strides(instr.result.type.shape)))
 
 
 def emit_concat(f: Frame, sched: Schedule) -> KernelInfo:

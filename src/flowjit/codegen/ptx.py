@@ -1,15 +1,32 @@
 """The PTX target: kernel schedules (codegen/schedule.py) lowered to NVIDIA GPU code.
 
-The schedule and the per-element scalar emitters are the CPU's; what differs lives here: the
-triple and data layout, the iteration (grid-stride loops over 64-bit global indices, blocks
-and warps instead of a loop nest and cores), the calling convention (`ptx_kernel`, one
-pointer parameter per buffer), and the math library: the emitters' calls of LLVM math intrinsics
-that NVPTX cannot select (pow, sin, cos, exp, log) and of C's libm (expm1, log1p, tanh) become
-calls of CUDA's libdevice (`__nv_powf`, ...), whose bitcode is linked in and internalized. A
-kernel that would still call something the GPU lacks is refused with an error (NVPTX would
-abort the whole process: "Cannot select"). The scalar emitters and `Region.evaluate` are
-shared, so an elementwise fusion compiles to PTX exactly as it does for the CPU. Launching
-(pycuda) is the GPU backend issue's; this module stops at PTX text, which `ptxas` checks.
+The schedule and the per-element scalar emitters are the CPU's; what differs lives here and
+in the GPU emitters: the triple and data layout, the iteration (blocks and warps instead of a
+loop nest and cores), the calling convention (`ptx_kernel`, one pointer parameter per buffer:
+the outputs, then the region's parameters), and the math library. The emitters, registered
+in the op table for the target "ptx", one per kernel kind:
+  elementwise, copy,  grid-stride loops, a thread per element, over 64-bit indices
+  gather, concat      (ptx_kernels.py);
+  reduce              a block per output (warp shuffles, then the warps' values through
+                      shared memory) when the innermost axis is reduced, else a block per 32
+                      consecutive outputs whose warps split the reduced elements; fused
+                      prologues evaluated per element (ptx_kernels.py);
+  rowwise             softmax, log_softmax and the cross-entropies, a block per row, the
+                      row's max and sum block reductions (ptx_kernels.py);
+  contraction         a 64 x 64 output tile per block through shared memory, K tiles of 16,
+                      a 4 x 4 register tile per thread, then the epilogue in registers
+                      (ptx_gemm.py).
+The target decides the geometry in `tiles` (printed with the schedule, `flowjit-dump
+--stages kernels`): threads per block, blocks, static shared memory, the kind's own tiles;
+`launch(instr)` returns it as a `gpu.Launch` for the runtime. Any grid computes a whole
+kernel: blocks stride over their units of work (elements, outputs, rows, tiles).
+
+Math: the emitters' calls of LLVM math intrinsics that NVPTX cannot select (pow, sin, cos,
+exp, log) and of C's libm (expm1, log1p, tanh) become calls of CUDA's libdevice
+(`__nv_powf`, ...), whose bitcode is linked in and internalized. A kernel that would still
+call something the GPU lacks is refused with an error (NVPTX would abort the whole process:
+"Cannot select"). Launching (pycuda) is the GPU backend issue's; this module stops at PTX
+text, which `ptxas` checks (and tests/gpu_emulator.py runs on the CPU).
 """
 from __future__ import annotations
 
@@ -19,13 +36,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from flowjit.codegen import kernels, simd
-from flowjit.codegen.schedule import Capabilities, Schedule, schedule
+from flowjit.codegen import gpu, kernels, ptx_gemm, ptx_kernels
+from flowjit.codegen.schedule import (CONTRACTION, REDUCE, ROWWISE, Capabilities, Schedule,
+                                      schedule)
 from flowjit.codegen.target import run_default_pipeline
 from flowjit.config import config
 from flowjit.graph import registry
@@ -33,9 +51,10 @@ from flowjit.ir.core import Instr
 
 TRIPLE = "nvptx64-nvidia-cuda"
 TARGET = "ptx"  # the emitters' key in the op table
-I32 = ir.IntType(32)
-I64 = kernels.I64
-BLOCK = 256  # threads per block of the one-dimensional kernels
+BLOCK = 256  # threads per block, at most
+# Blocks a grid-stride kernel launches, at most: 4 waves of 256-thread blocks on a 132-SM
+# GPU (8 resident per SM); more only adds blocks that find no work.
+GRID_LIMIT = 4096
 # What the emitters call -> libdevice's function (float32 names end in 'f').
 _LIBDEVICE = {f"llvm.{op}.{t}": f"__nv_{op}{'f' if t == 'f32' else ''}"
               for op in ("pow", "sin", "cos", "exp", "log") for t in ("f32", "f64")}
@@ -87,7 +106,44 @@ class PTXTarget:
                             math="libdevice", calling_convention="ptx_kernel")
 
     def tiles(self, sched: Schedule) -> dict:
-        return {"block": BLOCK}
+        """The launch geometry of a schedule here (threads per `block`, blocks in the
+        `grid`, static `shared_bytes`), and a kind's own tiles: a reduction's
+        `outputs_per_block` (ptx_kernels.emit_reduce), a contraction's output, K and
+        register tiles (ptx_gemm.py). `launch` reads the geometry back."""
+        space = list(sched.space)
+        if sched.kind == CONTRACTION:
+            m, n, _k = space
+            tiles = ptx_gemm.launch_tiles(sched.instr.result.type.dtype.np_dtype.itemsize)
+            tiles["grid"] = _grid(-(-m // tiles["bm"]) * -(-n // tiles["bn"]))
+            return tiles
+        if sched.kind == REDUCE:
+            accumulator = 8 if sched.facts["accumulator"] == "f64" else \
+                sched.instr.result.type.dtype.np_dtype.itemsize
+            kept = [d for i, d in enumerate(space) if i not in sched.reduce]
+            outputs = _size(kept)
+            count = _size(space) // outputs if outputs else 0  # reduced elements per output
+            if not space or len(space) - 1 in sched.reduce:  # a block per output
+                return {"block": _threads(count),
+                        "outputs_per_block": 1, "grid": _grid(outputs),
+                        "shared_bytes": (gpu.WARP + 1) * accumulator}
+            threads = _threads(count)  # a warp per 32 reduced elements, up to BLOCK
+            return {"block": threads, "outputs_per_block": gpu.WARP,
+                    "grid": _grid(-(-outputs // gpu.WARP)),
+                    "shared_bytes": threads * accumulator}
+        if sched.kind == ROWWISE:
+            rows, n = space
+            return {"block": _threads(n), "grid": _grid(rows), "shared_bytes": (gpu.WARP + 1)
+                    * sched.instr.operands[0].type.dtype.np_dtype.itemsize}
+        elements = sched.instr.result.type.num_elements  # a thread per element
+        return {"block": BLOCK, "grid": _grid(-(-elements // BLOCK))}
+
+    def launch(self, instr: Instr) -> gpu.Launch:
+        """How the kernel of `instr` is launched (from its schedule's tiles)."""
+        sched = self.schedule(instr)
+        if sched is None:
+            raise PTXUnsupportedError(f"no GPU kernel for {instr.op} at {instr.describe()}")
+        return gpu.Launch(sched.tiles["grid"], sched.tiles["block"],
+                          sched.tiles.get("shared_bytes", 0))
 
     def schedule(self, instr: Instr) -> Optional[Schedule]:
         """The instruction's schedule if this target has an emitter for it, else None."""
@@ -124,14 +180,23 @@ class PTXTarget:
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         kernels.anchor(sched).op_def.emitters[TARGET](b, sched, fn.args)
         b.ret_void()
+        if gpu.shared_bytes(module) != sched.tiles.get("shared_bytes", 0):
+            raise AssertionError(f"{instr.op}: the kernel declares {gpu.shared_bytes(module)} "
+                                 f"bytes of shared memory, its tiles {sched.tiles}")
         return module
 
-    def to_ptx(self, module: ir.Module) -> str:
-        """PTX text of `module`; raises PTXUnsupportedError (never aborts) if it calls math
-        the GPU lacks."""
-        text, needs_libdevice = _gpu_math(str(module))
-        parsed = llvm.parse_assembly(text)
-        parsed.verify()
+    def to_ptx(self, *modules: ir.Module) -> str:
+        """PTX text of the modules (kernels of distinct names: one PTX module loads them
+        all); raises PTXUnsupportedError (never aborts) if one calls math the GPU lacks."""
+        parsed, needs_libdevice = None, False
+        for module in modules:  # (linking renames clashing internal globals)
+            text, needs = _gpu_math(str(module))
+            one = llvm.parse_assembly(text)
+            one.verify()
+            parsed = one if parsed is None else parsed
+            if one is not parsed:
+                parsed.link_in(one)
+            needs_libdevice = needs_libdevice or needs
         if needs_libdevice:
             kernel_names = {f.name for f in parsed.functions if not f.is_declaration}
             try:
@@ -164,51 +229,33 @@ class PTXTarget:
         return done.returncode == 0, done.stdout + done.stderr
 
 
-# -- emitters (registered in the op table for the GPU) -----------------------------------------
-def _sreg(b: ir.IRBuilder, register: str) -> ir.Value:
-    """A PTX special register (thread/block index or size), widened to i64: indices past
-    2^31 elements must not wrap."""
-    name = f"llvm.nvvm.read.ptx.sreg.{register}"
-    fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(I32, []), name)
-    return b.zext(b.call(fn, []), I64)
+# -- the emitters (ptx_kernels.py, ptx_gemm.py), in the op table for the GPU -------------------
+for _role, _emitter in {registry.ELEMENTWISE: ptx_kernels.emit_elementwise,
+                        registry.REDUCTION: ptx_kernels.emit_reduce,
+                        registry.CONTRACTION: ptx_gemm.emit_contraction,
+                        registry.ROWWISE: ptx_kernels.emit_rowwise,
+                        registry.LAYOUT: ptx_kernels.emit_copy,
+                        registry.GATHER: ptx_kernels.emit_gather,
+                        registry.CONCAT: ptx_kernels.emit_concat}.items():
+    registry.register_emitter(TARGET, _emitter, role=_role)
 
 
-def grid_stride_loop(b: ir.IRBuilder, count: int):
-    """for (i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += gridDim.x *
-    blockDim.x): any grid size covers any count."""
-    first = b.add(b.mul(_sreg(b, "ctaid.x"), _sreg(b, "ntid.x")), _sreg(b, "tid.x"))
-    step = b.mul(_sreg(b, "nctaid.x"), _sreg(b, "ntid.x"))
-    return simd.for_range(b, first, ir.Constant(I64, count), step=step, name="g")
+def _size(shape) -> int:
+    total = 1
+    for d in shape:
+        total *= d
+    return total
 
 
-def _unflatten(b: ir.IRBuilder, index: ir.Value, shape) -> List[ir.Value]:
-    """Row-major coordinates of a flat index."""
-    coordinates = []
-    for d in reversed(shape):
-        extent = ir.Constant(I64, d)
-        coordinates.append(b.urem(index, extent))
-        index = b.udiv(index, extent)
-    return coordinates[::-1]
+def _grid(units: int) -> int:
+    """Blocks for `units` blocks' worth of work (at least one: a launch needs one)."""
+    return max(1, min(units, GRID_LIMIT))
 
 
-def emit_elementwise(b: ir.IRBuilder, sched: Schedule, args) -> None:
-    """Each thread computes the elements i, i + grid size, ... of the (collapsed) space."""
-    region = kernels.Region(sched.params, sched.body)
-    out_type = sched.instr.result.type
-    space = list(sched.space)
-    size = 1
-    for d in space:
-        size *= d
-    strides = {p: sched.strides_of(p) for p in sched.params if sched.strides_of(p) is not None}
-    with grid_stride_loop(b, size) as index:
-        coordinates = _unflatten(b, index, space)
-        env = region.evaluate(b, dict(zip(sched.params, args[1:])), coordinates, space,
-                              strides=strides)
-        kernels.store(b, env[region.body[-1].result], args[0], out_type.dtype,
-                      kernels.offset(b, coordinates, sched.out_strides))
-
-
-registry.register_emitter(TARGET, emit_elementwise, role=registry.ELEMENTWISE)
+def _threads(count: int) -> int:
+    """Threads per block for `count` elements of a block's work: whole warps, at most
+    BLOCK."""
+    return min(BLOCK, max(gpu.WARP, -(-count // gpu.WARP) * gpu.WARP))
 
 
 def _gpu_math(text: str) -> Tuple[str, bool]:
