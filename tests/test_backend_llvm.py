@@ -469,7 +469,7 @@ def test_a_training_step_writes_new_variable_values_into_the_buffers_of_old_ones
     w = tf.Variable(tf.zeros([64, 64]))
     step = tf.assign_add(w, x * 0.5)
     feed = {x: np.ones((64, 64), np.float32)}
-    with tf.Session() as sess:
+    with tf.Session(backend="llvm") as sess:
         sess.run(tf.global_variables_initializer())
         addresses = set()
         for i in range(1, 7):
