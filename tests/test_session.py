@@ -215,6 +215,7 @@ def test_recompiles_are_logged_and_bounded(caplog, monkeypatch):
     from flowjit.config import config
     from flowjit.graph import session as session_module
     monkeypatch.setattr(config, "cache_size", 3)
+    monkeypatch.setattr(config, "log_recompiles", True)  # (FLOWJIT_LOG=recompile)
     monkeypatch.setattr(session_module, "RECOMPILE_WARNING", 4)
     x = tf.placeholder(tf.float32, [None], name="x")
     y = tf.reduce_sum(x * 2.0, name="y")
@@ -320,3 +321,19 @@ def test_an_interrupt_at_any_moment_of_a_run_keeps_all_or_none_of_its_assignment
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert interrupted > 100  # the interrupts really landed inside runs
+
+
+def test_instructions_without_a_native_kernel_are_counted_and_logged(caplog, monkeypatch):
+    """A host fallback is never silent: the build's stats list it, and FLOWJIT_LOG=fallback
+    names the instruction and the user's op."""
+    import logging
+    from flowjit.config import config
+    monkeypatch.setattr(config, "log_fallbacks", True)
+    x = tf.placeholder(tf.float32, [4, 6])
+    y = tf.reduce_sum(tf.tile(x, [2, 1], name="my_tile") * 2.0)
+    with tf.Session(backend="llvm") as sess, caplog.at_level(logging.INFO, logger="flowjit"):
+        assert sess.run(y, {x: np.ones((4, 6))}) == 96.0
+        (executable,) = sess._executables.values()
+    assert any("my_tile" in f for f in executable.stats["fallbacks"]), executable.stats
+    assert any("without a native kernel" in r.getMessage() and "my_tile" in r.getMessage()
+               for r in caplog.records)

@@ -2,8 +2,8 @@
 
     graph plan --lower--> ir --passes--> opt --backend--> Executable
 
-The eager backend evaluates the optimized IR with the numpy interpreter; the LLVM and PTX
-backends will code-generate it.
+The backend (runtime/backends.py: a registry) turns the optimized IR into a run function:
+the eager one evaluates it with the numpy interpreter, the LLVM one code-generates it.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import logging
 from flowjit.config import config
 from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan
-from flowjit.interp.evaluate import evaluate
 from flowjit.ir.core import Func, TensorType
 from flowjit.ir.printer import print_func
 from flowjit.lower import lower_plan
 from flowjit.passes.manager import PassManager, default_pipeline, pipeline_from_names
+from flowjit.runtime.backends import get_backend
 from flowjit.runtime.executable import Executable
 
 
@@ -77,13 +77,10 @@ def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
     optimized = optimize(func, options, dump_to)
     if dump_to:
         _dump_ptx(optimized, _stage_writer(dump_to, clear=False))
-    if options.backend == "llvm":
-        from flowjit.runtime import cpu
-        run_fn, _stats = cpu.build(optimized, dump=_stage_writer(dump_to, clear=False)
-                                   if dump_to else None)
-        return Executable(optimized, plan, options.backend, run_fn)
-    return Executable(optimized, plan, options.backend,
-                      lambda inputs, buffers=None: evaluate(optimized, inputs))
+    backend = get_backend(options.backend)
+    run_fn, stats = backend.compile(optimized, dump=_stage_writer(dump_to, clear=False)
+                                    if dump_to else None)
+    return Executable(optimized, plan, backend.name, run_fn, stats)
 
 
 def _func_name(plan: RunPlan) -> str:

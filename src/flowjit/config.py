@@ -8,8 +8,9 @@ FLOWJIT_VERIFY         "1": verify the IR after every pass (the tests always do)
 FLOWJIT_DISABLE_PASSES comma-separated pass names to skip (e.g. "fusion,cse")
 FLOWJIT_PASSES         comma-separated pass names to run instead of the default pipeline
 FLOWJIT_LOG            comma-separated: "recompile" logs why each executable is compiled,
-                       "passes" the time each pass took and whether it changed the IR
-                       (logger "flowjit")
+                       "passes" the time each pass took and whether it changed the IR,
+                       "fallback" which instructions of a native executable have no kernel
+                       and run as numpy on the host (logger "flowjit")
 FLOWJIT_CACHE_SIZE     executables kept per Session (least recently used evicted; 64)
 FLOWJIT_CACHE_DIR      where compiled kernels persist between processes
                        (default ~/.cache/flowjit; "off" disables the disk cache)
@@ -31,9 +32,6 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-AVAILABLE_BACKENDS = ("eager", "llvm")
-
-
 @dataclass
 class Config:
     backend: str = "llvm"
@@ -44,6 +42,7 @@ class Config:
     passes: Optional[Tuple[str, ...]] = None
     log_recompiles: bool = False
     log_passes: bool = False
+    log_fallbacks: bool = False
     cache_size: int = 64
     cache_dir: Optional[str] = None
     target_cpu: Optional[str] = None
@@ -63,6 +62,7 @@ def _from_environment() -> Config:
         p.strip() for p in os.environ.get("FLOWJIT_DISABLE_PASSES", "").split(",") if p.strip())
     config.log_recompiles = "recompile" in os.environ.get("FLOWJIT_LOG", "").lower()
     config.log_passes = "passes" in os.environ.get("FLOWJIT_LOG", "").lower()
+    config.log_fallbacks = "fallback" in os.environ.get("FLOWJIT_LOG", "").lower()
     cache_dir = os.environ.get("FLOWJIT_CACHE_DIR",
                                os.path.join(os.path.expanduser("~"), ".cache", "flowjit"))
     config.cache_dir = None if cache_dir.strip().lower() in ("", "off", "0") else cache_dir
@@ -82,17 +82,14 @@ config = _from_environment()
 
 
 def resolve_backend(name: "str | None") -> str:
-    """The backend a Session uses: its argument, else FLOWJIT_BACKEND, else the default."""
-    backend = (name or config.backend).lower()
-    if backend not in AVAILABLE_BACKENDS:
-        raise ValueError(f"Unknown flowjit backend {backend!r}; available: "
-                         f"{', '.join(AVAILABLE_BACKENDS)}")
-    return backend
+    """The name of the backend a Session uses: its argument, else FLOWJIT_BACKEND, else
+    the default (runtime/backends.py checks that it exists)."""
+    return (name or config.backend).lower()
 
 
 def _configure_logging() -> None:
     import logging
-    if config.log_recompiles or config.log_passes:
+    if config.log_recompiles or config.log_passes or config.log_fallbacks:
         logger = logging.getLogger("flowjit")
         if not logger.handlers:
             handler = logging.StreamHandler()

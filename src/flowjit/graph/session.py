@@ -26,6 +26,7 @@ from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
 from flowjit.compiler import CompileOptions, compile_plan
 from flowjit.graph.plan import RunPlan, build_plan
 from flowjit.ir.core import TensorType
+from flowjit.runtime.backends import get_backend
 from flowjit.runtime.buffers import BufferPool
 from flowjit.runtime.executable import Executable, SessionState
 
@@ -40,7 +41,7 @@ class Session:
     def __init__(self, target: str = "", graph: Optional[Graph] = None, config: Any = None,
                  backend: Optional[str] = None) -> None:
         self._graph = graph if graph is not None else get_default_graph()
-        self.backend = flowjit_config.resolve_backend(backend)
+        self.backend = get_backend(flowjit_config.resolve_backend(backend)).name
         self._state = SessionState()
         self._buffers = BufferPool()
         self._options = CompileOptions.from_config(self.backend)
@@ -200,8 +201,9 @@ class Session:
         self._compile_counts[fetch_key] = count
         reason = "first run of these fetches" if count == 1 else \
             f"compile #{count} of these fetches: a feed shape or dtype changed"
-        _logger.info("compiling [%s] with feeds {%s} (backend %s): %s", what, shapes,
-                     self.backend, reason)
+        if flowjit_config.config.log_recompiles:
+            _logger.info("compiling [%s] with feeds {%s} (backend %s): %s", what, shapes,
+                         self.backend, reason)
         if count == RECOMPILE_WARNING:
             warnings.warn(f"flowjit: this Session compiled [{what}] {count} times, once per "
                           f"new feed shape ({shapes}). Each compile takes time; feed fixed "

@@ -303,10 +303,11 @@ class NumpyThunk:
 
 def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callable] = None,
           keep_intermediates: bool = False
-          ) -> Tuple[Callable[[Sequence[np.ndarray]], List[np.ndarray]], Dict[str, int]]:
+          ) -> Tuple[Callable[..., List[np.ndarray]], Dict[str, Any]]:
     """The run function of `func` on the CPU, and statistics: how many instructions are
     native or numpy, how many native segments, their arenas' bytes, how many kernels were
-    emitted (equal ones once per module) and the most kernels in one module.
+    emitted (equal ones once per module), the most kernels in one module, and which
+    instructions run as numpy on the host (`fallbacks`, logged with FLOWJIT_LOG=fallback).
     Consecutive native instructions run as segments (one native call each, of a bounded
     size: codegen/segment.py) unless `keep_intermediates`, which keeps every value for
     `run(inputs, trace)`.
@@ -354,7 +355,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
 
     thunks: list = []
     stats = {"native": 0, "numpy": 0, "segments": 0, "arena_bytes": 0, "kernels_emitted": 0,
-             "largest_segment": 0}
+             "largest_segment": 0, "fallbacks": []}
     specs = {v: OutputSpec(v.type.shape, v.type.dtype.np_dtype,
                            output_policy(v.type, v in fetched, v in assigned))
              for v in escaping if v in owner and v.type.is_static}  # (what kernels write)
@@ -365,6 +366,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             thunks.append(NumpyThunk(instr, [slot[v] for v in instr.operands],
                                      [slot[r] for r in instr.results]))
             stats["numpy"] += 1
+            stats["fallbacks"].append(f"{instr.op} at {instr.describe()}")
             continue
         stats["native"] += len(indices)
         # Names local to the module, one kernel per distinct computation: a module's text

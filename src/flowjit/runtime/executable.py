@@ -88,10 +88,11 @@ class Executable:
     """A compiled run. `run_fn(inputs) -> outputs` is the backend's entry point."""
 
     def __init__(self, func: Func, plan: RunPlan, backend: str,
-                 run_fn: Callable[..., List[np.ndarray]]) -> None:
+                 run_fn: Callable[..., List[np.ndarray]], stats: Optional[Dict] = None) -> None:
         self.func = func
         self.plan = plan
         self.backend = backend
+        self.stats = stats or {}  # the backend's build statistics (native, numpy, ...)
         self.binding = bind(func, plan)
         self._run_fn = run_fn
 
