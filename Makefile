@@ -34,7 +34,7 @@ fuzz: $(STAMP)
 ir-dumps: $(STAMP)
 	rm -rf ir_dumps/mlp
 	$(VENV)/bin/flowjit-dump examples/mlp.py --out ir_dumps/mlp --dot \
-	    --stages ir,autodiff,canonicalize,const-fold,cse,dce,fusion,opt
+	    --stages ir,autodiff,decompose,canonicalize,const-fold,cse,dce,fusion,opt
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ir_dumps_are_current(tmp_path, capsys):
     out = tmp_path / "mlp"
     # The same stages as `make ir-dumps` (LLVM IR and PTX depend on the host and LLVM).
-    stages = "ir,autodiff,canonicalize,const-fold,cse,dce,fusion,opt"
+    stages = "ir,autodiff,decompose,canonicalize,const-fold,cse,dce,fusion,opt"
     assert cli.main([str(ROOT / "examples" / "mlp.py"), "--out", str(out), "--dot",
                      "--stages", stages]) == 0
     committed = ROOT / "ir_dumps" / "mlp"

@@ -36,6 +36,7 @@ REDUCTION = "reduction"      # folds axes with `combiner`; takes an elementwise 
 CONTRACTION = "contraction"  # sum over a shared axis (matmul); takes an elementwise epilogue
 ROWWISE = "rowwise"          # along the last axis, row by row (softmax, cross-entropy)
 LAYOUT = "layout"            # a copy through an affine index map (transpose, slice)
+ALIAS = "alias"              # the same buffer seen with another shape (reshape): no copy
 GATHER = "gather"            # rows picked by an index tensor
 CONCAT = "concat"            # operands side by side along an axis
 REGION = "region"            # holds a region of other instructions (fusion)

@@ -10,7 +10,7 @@ import numpy as np
 
 from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
-from flowjit.graph.registry import (CONCAT, LAYOUT, ShapeInferenceError, TensorSpec,
+from flowjit.graph.registry import (ALIAS, CONCAT, LAYOUT, ShapeInferenceError, TensorSpec,
                                     register_op)
 from flowjit.graph.shape import TensorShape, broadcast_shapes
 from flowjit.ops.base import (apply_op, check_dtype, check_same_dtype, constant,
@@ -86,7 +86,7 @@ def _reshape_kernel(x, *, shape):
             f"the requested shape is {list(shape)}") from None
 
 
-register_op("Reshape", "reshape", _reshape_infer, _reshape_kernel)
+register_op("Reshape", "reshape", _reshape_infer, _reshape_kernel, role=ALIAS)
 
 
 def _reshape_partial(inputs, known):

@@ -69,8 +69,9 @@ class PassManager:
 
 def available_passes() -> List[Pass]:
     """Every optional pass by name (for --passes / --disable-pass)."""
-    from flowjit.passes import canonicalize, const_fold, cse, dce, fusion
-    return [Pass("canonicalize", canonicalize.run), Pass("const-fold", const_fold.run),
+    from flowjit.passes import canonicalize, const_fold, cse, dce, decompose, fusion
+    return [Pass("decompose", decompose.run),
+            Pass("canonicalize", canonicalize.run), Pass("const-fold", const_fold.run),
             Pass("cse", cse.run), Pass("dce", dce.run), Pass("fusion", fusion.run)]
 
 
@@ -82,10 +83,12 @@ def required_passes() -> List[Pass]:
 
 
 def default_pipeline() -> List[Pass]:
-    """Simplify to a fixed point (twice is enough in practice), then fuse, then clean up."""
+    """Expand data-movement ops into kernel primitives, simplify to a fixed point (twice is
+    enough in practice), then fuse, then clean up."""
     by_name = {p.name: p for p in available_passes()}
     simplify = [by_name[n] for n in ("canonicalize", "const-fold", "cse", "dce")]
-    return required_passes() + simplify + simplify + [by_name["fusion"], by_name["dce"]]
+    return required_passes() + [by_name["decompose"]] + simplify + simplify + \
+        [by_name["fusion"], by_name["dce"]]
 
 
 def pipeline_from_names(names: Sequence[str]) -> List[Pass]:

@@ -17,6 +17,7 @@ from flowjit.codegen import kernels
 from flowjit.codegen.schedule import Schedule, format_schedule, schedule
 from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
 from flowjit.codegen.target import CompiledKernel, CPUTarget, cpu_target, kernel_function
+from flowjit.graph.registry import ALIAS
 from flowjit.interp.evaluate import execute
 from flowjit.ir.core import FETCH, Func, Instr, Value, structure_key
 from flowjit.runtime.buffers import (ALIGN, FIXED, BufferPool, OutputSpec, data_address,
@@ -194,22 +195,30 @@ class SegmentLayout:
 
     def __init__(self, instrs: List[Instr], infos: List[kernels.KernelInfo],
                  indices: List[int], pool: Optional[WorkerPool]) -> None:
+        # an alias's result is its operand's buffer: `root` maps it (through chains) there
+        self.root: Dict[Value, Value] = {}
+        for instr in instrs:
+            if is_alias(instr):
+                self.root[instr.result] = self.root.get(instr.operands[0], instr.operands[0])
         last_use: Dict[Value, int] = {}
         for step, instr in enumerate(instrs):
             for value in instr.operands:
-                last_use[value] = step
+                last_use[self.root.get(value, value)] = step
         self.values: Dict[Value, Tuple[int, int, int]] = {}  # value -> (index, first, last)
         self.scratch: List[Tuple[int, int, int]] = []  # (index, bytes, step)
         self.calls: List[KernelCall] = []
         self.size = 1
 
         def index_of(value: Value, step: int) -> int:
+            value = self.root.get(value, value)
             if value not in self.values:
                 self.values[value] = (self.size, step, last_use.get(value, step))
                 self.size += 1
             return self.values[value][0]
 
         for step, (instr, info, at) in enumerate(zip(instrs, infos, indices)):
+            if is_alias(instr):
+                continue
             buffers = [index_of(r, step) for r in instr.results]
             buffers += [index_of(v, step) for v in instr.operands]
             scratch = 0
@@ -228,7 +237,7 @@ class NativeSegment:
     (read later by Python, or results) get buffers by their OutputSpec."""
 
     __slots__ = ("entry", "compiled", "table", "arena", "inputs", "outputs", "fixed",
-                 "pool_memory", "instrs")
+                 "views", "pool_memory", "instrs")
 
     def __init__(self, compiled, layout: SegmentLayout, instrs: List[Instr],
                  slot: Dict[Value, int], specs: Dict[Value, OutputSpec],
@@ -240,6 +249,11 @@ class NativeSegment:
         made_here = {r for instr in instrs for r in instr.results}
         self.inputs: List[Tuple[int, int, tuple, np.dtype]] = []
         self.outputs: List[Tuple[int, int, OutputSpec]] = []  # (slot, table index, spec)
+        # aliases read after the segment: (their slot, their root's slot, shape)
+        self.views = [(slot[alias], slot[root], tuple(alias.type.shape))
+                      for alias, root in layout.root.items() if alias in specs]
+        seen_through = {root: specs[alias] for alias, root in layout.root.items()
+                        if alias in specs}  # a root that Python sees through an alias
         arena_items = [(index, size, (step, step)) for index, size, step in layout.scratch]
         for value, (index, first, last) in layout.values.items():
             shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
@@ -247,6 +261,9 @@ class NativeSegment:
                 self.inputs.append((slot[value], index, shape, dtype))
             elif value in specs:  # read after the segment: see runtime/buffers.py
                 self.outputs.append((slot[value], index, specs[value]))
+            elif value in seen_through:  # its memory, as an alias's (same bytes, policy)
+                spec = OutputSpec(shape, dtype, seen_through[value].policy)
+                self.outputs.append((slot[value], index, spec))
             else:
                 size = value.type.num_elements * np.dtype(dtype).itemsize
                 arena_items.append((index, size, (first, last)))
@@ -282,6 +299,8 @@ class NativeSegment:
             slots[slot] = out
         for slot, out in self.fixed:
             slots[slot] = out
+        for slot, root, shape in self.views:
+            slots[slot] = slots[root].reshape(shape)
 
 
 _SEGMENT_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -327,6 +346,15 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             value.setflags(write=False)  # shared by every run: fetches of it are copied
             constants[slot[instr.result]] = value
             continue
+        if is_alias(instr):  # inside a segment: the operand's buffer, seen with another shape
+            if keep_intermediates:
+                groups.append(("numpy", [index]))
+            elif groups and groups[-1][0] == "segment" and \
+                    segment_has_room([func.body[i] for i in groups[-1][1]], instr):
+                groups[-1][1].append(index)
+            else:
+                groups.append(("segment", [index]))
+            continue
         sched = schedule(instr, target)
         if sched is None or not kernels.can_emit(sched):
             groups.append(("numpy", [index]))
@@ -342,6 +370,14 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             groups[-1][1].append(index)
         else:
             groups.append(("segment", [index]))
+    # a group of aliases alone has nothing to run natively: numpy's reshape is a view
+    regrouped: List[Tuple[str, List[int]]] = []
+    for what, indices in groups:
+        if what == "segment" and all(is_alias(func.body[i]) for i in indices):
+            regrouped.extend(("numpy", [i]) for i in indices)
+        else:
+            regrouped.append((what, indices))
+    groups = regrouped
     fetched = {r.value for r in func.results if r.role == FETCH}
     assigned = {r.value for r in func.results if r.role != FETCH}
     escaping = fetched | assigned
@@ -381,10 +417,10 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             module = target.new_module("segment" if indices[1:] else "kernel")
             emitted: Dict[int, kernels.KernelInfo] = {}
             for at, kernel_id in zip(indices, ids):
-                if kernel_id not in emitted:
+                if kernel_id not in emitted and at in schedules:  # (aliases: no kernel)
                     emitted[kernel_id] = kernels.emit_kernel(module, f"k{kernel_id}",
                                                              schedules[at], target)
-            infos = [emitted[kernel_id] for kernel_id in ids]
+            infos = [emitted.get(kernel_id) for kernel_id in ids]
             if indices[1:]:
                 emit_segment(module, "segment", SegmentLayout(instrs, infos, ids, pool).calls)
             return module, infos
@@ -435,6 +471,12 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         return [slots[i] for i in result_slots]
 
     return run, stats
+
+
+def is_alias(instr: Instr) -> bool:
+    """A reshape with static shapes: inside a segment, its operand's buffer."""
+    return instr.op_def.role == ALIAS and all(v.type.is_static
+                                              for v in instr.operands + instr.results)
 
 
 def module_source(instrs: List[Instr], pool: Optional[WorkerPool]) -> str:

@@ -1,0 +1,147 @@
+"""Data-movement ops rewritten into the kernel layer's primitives (affine copies, concat,
+reshape), so that every target that compiles those compiles these, with no kernels of
+their own (as XLA expands ops its backends do not implement):
+
+    stack(xs, axis)           -> concatenate(reshape(x) with a 1 inserted at axis, ...)
+    split(x, sizes, axis)     -> one slice per piece
+    unstack(x, axis)          -> slice then reshape (the axis dropped), per piece
+    tile(x, multiples)        -> reshape(broadcast_to(reshape(x, [1, d0, 1, d1, ...]),
+                                                     [m0, d0, m1, d1, ...]), out shape)
+    pad(x, CONSTANT, c)       -> per padded axis, concatenate(c block, x, c block), the
+                                 blocks broadcast from one scalar constant
+    add_n(x0, x1, ...)        -> x0 + x1 + ... (elementwise: fusion makes one loop of it)
+
+Only instructions with static shapes are rewritten (a Session compiles per feed shape);
+REFLECT and SYMMETRIC pads stay as they are (numpy).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from flowjit.ir.core import Func, Instr, TensorType, Value
+
+
+def _static(instr: Instr) -> bool:
+    return all(v.type.is_static for v in instr.operands + instr.results)
+
+
+def _reshape(x: Value, shape, loc, result: Optional[Value] = None) -> Instr:
+    result = result or Value(TensorType(x.type.dtype, tuple(shape)))
+    return Instr("reshape", [x], {"shape": tuple(shape)}, [result], loc)
+
+
+def _stack(instr: Instr) -> List[Instr]:
+    out_shape = instr.result.type.shape
+    axis = instr.attrs["axis"] % len(out_shape)
+    piece = out_shape[:axis] + (1,) + out_shape[axis + 1:]
+    reshapes = [_reshape(x, piece, instr.loc) for x in instr.operands]
+    return reshapes + [Instr("concatenate", [r.result for r in reshapes], {"axis": axis},
+                             instr.results, instr.loc)]
+
+
+def _pieces(instr: Instr, sizes) -> List[Tuple[Tuple[int, ...], Tuple[int, ...]]]:
+    """(begin, size) of each piece of x along the op's axis."""
+    shape = instr.operands[0].type.shape
+    axis = instr.attrs["axis"] % len(shape)
+    pieces, start = [], 0
+    for n in sizes:
+        begin = tuple(start if d == axis else 0 for d in range(len(shape)))
+        pieces.append((begin, shape[:axis] + (n,) + shape[axis + 1:]))
+        start += n
+    return pieces
+
+
+def _split(instr: Instr) -> List[Instr]:
+    x = instr.operands[0]
+    return [Instr("slice", [x], {"begin": begin, "size": size}, [result], instr.loc)
+            for (begin, size), result in zip(_pieces(instr, instr.attrs["sizes"]),
+                                             instr.results)]
+
+
+def _unstack(instr: Instr) -> List[Instr]:
+    x = instr.operands[0]
+    new = []
+    for (begin, size), result in zip(_pieces(instr, [1] * instr.attrs["num"]),
+                                     instr.results):
+        piece = Value(TensorType(x.type.dtype, size))
+        new.append(Instr("slice", [x], {"begin": begin, "size": size}, [piece], instr.loc))
+        new.append(_reshape(piece, result.type.shape, instr.loc, result))
+    return new
+
+
+def _tile(instr: Instr) -> List[Instr]:
+    x = instr.operands[0]
+    shape, multiples = x.type.shape, instr.attrs["multiples"]
+    spread = tuple(n for d in shape for n in (1, d))
+    grown = tuple(n for m, d in zip(multiples, shape) for n in (m, d))
+    first = _reshape(x, spread, instr.loc)
+    wide = Value(TensorType(x.type.dtype, grown))
+    return [first, Instr("broadcast_to", [first.result], {"shape": grown}, [wide], instr.loc),
+            _reshape(wide, instr.result.type.shape, instr.loc, instr.result)]
+
+
+def _pad(instr: Instr) -> Optional[List[Instr]]:
+    if instr.attrs["mode"] != "CONSTANT" or not instr.operands[0].type.shape:
+        return None
+    x = instr.operands[0]
+    dtype = x.type.dtype
+    fill = Value(TensorType(dtype, ()))
+    new = [Instr("constant", [], {"dtype": dtype,
+                                  "value": np.full((), instr.attrs["constant_value"],
+                                                   dtype.np_dtype)}, [fill], instr.loc)]
+    current = x
+    padded = [(axis, lo, hi) for axis, (lo, hi) in enumerate(instr.attrs["paddings"])
+              if lo or hi]
+    for n, (axis, lo, hi) in enumerate(padded):
+        shape = current.type.shape
+        parts = []
+        for width in (lo, None, hi):
+            if width is None:
+                parts.append(current)
+            elif width:
+                block = Value(TensorType(dtype, shape[:axis] + (width,) + shape[axis + 1:]))
+                new.append(Instr("broadcast_to", [fill], {"shape": block.type.shape}, [block],
+                                 instr.loc))
+                parts.append(block)
+        out_shape = shape[:axis] + (shape[axis] + lo + hi,) + shape[axis + 1:]
+        result = instr.result if n == len(padded) - 1 else \
+            Value(TensorType(dtype, out_shape))
+        new.append(Instr("concatenate", parts, {"axis": axis}, [result], instr.loc))
+        current = result
+    if not padded:  # nothing to pad: a copy
+        new = [_reshape(x, x.type.shape, instr.loc, instr.result)]
+    return new
+
+
+def _add_n(instr: Instr) -> List[Instr]:
+    first, *rest = instr.operands
+    if not rest:
+        return [_reshape(first, first.type.shape, instr.loc, instr.result)]
+    new, total = [], first
+    for n, x in enumerate(rest):
+        result = instr.result if n == len(rest) - 1 else Value(instr.result.type)
+        new.append(Instr("add", [total, x], {}, [result], instr.loc))
+        total = result
+    return new
+
+
+RULES: Dict[str, Callable[[Instr], Optional[List[Instr]]]] = {
+    "stack": _stack, "split": _split, "unstack": _unstack, "tile": _tile, "pad": _pad,
+    "add_n": _add_n,
+}
+
+
+def run(func: Func) -> Tuple[Func, bool]:
+    body: List[Instr] = []
+    changed = False
+    for instr in func.body:
+        rule = RULES.get(instr.op)
+        new = rule(instr) if rule is not None and _static(instr) else None
+        if new is None:
+            body.append(instr)
+        else:
+            body.extend(new)
+            changed = True
+    return (func.replace(body=body), True) if changed else (func, False)

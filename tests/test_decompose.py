@@ -1,0 +1,87 @@
+"""Data-movement ops expanded into kernel primitives (passes/decompose.py), and reshapes as
+buffer aliases inside native segments (runtime/cpu.py): the results match the interpreter,
+and nothing runs in numpy."""
+import numpy as np
+import pytest
+
+import flowjit as tf
+from flowjit.compiler import CompileOptions, optimize
+from flowjit.interp.evaluate import evaluate
+from flowjit.ir.core import TensorType
+from flowjit.lower import lower
+from flowjit.passes import decompose
+from flowjit.runtime import cpu
+
+RNG = np.random.default_rng(11)
+X = RNG.standard_normal((4, 6)).astype(np.float32)
+
+
+def _programs():
+    """name -> (fetches of x)"""
+    return {
+        "stack": lambda x: [tf.stack([x, 2 * x, x + 1], axis=1) * 1.5],
+        "split": lambda x: [a * 2.0 for a in tf.split(x, [1, 3, 2], axis=1)],
+        "unstack": lambda x: [tf.add_n(tf.unstack(x * 3.0, axis=0))],
+        "tile": lambda x: [tf.tile(x * 0.5, [2, 3]) + 1.0],
+        "pad": lambda x: [tf.pad(x * 2.0, [[1, 2], [0, 3]], constant_values=-1.0)],
+        "pad-scalar-axis": lambda x: [tf.pad(tf.reduce_sum(x, 1), [[2, 0]]) - 1.0],
+        # aliases seen by Python: a fetched reshape of an internal value, of a feed, a
+        # reshape chain, and a reshape read by a numpy instruction (argmax)
+        "alias-fetch": lambda x: [tf.reshape(tf.exp(x), [3, 8]), tf.reshape(x, [24]) * 1.0,
+                                  tf.reshape(tf.reshape(x * 2.0, [2, 12]), [6, 4]) + 1.0],
+        "alias-to-numpy": lambda x: [tf.argmax(tf.reshape(x * x, [8, 3]), 1)],
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_programs()))
+def test_expanded_ops_match_the_interpreter_natively(name):
+    x = tf.placeholder(tf.float32, [4, 6])
+    fetches = _programs()[name](x)
+    func = optimize(lower(fetches, [], {x: TensorType(tf.float32, (4, 6))}), CompileOptions())
+    assert not {"stack", "split", "unstack", "tile", "pad"} & {i.op for i in func.body}
+    expected = evaluate(func, [X])
+    run, stats = cpu.build(func)
+    allowed = 1 if name == "alias-to-numpy" else 0  # (argmax has no kernel)
+    assert stats["numpy"] == allowed, stats["fallbacks"]
+    if name.startswith("alias"):  # the reshapes ran inside a segment, as aliases
+        assert stats["segments"] >= 1 and any(i.op == "reshape" for i in func.body)
+    for _ in range(2):  # the second run reuses every buffer
+        for want, got in zip(expected, run([X])):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    with tf.Session(backend="llvm") as native, tf.Session(backend="eager") as eager:
+        for want, got in zip(eager.run(fetches, {x: X}), native.run(fetches, {x: X})):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_a_variable_updated_through_a_reshape_keeps_its_values():
+    """The new value is an alias of a kernel's output: the Session copies it (buffers
+    the next run reuses never become state)."""
+    v = tf.Variable(np.zeros((2, 6), np.float32))
+    x = tf.placeholder(tf.float32, [4, 3])
+    step = tf.assign_add(v, tf.reshape(x * 2.0, [2, 6]))
+    feed = {x: np.arange(12, dtype=np.float32).reshape(4, 3)}
+    with tf.Session(backend="llvm") as sess:
+        sess.run(tf.global_variables_initializer())
+        for i in range(1, 4):
+            sess.run(step.op, feed)
+            np.testing.assert_array_equal(sess.run(v), 2.0 * i * feed[x].reshape(2, 6))
+
+
+def test_the_decompose_pass_on_ir_text():
+    from flowjit.ir.parser import parse_func as parse
+    from flowjit.ir.printer import print_func
+    func = parse("""
+func @f(%x: f32[2,3] {feed="x:0"}) {
+  %0: f32[3], %1: f32[3] = unstack %x {axis=0, num=2}
+  %2: f32[4,3] = tile %x {multiples=[2, 1]}
+  return %0 {fetch="a:0"}, %1 {fetch="b:0"}, %2 {fetch="c:0"}
+}
+""")
+    out, changed = decompose.run(func)
+    text = print_func(out)
+    assert changed and "unstack" not in text and "tile" not in text
+    assert text.count("slice") == 2 and "broadcast_to" in text
+    x = RNG.standard_normal((2, 3)).astype(np.float32)
+    for want, got in zip(evaluate(func, [x]), evaluate(out, [x])):
+        np.testing.assert_array_equal(got, want)
+    assert print_func(parse(text)) == text  # (round trip)
