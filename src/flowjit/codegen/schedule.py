@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from flowjit import dtypes
 from flowjit.codegen import scalar
 from flowjit.graph import registry
+from flowjit.graph.shape import broadcast_strides, row_major_strides  # noqa: F401 (re-export)
 from flowjit.ir.core import FUSION, Instr, TensorType, Value
 
 # Where a buffer lives while the kernel runs.
@@ -163,25 +164,6 @@ def _contraction_ok(instr: Instr, output: TensorType) -> bool:
 
 
 # -- index arithmetic on shapes ------------------------------------------------------------------
-def row_major_strides(shape: Sequence[int]) -> List[int]:
-    strides, step = [], 1
-    for d in reversed(shape):
-        strides.append(step)
-        step *= d
-    return strides[::-1]
-
-
-def broadcast_strides(shape: Sequence[int], space: Sequence[int]) -> List[int]:
-    """Element strides of a row-major array of `shape` read over the index `space` it is
-    broadcast to (numpy rules): 0 along broadcast dimensions."""
-    strides, step = [0] * len(space), 1
-    for d in range(1, len(shape) + 1):
-        if shape[-d] != 1:
-            strides[-d] = step
-        step *= shape[-d]
-    return strides
-
-
 def collapse(space: Sequence[int], strides: List[List[int]], keep_outer: bool = False
              ) -> Tuple[List[int], List[List[int]]]:
     """Merges adjacent dimensions wherever every stride vector is contiguous across them
@@ -199,34 +181,6 @@ def collapse(space: Sequence[int], strides: List[List[int]], keep_outer: bool = 
                 del s[d]
         d -= 1
     return space, strides
-
-
-def affine_map(instr: Instr) -> Tuple[int, List[int]]:
-    """(base, strides) of a layout op: output index i reads input element
-    base + sum(i[d] * strides[d])."""
-    x = instr.operands[0].type.shape
-    st = row_major_strides(x)
-    out = instr.result.type.shape
-    if instr.op == "transpose":
-        return 0, [st[p] for p in instr.attrs["perm"]]
-    if instr.op == "slice":
-        return sum(b * s for b, s in zip(instr.attrs["begin"], st)), list(st)
-    if instr.op == "broadcast_to":
-        return 0, broadcast_strides(x, out)
-    base, strides, axis = 0, [], 0  # strided_slice: walk the index entries
-    for entry in instr.attrs["spec"]:
-        if entry[0] == "newaxis":
-            strides.append(0)
-            continue
-        if entry[0] == "index":
-            base += (entry[1] % x[axis]) * st[axis]
-        else:
-            start, _stop, step = slice(*entry[1:]).indices(x[axis])
-            base += start * st[axis]
-            strides.append(step * st[axis])
-        axis += 1
-    strides.extend(st[axis:])
-    return base, strides
 
 
 # -- building schedules --------------------------------------------------------------------------
@@ -327,7 +281,8 @@ def _rowwise(kind, instr, params, body) -> Schedule:
 
 def _copy(kind, instr, params, body) -> Schedule:
     out_type = instr.result.type
-    base, in_strides = affine_map(instr)
+    base, in_strides = instr.op_def.affine_map(instr.operands[0].type.shape,
+                                               instr.result.type.shape, **instr.attrs)
     space, (out_strides, in_strides) = collapse(
         out_type.shape, [row_major_strides(out_type.shape), in_strides])
     buffers = [Buffer("out0", out_type, GLOBAL, tuple(out_strides))]

@@ -50,14 +50,15 @@ class OpDef:
 
     __slots__ = ("type", "mnemonic", "infer", "kernel", "stateful", "uses_rng",
                  "assigns_variable", "elementwise", "check_inputs", "grad", "lowering",
-                 "attr_defaults", "has_effects", "role", "combiner", "emitters")
+                 "attr_defaults", "has_effects", "role", "combiner", "affine_map",
+                 "emitters")
 
     def __init__(self, type: str, mnemonic: str, infer: Callable[..., Sequence[TensorSpec]],
                  kernel: Optional[Callable[..., Any]], *, stateful: bool = False,
                  uses_rng: bool = False, assigns_variable: bool = False,
                  elementwise: bool = False, check_inputs: Optional[Callable] = None,
                  has_effects: bool = False, role: Optional[str] = None,
-                 combiner: Optional[str] = None,
+                 combiner: Optional[str] = None, affine_map: Optional[Callable] = None,
                  attr_defaults: Optional[Dict[str, Any]] = None) -> None:
         self.type = type
         self.mnemonic = mnemonic
@@ -91,6 +92,11 @@ class OpDef:
                              f"(one of {COMBINERS}), got role {role}, combiner {combiner}")
         self.role = role
         self.combiner = combiner
+        # A layout op's index map: affine_map(in_shape, out_shape, **attrs) -> (base,
+        # strides): output index i reads input element base + sum(i[d] * strides[d]).
+        if (role == LAYOUT) != (affine_map is not None):
+            raise ValueError(f"op {type}: a layout op and only a layout op has an affine map")
+        self.affine_map = affine_map
         # target name -> emitter of the op's kernel on that target, registered by the
         # codegen modules (`register_emitter`); elementwise ops' scalar emitters are in
         # codegen/scalar.py, keyed by mnemonic.

@@ -6,7 +6,7 @@ the graph exactly as in TF1 (`[None, 784] @ [784, 10] -> [None, 10]`).
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
 Dim = Optional[int]
 
@@ -185,3 +185,24 @@ def broadcast_shapes(a: TensorShape, b: TensorShape) -> Optional[TensorShape]:
         else:
             return None
     return TensorShape(out)
+
+
+# -- index arithmetic on static shapes (layout ops' affine maps, kernel schedules) ------------
+def row_major_strides(shape) -> List[int]:
+    """Element strides of a dense row-major array of `shape`."""
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return strides[::-1]
+
+
+def broadcast_strides(shape, space) -> List[int]:
+    """Element strides of a row-major array of `shape` read over the index `space` it is
+    broadcast to (numpy rules): 0 along broadcast dimensions."""
+    strides, step = [0] * len(space), 1
+    for d in range(1, len(shape) + 1):
+        if shape[-d] != 1:
+            strides[-d] = step
+        step *= shape[-d]
+    return strides

@@ -12,7 +12,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
 from flowjit.graph.registry import (ALIAS, CONCAT, LAYOUT, ShapeInferenceError, TensorSpec,
                                     register_op)
-from flowjit.graph.shape import TensorShape, broadcast_shapes
+from flowjit.graph.shape import TensorShape, broadcast_shapes, broadcast_strides, row_major_strides
 from flowjit.ops.base import (apply_op, check_dtype, check_same_dtype, constant,
                               convert_operands, convert_to_tensor, convert_value,
                               normalize_axis, static_int, static_int_list)
@@ -135,8 +135,13 @@ def _transpose_infer(inputs, *, perm):
     return [TensorSpec(x.dtype, TensorShape([x.shape.dims[p] for p in perm]))]
 
 
+def _transpose_map(in_shape, out_shape, *, perm):
+    strides = row_major_strides(in_shape)
+    return 0, [strides[p] for p in perm]
+
+
 register_op("Transpose", "transpose", _transpose_infer, lambda x, *, perm: np.transpose(x, perm),
-            role=LAYOUT)
+            role=LAYOUT, affine_map=_transpose_map)
 
 
 def transpose(a, perm=None, name="transpose", conjugate=False):
@@ -628,7 +633,9 @@ def _broadcast_to_infer(inputs, *, shape):
 
 
 register_op("BroadcastTo", "broadcast_to", _broadcast_to_infer,
-            lambda x, *, shape: np.array(np.broadcast_to(x, shape)), role=LAYOUT)
+            lambda x, *, shape: np.array(np.broadcast_to(x, shape)), role=LAYOUT,
+            affine_map=lambda in_shape, out_shape, *, shape: (0, broadcast_strides(in_shape,
+                                                                                   out_shape)))
 
 
 def _broadcast_to_partial(inputs, known):

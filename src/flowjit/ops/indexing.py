@@ -11,7 +11,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Tensor
 from flowjit.graph.registry import (GATHER, LAYOUT, ShapeInferenceError, TensorSpec,
                                     register_op)
-from flowjit.graph.shape import TensorShape
+from flowjit.graph.shape import TensorShape, row_major_strides
 from flowjit.ops.array import INDEX_DTYPES, _as_build_error, _scalar_value
 from flowjit.ops.base import (INTS, apply_op, check_dtype, convert_to_tensor, normalize_axis,
                               static_int, static_int_list)
@@ -48,7 +48,12 @@ def _slice_kernel(x, *, begin, size):
     return x[tuple(index)]
 
 
-register_op("Slice", "slice", _slice_infer, _slice_kernel, role=LAYOUT)
+def _slice_map(in_shape, out_shape, *, begin, size):
+    strides = row_major_strides(in_shape)
+    return sum(b * s for b, s in zip(begin, strides)), strides
+
+
+register_op("Slice", "slice", _slice_infer, _slice_kernel, role=LAYOUT, affine_map=_slice_map)
 
 
 def _slice_partial(inputs, known):
@@ -142,8 +147,27 @@ def _strided_slice_kernel(x, *, spec):
     return x[tuple(index)]
 
 
+def _strided_slice_map(in_shape, out_shape, *, spec):
+    """Walks the index entries: an index moves the base, a slice scales a stride, a new
+    axis has stride 0."""
+    st = row_major_strides(in_shape)
+    base, strides, axis = 0, [], 0
+    for entry in spec:
+        if entry[0] == "newaxis":
+            strides.append(0)
+            continue
+        if entry[0] == "index":
+            base += (entry[1] % in_shape[axis]) * st[axis]
+        else:
+            start, _stop, step = builtins.slice(*entry[1:]).indices(in_shape[axis])
+            base += start * st[axis]
+            strides.append(step * st[axis])
+        axis += 1
+    return base, strides + st[axis:]
+
+
 register_op("StridedSlice", "strided_slice", _strided_slice_infer, _strided_slice_kernel,
-            role=LAYOUT)
+            role=LAYOUT, affine_map=_strided_slice_map)
 
 
 def _index_entry(item: Any) -> tuple:
