@@ -28,7 +28,7 @@ def run(func: Func) -> Tuple[Func, bool]:
     for instr in func.body:
         operands = substitute(instr.operands, replaced)
         if operands != instr.operands:
-            instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
+            instr = instr.with_operands(operands)
         if instr.op != GRADIENTS:
             body.append(instr)
             continue
