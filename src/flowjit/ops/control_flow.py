@@ -101,7 +101,7 @@ class FunctionGraph(Graph):
                   control_inputs: Sequence[Operation] = ()) -> Operation:
         if op_type == "RngCounter":  # run counters are the Session's: the root graph's
             return self.root.create_op(op_type, inputs, attrs, name, default_name)
-        what = name or default_name or op_type
+        what = (name or default_name or op_type).rstrip("/")
         if op_type == "VariableV2":
             raise errors.UnimplementedError(
                 f"creating variable '{what}' inside the {self.role} of a control-flow op "
