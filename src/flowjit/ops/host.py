@@ -271,7 +271,8 @@ def print_v2(*inputs, **kwargs) -> Operation:
     template, tensors = _template(inputs)
     attrs = {"template": template, "sep": sep, "end": end, "stream": stream_name,
              "summarize": -1 if summarize is None else int(summarize)}
-    return graph_for(tensors).create_op("PrintV2", tensors, attrs, name=name, default_name="PrintV2")
+    return graph_for(tensors).create_op("PrintV2", tensors, attrs, name=name,
+                                        default_name="PrintV2")
 
 
 # -- check_numerics -----------------------------------------------------------------------------
