@@ -82,8 +82,9 @@ def test_cond_static_shape_is_what_both_branches_agree_on():
 def test_cond_branches_of_different_structure_or_dtype_are_errors_naming_them():
     p = tf.placeholder(tf.bool, [], name="p")
     x = tf.constant([1.0, 2.0])
-    with pytest.raises(ValueError, match=r"true_fn and false_fn must have the same nested "
-                                         r"structure.*true_fn returned 2 value"):
+    with pytest.raises(ValueError, match=r"'pair': true_fn and false_fn must have the same "
+                                         r"nested structure, but true_fn returned \(x, x\) "
+                                         r"and false_fn returned x"):
         tf.cond(p, lambda: (x, x), lambda: x, name="pair")
     with pytest.raises(ValueError, match=r"'typed'.*output 0 is float32 in true_fn and int32 "
                                          r"in false_fn"):
@@ -221,7 +222,7 @@ def test_shape_invariants_let_a_loop_variable_grow():
                                          r"\(2, 3\) after one iteration.*shape_invariants"):
         tf.while_loop(lambda i, acc: i < 3, grow, [0, x])
     _, acc = tf.while_loop(lambda i, acc: i < 3, grow, [0, x],
-                           shape_invariants=[tf.TensorShape([]), tf.TensorShape([None, 3])])
+                           shape_invariants=[tf.TensorShape([]), [None, 3]])
     assert acc.shape.as_list() == [None, 3]
     with tf.Session() as sess:
         got = sess.run(acc, {x: X[:1]})

@@ -334,9 +334,14 @@ def _check_same_outputs(scope: str, role_a: str, a: FunctionGraph, result_a: Any
 
 
 def _describe(result: Any) -> str:
-    leaves = flatten(result)
-    text = repr(structure_of(result)).replace("'.'", "x")
-    return f"{len(leaves)} value(s) {text}"
+    """`(x, [x, x])`, `{a: x}`: a structure's nesting, `x` for each value."""
+    if isinstance(result, dict):
+        return "{" + ", ".join(f"{k}: {_describe(result[k])}" for k in sorted(result)) + "}"
+    if isinstance(result, list):
+        return "[" + ", ".join(_describe(item) for item in result) + "]"
+    if isinstance(result, tuple):
+        return "(" + ", ".join(_describe(item) for item in result) + ")"
+    return "x"
 
 
 def case(pred_fn_pairs, default: Optional[Callable] = None, exclusive: bool = False,
@@ -431,8 +436,7 @@ def _shape_invariants(where: str, loop_vars: Any, leaves: List[Tensor],
                       shape_invariants: Any) -> List[TensorShape]:
     if shape_invariants is None:
         return [t.shape for t in leaves]
-    given = flatten(shape_invariants) if isinstance(shape_invariants, (list, tuple, dict)) \
-        and not _is_shape_list(shape_invariants) else [shape_invariants]
+    given = _flatten_shapes(shape_invariants)
     if len(given) != len(leaves):
         raise errors.StructureError(f"{where}: shape_invariants has {len(given)} shapes for "
                                     f"{len(leaves)} loop variables")
@@ -444,6 +448,17 @@ def _shape_invariants(where: str, loop_vars: Any, leaves: List[Tensor],
                 f"the initial shape of the loop variable. It enters the loop with shape "
                 f"{t.shape}, but the specified shape invariant is {s}.")
     return shapes
+
+
+def _flatten_shapes(structure: Any) -> List[Any]:
+    """The shapes of a structure of shape invariants (a list of ints and Nones is one)."""
+    if isinstance(structure, TensorShape) or _is_shape_list(structure):
+        return [structure]
+    if isinstance(structure, dict):
+        return [s for key in sorted(structure) for s in _flatten_shapes(structure[key])]
+    if isinstance(structure, (list, tuple)):
+        return [s for item in structure for s in _flatten_shapes(item)]
+    return [structure]
 
 
 def _is_shape_list(value: Any) -> bool:
