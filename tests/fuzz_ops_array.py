@@ -320,3 +320,15 @@ def unsorted_segment_sum(ch: Chooser, prog: Program, x: Var, op_type: str) -> Op
     ids = prog.leaf(ch, index_dtype(ch), x.shape[:prefix], domain)
     return emit(prog, op_type, f"tf.unsorted_segment_sum({x}, {ids}, {segments})", [x, ids],
                 work=size_of(x.shape[:prefix]))
+
+
+@generates("IndexUpdate")
+def index_update(ch: Chooser, prog: Program, x: Var, op_type: str) -> Optional[Var]:
+    """x with row `index` replaced (the accumulators of map_fn and scan)."""
+    if not x.shape or x.shape[0] == 0 or x.dtype is dtypes.string:
+        return None
+    value = prog.leaf(ch, x.dtype, x.shape[1:])
+    domain = Domain("index", x.shape[0], bad=prog.allow_errors and ch.chance(10))
+    index = prog.leaf(ch, index_dtype(ch), (), domain)
+    return emit(prog, op_type, f"apply_op('IndexUpdate', [{x}, {index}, {value}])",
+                [x, index, value])

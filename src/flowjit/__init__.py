@@ -31,6 +31,8 @@ from flowjit.ops.creation import (fill, ones, ones_like, placeholder,  # noqa: F
 from flowjit.ops.indexing import (gather, one_hot, slice, strided_slice,  # noqa: F401
                                   unsorted_segment_sum)
 from flowjit.ops.base import constant, convert_to_tensor  # noqa: F401
+from flowjit.ops.control_flow import case, cond, while_loop  # noqa: F401
+from flowjit.ops.functional import foldl, foldr, map_fn, scan  # noqa: F401
 from flowjit.ops.gradients import gradients  # noqa: F401
 from flowjit.ops.math import (abs, add, add_n, argmax, argmin, cast, ceil, clip_by_value,  # noqa: F401
                               cos, count_nonzero, div, divide, equal, exp, expm1, floor,

@@ -47,6 +47,12 @@ class DTypeError(InvalidArgumentError, TypeError):
     """Incompatible dtypes found while building the graph (TF1 raises TypeError here)."""
 
 
+class StructureError(InvalidArgumentError, ValueError):
+    """The functions of a control-flow op do not fit together: tf.cond branches returning
+    different structures or dtypes, a while_loop body not returning its loop variables'
+    structure (TF1 raises ValueError here)."""
+
+
 class FeedError(InvalidArgumentError, ValueError):
     """A value in `feed_dict` does not fit the tensor it feeds (shape, dtype or key)."""
 

@@ -24,8 +24,8 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan, build_plan
 from flowjit.graph.registry import ShapeInferenceError, get_op_def, get_op_def_by_mnemonic
-from flowjit.ir.core import (FEED, FETCH, RNG_COUNTER, VARIABLE, Func, Instr, Location, Param,
-                             Result, TensorType, Value)
+from flowjit.ir.core import (COND, FEED, FETCH, RNG_COUNTER, VARIABLE, WHILE, Func, Instr,
+                             Location, Param, Result, TensorType, Value)
 from flowjit.ops.shape_values import DYNAMIC_FORMS, data_dependent_error
 
 # Values of at most this many elements are computed while lowering when their operands are
@@ -131,6 +131,14 @@ class _Lowering:
         self.compute_known(instr, op_def)
         return results
 
+    def emit_region_op(self, op: Operation, mnemonic: str, operands: List[Value], attrs: dict,
+                       types: List[TensorType], regions: List[Func]) -> None:
+        results = [Value(t) for t in types]
+        self.body.append(Instr(mnemonic, operands, attrs, results, location_of(op),
+                               regions=regions))
+        for tensor, value in zip(op.outputs, results):
+            self.env[tensor] = value
+
     def compute_known(self, instr: Instr, op_def) -> None:
         """Records the values of `instr`'s results if its operands are known and small."""
         if instr.op == "constant":
@@ -221,6 +229,83 @@ def _py_func(lowering: _Lowering, op: Operation) -> None:
     lowering.emit(op, op.op_def.mnemonic, lowering.operands(op), attrs)
 
 
+# -- control flow: each function of an If/While op becomes a region ---------------------------
+def lower_function(fn, param_types: Sequence[TensorType], variable_types,
+                   known: Mapping[int, np.ndarray]) -> Func:
+    """A control-flow function (ops/control_flow.py) as a region: its arguments and captures
+    are the params (of `param_types`; `known` gives some of their values), its outputs what
+    it yields. Only the ops its outputs need are lowered, as for a run."""
+    feeds = fn.inputs
+    plan = build_plan(fn.outputs, [], feeds)
+    lowering = _Lowering(plan, dict(zip(feeds, param_types)), variable_types)
+    for index, value in known.items():
+        lowering.known[lowering.params[index].value] = value
+    func = lowering.run("region")
+    return func.replace(params=[Param(p.value, "operand", "") for p in func.params],
+                        results=[Result(r.value, "yield", "") for r in func.results])
+
+
+def widened(a: TensorType, b: TensorType) -> TensorType:
+    """The most specific type of both a value of type `a` and one of type `b`."""
+    if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+        return TensorType(a.dtype, None)
+    return TensorType(a.dtype, tuple(x if x == y else None for x, y in zip(a.shape, b.shape)))
+
+
+def _lower_cond(lowering: _Lowering, op: Operation) -> None:
+    """`tf.cond`/`tf.case`: one region per branch, each taking the captured operands."""
+    from flowjit.ops.control_flow import function_of
+    operands = lowering.operands(op)
+    pred, args = operands[0], operands[1:]
+    if pred.type.shape != ():
+        raise errors.InvalidArgumentError(f"the predicate of {op.describe()} must be a scalar, "
+                                          f"got {pred.type}", op)
+    known = {i: lowering.known[v] for i, v in enumerate(args) if v in lowering.known}
+    regions = [lower_function(function_of(op, token), [v.type for v in args],
+                              lowering.variable_types, known) for token in op.attrs["branches"]]
+    types = [r.value.type for r in regions[0].results]
+    for region in regions[1:]:
+        types = [widened(t, r.value.type) for t, r in zip(types, region.results)]
+    lowering.emit_region_op(op, COND, operands, {}, types, regions)
+
+
+def _lower_while(lowering: _Lowering, op: Operation) -> None:
+    """`tf.while_loop`: a condition and a body region over the loop variables and the
+    captured invariants. A variable's type is its initial value's, widened (dims that
+    change become '?') until the body yields what it takes: concrete shapes wherever the
+    loop keeps them, whatever the shape invariants allow."""
+    from flowjit.ops.control_flow import function_of
+    operands = lowering.operands(op)
+    n = len(op.outputs)
+    inits, invariants = operands[:n], operands[n:]
+    known = {n + i: lowering.known[v] for i, v in enumerate(invariants) if v in lowering.known}
+    cond_fn, body_fn = (function_of(op, op.attrs[key]) for key in ("cond", "body"))
+    types = [v.type for v in inits]
+    for _ in range(2 + sum(len(t.shape or ()) for t in types)):  # each round widens a dim
+        body = lower_function(body_fn, types + [v.type for v in invariants],
+                              lowering.variable_types, known)
+        wider = [widened(t, r.value.type) for t, r in zip(types, body.results)]
+        if wider == types:
+            break
+        types = wider
+    for value, tensor, t in zip(inits, op.outputs, types):
+        declared = op.attrs["output_shapes"][op.outputs.index(tensor)]
+        if declared.dims is not None and (t.shape is None or any(
+                d is not None and d != got for d, got in zip(declared.dims, t.shape))):
+            raise errors.InvalidArgumentError(
+                f"loop variable {tensor.value_index} of {op.describe()} enters the loop as "
+                f"{value.type} and becomes {t}, which its shape invariant {declared} does "
+                f"not allow", op)
+    condition = lower_function(cond_fn, types + [v.type for v in invariants],
+                               lowering.variable_types, known)
+    if condition.results[0].value.type.shape != ():
+        raise errors.InvalidArgumentError(f"the condition of {op.describe()} must be a scalar, "
+                                          f"got {condition.results[0].value.type}", op)
+    limit = op.attrs.get("max_iterations")
+    attrs = {} if limit is None else {"max_iterations": limit}
+    lowering.emit_region_op(op, WHILE, operands, attrs, types, [condition, body])
+
+
 # Graph ops that are not computations: each lowers to a parameter or to nothing.
 _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "NoOp": lambda lowering, op: None,
@@ -233,5 +318,7 @@ _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "Size": _Lowering.shape_query,
     "Rank": _Lowering.shape_query,
     "PyFunc": _py_func,
+    "If": _lower_cond,
+    "While": _lower_while,
     "PyFuncStateless": _py_func,
 }

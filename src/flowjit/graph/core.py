@@ -199,6 +199,7 @@ class Graph:
         self._lock = threading.RLock()
         self.seed: Optional[int] = None
         self._building_function = False
+        self._functions: Dict[str, Any] = {}  # token -> a control-flow op's function graph
         _live_graphs.add(self)
 
     # -- identity and versioning (the executable cache keys on these) -------------------
@@ -299,11 +300,8 @@ class Graph:
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"Input to {op_type} must be a Tensor, got {type(t).__name__}")
-            if t.graph is not self:
-                raise errors.InvalidArgumentError(
-                    f"Tensor {t.describe()} belongs to a different Graph than the op "
-                    f"'{name or default_name or op_type}' being created. Build all ops of "
-                    f"a computation in the same graph (with g.as_default(): ...).")
+        inputs = [t if t.graph is self else self._foreign_input(t, name or default_name or
+                                                                 op_type) for t in inputs]
         base = name if name is not None else (default_name or op_type)
         if name is not None and not _VALID_OP_NAME.match(name.rstrip("/").split("/")[-1] or "x"):
             raise ValueError(f"'{name}' is not a valid op name")
@@ -330,6 +328,14 @@ class Graph:
             self._ops.append(op)
             self._ops_by_name[op_name] = op
         return op
+
+    def _foreign_input(self, tensor: Tensor, op_name: str) -> Tensor:
+        """An input from another graph: an error here; a function's graph (a tf.cond
+        branch, a tf.while_loop body) captures tensors of the graphs around it."""
+        raise errors.InvalidArgumentError(
+            f"Tensor {tensor.describe()} belongs to a different Graph than the op "
+            f"'{op_name}' being created. Build all ops of a computation in the same graph "
+            f"(with g.as_default(): ...).")
 
     def _infer(self, op: Operation) -> Sequence[TensorSpec]:
         input_specs = [t.spec for t in op.inputs]

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from flowjit import errors
-from flowjit.ir.core import FUSION, Func, Instr, Value
+from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, Value
 
 
 def evaluate(func: Func, inputs: Sequence[np.ndarray],
@@ -28,9 +28,10 @@ def evaluate(func: Func, inputs: Sequence[np.ndarray],
 
 def execute(instr: Instr, inputs: List[np.ndarray],
             trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
-    """One instruction: its op's numpy kernel, or its region for a fusion."""
-    if instr.op == FUSION:
-        return evaluate(instr.region, inputs, trace)
+    """One instruction: its op's numpy kernel, or its regions for a region op."""
+    region_op = _REGION_OPS.get(instr.op)
+    if region_op is not None:
+        return region_op(instr, inputs, trace)
     op_def = instr.op_def
     try:
         with np.errstate(all="ignore"):  # inf/nan propagate silently, as in TF
@@ -65,3 +66,40 @@ def _check_outputs(instr: Instr, outputs: List[np.ndarray]) -> None:
 def _shapes(inputs) -> str:
     shapes = ", ".join(f"{x.dtype}{list(x.shape)}" for x in inputs)
     return f" with inputs [{shapes}]" if inputs else ""
+
+
+# -- region ops: the reference semantics of control flow ---------------------------------------
+def branch_index(instr: Instr, pred: np.ndarray) -> int:
+    """The branch a cond takes: 0 for true and 1 for false; for an int32 index, that branch,
+    or the last one (the default) when the index is out of range."""
+    if pred.dtype == np.bool_:
+        return 0 if pred else 1
+    index = int(pred)
+    return index if 0 <= index < len(instr.regions) else len(instr.regions) - 1
+
+
+def _cond(instr: Instr, inputs: List[np.ndarray], trace) -> List[np.ndarray]:
+    region = instr.regions[branch_index(instr, inputs[0])]
+    return evaluate(region, inputs[1:], trace)
+
+
+def loop_limit(instr: Instr) -> Optional[int]:
+    """A while's `max_iterations` attribute: at most that many runs of the body."""
+    return instr.attrs.get("max_iterations")
+
+
+def _while(instr: Instr, inputs: List[np.ndarray], trace) -> List[np.ndarray]:
+    condition, body = instr.regions
+    n = len(instr.results)
+    state, invariants = list(inputs[:n]), list(inputs[n:])
+    limit, count = loop_limit(instr), 0
+    while limit is None or count < limit:
+        if not evaluate(condition, state + invariants)[0]:
+            break
+        state = evaluate(body, state + invariants)
+        count += 1
+    return state
+
+
+_REGION_OPS = {FUSION: lambda instr, inputs, trace: evaluate(instr.region, inputs, trace),
+               COND: _cond, WHILE: _while}

@@ -4,8 +4,13 @@ A `Func` is a straight-line SSA program: `params` (each a `Value` with a role: a
 variable's value at the start of the run, or a random op's run counter), a body of `Instr`s,
 and `results` (fetches and the new values of assigned variables). Instructions name their op
 by the mnemonic registered in the op table (`add`, `matmul`, ...), so an instruction has the
-same shape rule and reference kernel as the graph op it came from. The one IR-only op is
-`fusion`, whose nested `region` (a Func) is the fused computation.
+same shape rule and reference kernel as the graph op it came from.
+
+Region ops hold nested Funcs (`Instr.regions`) whose params and `yield` results are the
+region's interface: the IR-only `fusion` (one region: the fused computation), `cond` (one
+region per branch: `tf.cond`, `tf.case`) and `while` (a condition region and a body region:
+`tf.while_loop`), as XLA's conditional and while. Regions are closed: a region reads only
+its params (the outer values it needs are the instruction's operands).
 
 The IR is pure: variable assignments were turned into values by the lowering, so passes can
 move, merge and delete instructions knowing only their operands.
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +28,8 @@ from flowjit.graph.registry import REGION, OpDef, TensorSpec, get_op_def_by_mnem
 from flowjit.graph.shape import TensorShape
 
 FUSION = "fusion"
+COND = "cond"    # operands: predicate (bool; or int32 branch index), then the branches' inputs
+WHILE = "while"  # operands: loop variables, then loop invariants; results: the final variables
 
 
 def _no_graph_form(*operands: TensorSpec, **attrs: Any):
@@ -97,19 +104,28 @@ class Location:
 
 
 class Instr:
-    """`results = op(operands) {attrs}`; `region` is the body of a `fusion`."""
+    """`results = op(operands) {attrs}`; `regions` are the nested Funcs of a region op
+    (a fusion's body; a cond's branches; a while's condition and body)."""
 
-    __slots__ = ("op", "operands", "attrs", "results", "loc", "region")
+    __slots__ = ("op", "operands", "attrs", "results", "loc", "regions")
 
     def __init__(self, op: str, operands: List[Value], attrs: Dict[str, Any],
                  results: List[Value], loc: Optional[Location] = None,
-                 region: Optional["Func"] = None) -> None:
+                 region: Optional["Func"] = None,
+                 regions: Optional[Sequence["Func"]] = None) -> None:
         self.op = op
         self.operands = list(operands)
         self.attrs = dict(attrs)
         self.results = list(results)
         self.loc = loc
-        self.region = region
+        if regions is None:
+            regions = () if region is None else (region,)
+        self.regions: Tuple["Func", ...] = tuple(regions)
+
+    @property
+    def region(self) -> Optional["Func"]:
+        """The one region of a single-region op (a fusion), else None."""
+        return self.regions[0] if len(self.regions) == 1 else None
 
     @property
     def op_def(self) -> OpDef:
@@ -120,9 +136,26 @@ class Instr:
         return self.op == FUSION
 
     @property
+    def has_effects(self) -> bool:
+        """Whether running it does something besides computing its results: its op has
+        effects, or an instruction of one of its regions has (a tf.Print in a branch)."""
+        if self.op_def.has_effects:
+            return True
+        return any(sub.has_effects for region in self.regions for sub in region.body)
+
+    @property
     def result(self) -> Value:
         (value,) = self.results
         return value
+
+    def with_operands(self, operands: Sequence[Value]) -> "Instr":
+        """This instruction reading `operands` instead (same results, regions and loc)."""
+        return Instr(self.op, list(operands), self.attrs, self.results, self.loc,
+                     regions=self.regions)
+
+    def with_regions(self, regions: Sequence["Func"]) -> "Instr":
+        return Instr(self.op, self.operands, self.attrs, self.results, self.loc,
+                     regions=regions)
 
     def describe(self) -> str:
         return self.loc.describe() if self.loc else f"'{self.op}'"
@@ -163,11 +196,11 @@ class Func:
 
     # -- queries ----------------------------------------------------------------------------
     def instructions(self) -> Iterable[Instr]:
-        """All instructions, including those inside fusion regions."""
+        """All instructions, including those inside regions."""
         for instr in self.body:
             yield instr
-            if instr.region is not None:
-                yield from instr.region.instructions()
+            for region in instr.regions:
+                yield from region.instructions()
 
     def uses(self) -> Dict[Value, int]:
         """How many times each value is used by the body (top level) and results."""
@@ -223,17 +256,19 @@ def structure_key(instr: Instr) -> Hashable:
 
     key = (instr.op, tuple(v.type for v in instr.operands),
            tuple(r.type for r in instr.results), attrs_key(instr.attrs))
-    if instr.region is None:
-        return key
-    number = {p.value: i for i, p in enumerate(instr.region.params)}
+    return key + tuple(_region_key(region, attrs_key) for region in instr.regions)
+
+
+def _region_key(region: "Func", attrs_key) -> Hashable:
+    number = {p.value: i for i, p in enumerate(region.params)}
     body = []
-    for sub in instr.region.body:
-        inner = structure_key(sub) if sub.region is not None else None  # (region nesting)
+    for sub in region.body:
+        inner = structure_key(sub) if sub.regions else None  # (region nesting)
         body.append((sub.op, tuple(number[v] for v in sub.operands),
                      tuple(r.type for r in sub.results), attrs_key(sub.attrs), inner))
         for r in sub.results:
             number[r] = len(number)
-    return key + (tuple(body), tuple(number[r.value] for r in instr.region.results))
+    return (tuple(body), tuple(number[r.value] for r in region.results))
 
 
 def substitute(values: Iterable[Value], mapping: Dict[Value, Value]) -> List[Value]:
@@ -244,3 +279,33 @@ def substitute(values: Iterable[Value], mapping: Dict[Value, Value]) -> List[Val
             v = mapping[v]
         out.append(v)
     return out
+
+
+def inline(region: Func, operands: Sequence[Value]) -> Tuple[List[Instr], List[Value]]:
+    """A copy of `region`'s instructions reading `operands` in place of its params, with
+    fresh values (nested regions copied too), and the values it yields: the region's
+    computation, ready to insert where `operands` are defined."""
+    mapping: Dict[Value, Value] = {p.value: v for p, v in zip(region.params, operands)}
+    body = _copy_body(region.body, mapping)
+    return body, [mapping[r.value] for r in region.results]
+
+
+def copy_region(region: Func) -> Func:
+    """`region` with fresh values throughout (a region may appear once only in a Func)."""
+    mapping: Dict[Value, Value] = {p.value: Value(p.value.type, p.value.name)
+                                   for p in region.params}
+    body = _copy_body(region.body, mapping)
+    return region.replace(params=[Param(mapping[p.value], p.role, p.key) for p in region.params],
+                          body=body, results=[Result(mapping[r.value], r.role, r.key)
+                                              for r in region.results])
+
+
+def _copy_body(body: List[Instr], mapping: Dict[Value, Value]) -> List[Instr]:
+    copied = []
+    for instr in body:
+        results = [Value(r.type, r.name) for r in instr.results]
+        mapping.update(zip(instr.results, results))
+        copied.append(Instr(instr.op, [mapping.get(v, v) for v in instr.operands],
+                            instr.attrs, results, instr.loc,
+                            regions=[copy_region(r) for r in instr.regions]))
+    return copied

@@ -163,17 +163,23 @@ class _Parser:
                 break
         attrs = {}
         loc = None
-        region = None
+        regions = []
         if self.peek()[1] == "{" and self.peek(1)[0] == "word" and self.peek(2)[1] == "=":
             attrs = self.attr_dict()
         if self.peek()[1] == "loc":
             loc = self.location()
         if self.peek()[1] == "{":
-            region = self.region(scope, operands)
-        return Instr(op, operands, attrs, results, loc, region)
+            self.next()
+            regions.append(self.region(scope))
+            while self.peek()[1] == "}" and self.peek(1)[1] == "{" and self.peek(2)[1] == "^":
+                self.next()
+                self.next()
+                regions.append(self.region(scope))
+            self.expect("punct", "}")
+        return Instr(op, operands, attrs, results, loc, regions=regions)
 
-    def region(self, outer_scope, operands) -> Func:
-        self.expect("punct", "{")
+    def region(self, outer_scope) -> Func:
+        """`^(params): body yield values` (the braces around it are the caller's)."""
         self.expect("punct", "^")
         self.expect("punct", "(")
         scope = ChainMap({}, outer_scope)  # the region's own names, over the function's
@@ -182,10 +188,7 @@ class _Parser:
             params.append(Param(self.define(scope), "operand", ""))
             self.accept(",")
         self.expect("punct", ":")
-        if len(params) != len(operands):
-            raise self.error(f"region has {len(params)} params for {len(operands)} operands")
         body, results = self.block(scope, terminator="yield")
-        self.expect("punct", "}")
         return Func("region", params, body, results)
 
     def define(self, scope) -> Value:

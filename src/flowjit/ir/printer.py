@@ -109,19 +109,24 @@ class _Printer:
                                      for k, v in sorted(instr.attrs.items())) + "}"
         if instr.loc is not None:
             text = f"{text:<60}  {format_location(instr.loc)}"
-        if instr.region is None:
+        if not instr.regions:
             return [text]
-        # A fusion's region: its params are the fusion's operands, in order.
-        region = instr.region
-        inner = scope.child()
-        params = [f"%{inner.hint(p.value, p.value.name or 'p')}: {p.value.type}"
-                  for p in region.params]
-        lines = [text + " {", f"{indent}  ^({', '.join(params)}):"]
-        for sub in region.body:
-            lines.extend(self.instr(sub, inner, indent + "    "))
-        scope.counter = inner.counter  # numbers stay unique across regions and the function
-        lines.append(f"{indent}    yield " + ", ".join(f"%{inner.names[r.value]}"
-                                                      for r in region.results))
+        # Each region: its params, its body, what it yields. A fusion's params are its
+        # operands; a cond's branches take the operands after the predicate; a while's
+        # condition and body take them all (the loop variables, then the invariants).
+        lines = [text + " {"]
+        for number, region in enumerate(instr.regions):
+            if number:
+                lines.append(f"{indent}}} {{")
+            inner = scope.child()
+            params = [f"%{inner.hint(p.value, p.value.name or 'p')}: {p.value.type}"
+                      for p in region.params]
+            lines.append(f"{indent}  ^({', '.join(params)}):")
+            for sub in region.body:
+                lines.extend(self.instr(sub, inner, indent + "    "))
+            scope.counter = inner.counter  # numbers stay unique across regions
+            lines.append(f"{indent}    yield " + ", ".join(f"%{inner.names[r.value]}"
+                                                          for r in region.results))
         lines.append(f"{indent}}}")
         return lines
 

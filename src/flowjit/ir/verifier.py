@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Hashable, List, Set
 
+from flowjit import dtypes
 from flowjit.graph.registry import ShapeInferenceError
 from flowjit.graph.shape import TensorShape
-from flowjit.ir.core import FUSION, Func, Instr, TensorType, Value
+from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, TensorType, Value
+
+
+_BOOL = dtypes.bool_
 
 
 class VerificationError(AssertionError):
@@ -50,25 +54,12 @@ def _define(value: Value, defined: Set[Value], where: Callable[[], str]) -> None
 
 
 def _verify_types(instr: Instr, where: Callable[[], str], inferred: _Inferred) -> None:
-    if instr.op == FUSION:
-        region = instr.region
-        if region is None:
-            raise VerificationError(f"{where()}: a fusion needs a region")
-        if len(region.params) != len(instr.operands):
-            raise VerificationError(f"{where()}: region has {len(region.params)} params for "
-                                    f"{len(instr.operands)} operands")
-        for p, operand in zip(region.params, instr.operands):
-            if p.value.type != operand.type:
-                raise VerificationError(f"{where()}: region param {p.value.type} does not "
-                                        f"match operand {operand.type}")
-        inner: Set[Value] = set()
-        for p in region.params:
-            _define(p.value, inner, lambda: f"{where()} region parameter")
-        _verify_body(region, inner, inferred)
-        if [r.value.type for r in region.results] != [v.type for v in instr.results]:
-            raise VerificationError(f"{where()}: region yields types that differ from the "
-                                    f"fusion's result types")
+    check = _REGION_OPS.get(instr.op)
+    if check is not None:
+        check(instr, where, inferred)
         return
+    if instr.regions:
+        raise VerificationError(f"{where()}: op '{instr.op}' has no regions")
     signature = _signature(instr)
     try:
         expected = inferred.get(signature)
@@ -110,3 +101,82 @@ def _infer(instr: Instr, where: Callable[[], str]) -> List[TensorType]:
         raise VerificationError(f"{where()}: bad attributes {sorted(instr.attrs)}: "
                                 f"{e}") from None
     return [TensorType.from_spec(spec) for spec in specs]
+
+
+# -- region ops ----------------------------------------------------------------------------------
+def _verify_region(instr: Instr, region: Func, what: str, param_types: List[TensorType],
+                   yield_types: List[TensorType], where: Callable[[], str],
+                   inferred: _Inferred) -> None:
+    """A region is closed (it reads only its params), takes `param_types` and yields values
+    of `yield_types` (a yielded shape may be more specific than the one declared)."""
+    if [p.value.type for p in region.params] != param_types:
+        raise VerificationError(f"{where()}: {what} takes "
+                                f"{[str(p.value.type) for p in region.params]}, expected "
+                                f"{[str(t) for t in param_types]}")
+    inner: Set[Value] = set()
+    for p in region.params:
+        _define(p.value, inner, lambda: f"{where()} {what} parameter")
+    _verify_body(region, inner, inferred)
+    got = [r.value.type for r in region.results]
+    if len(got) != len(yield_types) or any(
+            g.dtype is not w.dtype or not TensorShape(g.shape).is_compatible_with(
+                TensorShape(w.shape)) for g, w in zip(got, yield_types)):
+        raise VerificationError(f"{where()}: {what} yields {[str(t) for t in got]}, "
+                                f"expected {[str(t) for t in yield_types]}")
+
+
+def _verify_fusion(instr: Instr, where: Callable[[], str], inferred: _Inferred) -> None:
+    if len(instr.regions) != 1:
+        raise VerificationError(f"{where()}: a fusion needs one region")
+    region = instr.regions[0]
+    for p, operand in zip(region.params, instr.operands):
+        if p.value.type != operand.type:
+            raise VerificationError(f"{where()}: region param {p.value.type} does not "
+                                    f"match operand {operand.type}")
+    _verify_region(instr, region, "region", [v.type for v in instr.operands],
+                   [v.type for v in instr.results], where, inferred)
+    if [r.value.type for r in region.results] != [v.type for v in instr.results]:
+        raise VerificationError(f"{where()}: region yields types that differ from the "
+                                f"fusion's result types")
+
+
+def _verify_cond(instr: Instr, where: Callable[[], str], inferred: _Inferred) -> None:
+    """`cond %pred, %args...`: a bool predicate picks branch 0 (true) or 1 (false); an
+    int32 index picks that branch, or the last one when out of range (XLA's rule)."""
+    if not instr.operands:
+        raise VerificationError(f"{where()}: a cond needs a predicate")
+    pred = instr.operands[0].type
+    if pred.shape != () or pred.dtype not in (_BOOL, dtypes.int32):
+        raise VerificationError(f"{where()}: the predicate must be a bool or int32 scalar, "
+                                f"got {pred}")
+    wanted = 2 if pred.dtype is _BOOL else None
+    if len(instr.regions) < 1 or (wanted and len(instr.regions) != wanted):
+        raise VerificationError(f"{where()}: a cond on {pred} has {len(instr.regions)} "
+                                f"branches")
+    for number, region in enumerate(instr.regions):
+        _verify_region(instr, region, f"branch {number}", [v.type for v in instr.operands[1:]],
+                       [v.type for v in instr.results], where, inferred)
+
+
+def _verify_while(instr: Instr, where: Callable[[], str], inferred: _Inferred) -> None:
+    """`while %vars..., %invariants...`: the condition region yields a bool scalar, the body
+    the next loop variables; both take the variables (of the result types) and invariants."""
+    if len(instr.regions) != 2:
+        raise VerificationError(f"{where()}: a while needs a condition and a body region")
+    n = len(instr.results)
+    if n > len(instr.operands):
+        raise VerificationError(f"{where()}: {n} results for {len(instr.operands)} operands")
+    for value, result in zip(instr.operands, instr.results):
+        if value.type.dtype is not result.type.dtype or not TensorShape(
+                value.type.shape).is_compatible_with(TensorShape(result.type.shape)):
+            raise VerificationError(f"{where()}: loop variable enters as {value.type} but "
+                                    f"is declared {result.type}")
+    params = [r.type for r in instr.results] + [v.type for v in instr.operands[n:]]
+    condition, body = instr.regions
+    _verify_region(instr, condition, "the condition", params,
+                   [TensorType(_BOOL, ())], where, inferred)
+    _verify_region(instr, body, "the body", params, [r.type for r in instr.results], where,
+                   inferred)
+
+
+_REGION_OPS = {FUSION: _verify_fusion, COND: _verify_cond, WHILE: _verify_while}

@@ -17,14 +17,19 @@ def apply_op(op_type: str, inputs: Sequence[Any], attrs: Optional[dict] = None,
              name: Optional[str] = None, default_name: Optional[str] = None
              ) -> Union[Tensor, Tuple[Tensor, ...], Operation]:
     """Creates an op in the default graph (or the inputs' graph) and returns its output(s)."""
-    graph = _graph_of(inputs)
+    graph = graph_for(inputs)
     op = graph.create_op(op_type, list(inputs), attrs, name=name, default_name=default_name)
     if len(op.outputs) == 1:
         return op.outputs[0]
     return op.outputs if op.outputs else op
 
 
-def _graph_of(inputs: Sequence[Any]):
+def graph_for(inputs: Sequence[Any]):
+    """The graph a new op with `inputs` goes to: the default graph while a control-flow
+    function is being built (it captures the outer tensors), else the inputs' graph."""
+    default = get_default_graph()
+    if default._building_function:
+        return default
     for t in inputs:
         if isinstance(t, Tensor):
             return t.graph

@@ -24,7 +24,7 @@ from flowjit.graph.core import Operation, get_default_graph
 from flowjit.graph.registry import (ShapeInferenceError, TensorSpec, register_gradient,
                                     register_op)
 from flowjit.graph.shape import TensorShape, as_shape
-from flowjit.ops.base import apply_op, convert_to_tensor, is_tensor_like
+from flowjit.ops.base import apply_op, convert_to_tensor, graph_for, is_tensor_like
 
 # token -> Python function (py_func), or per-op state (how often a tf.Print printed).
 _REGISTRY: Dict[str, Callable] = {}
@@ -271,8 +271,8 @@ def print_v2(*inputs, **kwargs) -> Operation:
     template, tensors = _template(inputs)
     attrs = {"template": template, "sep": sep, "end": end, "stream": stream_name,
              "summarize": -1 if summarize is None else int(summarize)}
-    graph = tensors[0].graph if tensors else get_default_graph()
-    return graph.create_op("PrintV2", tensors, attrs, name=name, default_name="PrintV2")
+    return graph_for(tensors).create_op("PrintV2", tensors, attrs, name=name,
+                                        default_name="PrintV2")
 
 
 # -- check_numerics -----------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def Assert(condition, data, summarize=None, name=None) -> Operation:
         raise errors.InvalidArgumentError(f"assertion failed: {_static_text(data, summarize)}")
     template, tensors = _template(data)
     attrs = {"template": template, "summarize": 3 if summarize is None else int(summarize)}
-    return cond.graph.create_op("Assert", [cond] + tensors, attrs, name=name,
+    return graph_for([cond]).create_op("Assert", [cond] + tensors, attrs, name=name,
                                 default_name="Assert")
 
 

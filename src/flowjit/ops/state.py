@@ -121,7 +121,8 @@ def group(*inputs, **kwargs) -> Operation:
             raise TypeError(f"group() takes Tensors and Operations, got {item!r}")
         if element not in deps:
             deps.append(element)
-    graph = deps[0].graph if deps else get_default_graph()
+    graph = get_default_graph() if not deps or get_default_graph()._building_function \
+        else deps[0].graph
     return graph.create_op("NoOp", [], name=name, default_name="group_deps",
                            control_inputs=deps)
 

@@ -8,6 +8,13 @@ becomes the instructions of d(sum y)/dx, inserted where the `gradients` instruct
 the op table (`flowjit/ops/*_grad.py`): `rule(builder, instr, output_grads)` returns one
 gradient (or None) per operand. Contributions to a value from several uses are summed.
 Because this runs first, the backward code is folded, CSE'd and fused with the forward code.
+
+Control flow (passes/unroll.py, ops/control_flow_grad.py): the gradient of a `cond` is a
+`cond` over the branches' gradients (each branch recomputes its forward values, then runs
+its backward code). A `while` on the path from xs to ys is first unrolled: its trip count is
+computed when it depends only on values known now (a counter and constants), else the
+loop's `max_iterations` bounds it and each step runs under a `cond` on "still looping".
+The unrolled forward replaces the loop, and is differentiated as straight-line code.
 """
 from __future__ import annotations
 
@@ -15,7 +22,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from flowjit import errors
 from flowjit.ir.builder import Builder
-from flowjit.ir.core import FUSION, Func, Instr, Location, Value, substitute
+from flowjit.ir.core import FUSION, WHILE, Func, Instr, Location, Param, Result, Value, \
+    inline, substitute
 
 GRADIENTS = "gradients"
 
@@ -28,7 +36,7 @@ def run(func: Func) -> Tuple[Func, bool]:
     for instr in func.body:
         operands = substitute(instr.operands, replaced)
         if operands != instr.operands:
-            instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
+            instr = instr.with_operands(operands)
         if instr.op != GRADIENTS:
             body.append(instr)
             continue
@@ -50,6 +58,11 @@ def _differentiate(forward: List[Instr], request: Instr) -> Tuple[List[Instr], L
     stops = set(operands[n_ys + n_xs + n_grad_ys:])
     builder = Builder(_gradient_loc(request.loc, "seed"))
     adjoint: Dict[Value, Value] = {}
+    needed = _on_path(forward, xs, ys, stops)
+    if any(instr.op == WHILE for instr in needed):
+        from flowjit.passes.unroll import unroll_loops
+        unroll_loops(forward, {instr for instr in needed if instr.op == WHILE})
+        needed = _on_path(forward, xs, ys, stops)
 
     def accumulate(value: Value, grad: Optional[Value], b: Builder) -> None:
         if grad is None or value in stops or not value.type.dtype.is_floating:
@@ -61,7 +74,6 @@ def _differentiate(forward: List[Instr], request: Instr) -> Tuple[List[Instr], L
     for i, y in enumerate(ys):
         accumulate(y, grad_ys[i] if grad_ys else builder.ones_like(y), builder)
 
-    needed = _on_path(forward, xs, ys, stops)
     for instr in reversed(forward):
         if instr not in needed:
             continue
@@ -82,6 +94,26 @@ def _differentiate(forward: List[Instr], request: Instr) -> Tuple[List[Instr], L
         g = adjoint.get(x)
         result.append(g if g is not None else builder.zeros_like(x))
     return builder.instrs, result
+
+
+def differentiate_region(region: Func, operands: List[Value], cotangents: List[Optional[Value]],
+                         wrt: List[int], loc: Optional[Location]) -> Func:
+    """A region computing the gradients of `region` (run on values like `operands`), given
+    a cotangent (or None) per result, with respect to its params numbered `wrt`. Its params
+    are fresh values like `operands`, then one per cotangent given; it recomputes the
+    region's forward values, then runs the backward code (rematerialization: nothing of the
+    forward run is kept for it)."""
+    params = [Value(v.type, "p") for v in operands]
+    seeds = [Value(g.type, "g") for g in cotangents if g is not None]
+    forward, ys = inline(region, params)
+    seeded = [y for y, g in zip(ys, cotangents) if g is not None]
+    xs = [params[i] for i in wrt]
+    request = Instr(GRADIENTS, seeded + xs + seeds,
+                    {"n_ys": len(seeded), "n_xs": len(xs), "n_grad_ys": len(seeds),
+                     "n_stops": 0}, [Value(x.type) for x in xs], loc)
+    backward, grads = _differentiate(forward, request)
+    return Func("region", [Param(v, "operand", "") for v in params + seeds],
+                forward + backward, [Result(g, "yield", "") for g in grads])
 
 
 def _rule(instr: Instr):

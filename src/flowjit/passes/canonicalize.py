@@ -9,6 +9,7 @@ operands) and either forwards an existing value or builds a simpler instruction:
     reshape(reshape(x)), squeeze/expand_dims            -> one reshape, or x
     binary(x, broadcast_scalar(c)) keeping x's shape    -> binary(x, c)
     zeros_like(x), ones_like(x) of a static shape       -> a constant (broadcast if large)
+    cond(constant predicate or index, ...)              -> the taken branch, inlined
 
 stop_gradient is removed here because gradient generation runs before this pass.
 """
@@ -18,7 +19,8 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from flowjit.ir.core import FUSION, Func, Instr, TensorType, Value, substitute
+from flowjit.interp.evaluate import branch_index
+from flowjit.ir.core import COND, FUSION, Func, Instr, TensorType, Value, inline, substitute
 
 Rewrite = Union[Value, Instr, List[Instr], None]  # a list: the last one defines the result
 
@@ -159,6 +161,16 @@ def _filled_like(fill: float):
     return rule
 
 
+def _taken_branch(instr: Instr, ctx: _Context) -> Optional[int]:
+    """The branch a cond takes when its predicate is a constant (XLA folds these too)."""
+    if instr.op != COND:
+        return None
+    producer = ctx.producer.get(instr.operands[0])
+    if producer is None or producer.op != "constant":
+        return None
+    return branch_index(instr, producer.attrs["value"])
+
+
 RULES: Dict[str, Callable[[Instr, _Context], Rewrite]] = {
     "identity": _forward_operand,
     "stop_gradient": _forward_operand,
@@ -186,7 +198,17 @@ def run(func: Func) -> Tuple[Func, bool]:
     for instr in func.body:
         operands = substitute(instr.operands, replaced)
         if operands != instr.operands:
-            instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
+            instr = instr.with_operands(operands)
+        taken = _taken_branch(instr, ctx)
+        if taken is not None:
+            instrs, values = inline(instr.regions[taken], instr.operands[1:])
+            for new in instrs:
+                for r in new.results:
+                    ctx.producer[r] = new
+            body.extend(instrs)
+            replaced.update(zip(instr.results, values))
+            changed = True
+            continue
         rewrite = None
         if instr.op != FUSION:
             rule = RULES.get(instr.op)

@@ -19,8 +19,8 @@ def run(func: Func) -> Tuple[Func, bool]:
     for instr in func.body:
         operands = substitute(instr.operands, replaced)
         if operands != instr.operands:
-            instr = Instr(instr.op, operands, instr.attrs, instr.results, instr.loc, instr.region)
-        if instr.region is not None or instr.op_def.stateful:  # (regions are not keyed)
+            instr = instr.with_operands(operands)
+        if instr.regions or instr.op_def.stateful:  # (regions are not keyed)
             body.append(instr)
             continue
         key = instr_key(instr, operands)

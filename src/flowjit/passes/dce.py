@@ -1,6 +1,7 @@
 """Dead-code elimination: drop instructions none of whose results reach a Func result, unless
 the op has side effects (`has_effects` in its op table entry: printing, summaries,
-collectives), which happen whether or not anything reads their results."""
+collectives), which happen whether or not anything reads their results; a cond or while
+whose regions hold such an instruction has them too."""
 from __future__ import annotations
 
 from typing import Set, Tuple
@@ -9,7 +10,7 @@ from flowjit.ir.core import Func, Instr, Value
 
 
 def has_effects(instr: Instr) -> bool:
-    return instr.op_def.has_effects
+    return instr.has_effects
 
 
 def run(func: Func) -> Tuple[Func, bool]:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from flowjit.ir.core import Func
+from flowjit.ir.core import COND, WHILE, Func
 from flowjit.ir.printer import print_func
 from flowjit.ir.verifier import verify
 
@@ -68,11 +68,39 @@ class PassManager:
 
 
 def available_passes() -> List[Pass]:
-    """Every optional pass by name (for --passes / --disable-pass)."""
+    """Every optional pass by name (for --passes / --disable-pass). Each also runs inside
+    control-flow regions (`in_regions`): branches and loop bodies are simplified and fused
+    like the function around them."""
     from flowjit.passes import canonicalize, const_fold, cse, dce, decompose, fusion
-    return [Pass("decompose", decompose.run),
-            Pass("canonicalize", canonicalize.run), Pass("const-fold", const_fold.run),
-            Pass("cse", cse.run), Pass("dce", dce.run), Pass("fusion", fusion.run)]
+    return [Pass("decompose", in_regions(decompose.run)),
+            Pass("canonicalize", in_regions(canonicalize.run)),
+            Pass("const-fold", in_regions(const_fold.run)), Pass("cse", in_regions(cse.run)),
+            Pass("dce", in_regions(dce.run)), Pass("fusion", in_regions(fusion.run))]
+
+
+CONTROL_FLOW = (COND, WHILE)
+
+
+def in_regions(run: PassFn) -> PassFn:
+    """`run` on a Func, then on each region of its control-flow instructions (a cond's
+    branches, a while's condition and body: closed Funcs of their own), nested ones too.
+    Fusion regions are left alone: they are the fusion pass's output."""
+    def nested(func: Func) -> Tuple[Func, bool]:
+        func, changed = run(func)
+        body = []
+        for instr in func.body:
+            if instr.op in CONTROL_FLOW:
+                regions = []
+                for region in instr.regions:
+                    region, region_changed = nested(region)
+                    regions.append(region)
+                    changed = changed or region_changed
+                if any(new is not old for new, old in zip(regions, instr.regions)):
+                    instr = instr.with_regions(regions)
+            body.append(instr)
+        return (func.replace(body=body), True) if changed else (func, False)
+    nested.__name__ = getattr(run, "__name__", "nested")
+    return nested
 
 
 def required_passes() -> List[Pass]:

@@ -22,6 +22,7 @@ from flowjit.interp.evaluate import execute
 from flowjit.ir.core import FETCH, Func, Instr, Value, structure_key
 from flowjit.runtime.buffers import (ALIGN, FIXED, BufferPool, OutputSpec, data_address,
                                      output_policy, plan_arena)
+from flowjit.runtime.control_flow import CONTROL_FLOW_OPS, build_thunk
 from flowjit.runtime.threads import WorkerPool, worker_pool
 
 
@@ -346,6 +347,9 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
             value.setflags(write=False)  # shared by every run: fetches of it are copied
             constants[slot[instr.result]] = value
             continue
+        if instr.op in CONTROL_FLOW_OPS:  # a thunk running its regions' executables
+            groups.append(("control", [index]))
+            continue
         if is_alias(instr):  # inside a segment: the operand's buffer, seen with another shape
             if keep_intermediates:
                 groups.append(("numpy", [index]))
@@ -397,6 +401,12 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
              for v in escaping if v in owner and v.type.is_static}  # (what kernels write)
     modules = []
     for what, indices in groups:
+        if what == "control":
+            instr = func.body[indices[0]]
+            thunks.append(build_thunk(instr, [slot[v] for v in instr.operands],
+                                      [slot[r] for r in instr.results],
+                                      lambda region: build(region, target), stats))
+            continue
         if what == "numpy":
             instr = func.body[indices[0]]
             thunks.append(NumpyThunk(instr, [slot[v] for v in instr.operands],
