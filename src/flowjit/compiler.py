@@ -83,7 +83,8 @@ def compile_plan(plan: RunPlan, feed_types: Mapping[Tensor, TensorType],
                                    if dump_to else None)
         return Executable(optimized, plan, options.backend, run_fn)
     return Executable(optimized, plan, options.backend,
-                      lambda inputs, buffers=None: evaluate(optimized, inputs))
+                      lambda inputs, buffers=None, timer=None: evaluate(optimized, inputs,
+                                                                        timer=timer))
 
 
 def _func_name(plan: RunPlan) -> str:
