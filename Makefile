@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,examples]'
 	touch $(STAMP)
 
-## make demo: run the seed programs (the talks' TF1 code, import line changed)
+## make demo: run the seed programs (the talks' TF1 code, import line changed), then train an
+## MLP on the digits with everything around it (examples/demo.py: results under runs/demo)
 demo: $(STAMP)
 	$(PY) examples/run_seeds.py
+	$(PY) examples/demo.py
 
 ## make test: the whole test suite, on the default (LLVM) backend and on the eager interpreter
 test: $(STAMP)

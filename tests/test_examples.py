@@ -41,7 +41,7 @@ def final(what, text):
 def test_every_example_is_tested():
     tested = {"linear_regression.py", "logistic_regression.py", "mlp_digits.py",
               "tensorboard_logging.py", "autoencoder.py", "save_restore.py", "mlp.py",
-              "run_seeds.py"}  # (run_seeds.py: test_seeds.py)
+              "demo.py", "run_seeds.py"}  # (demo.py: test_demo.py; run_seeds.py: test_seeds.py)
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
