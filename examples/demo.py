@@ -226,7 +226,7 @@ def main(_):
         curves["test_step"].append(FLAGS.steps)
         curves["test_accuracy"].append(test_accuracy)
         print(f"test accuracy: {test_accuracy:.4f} ({digits.test.num_examples} digits)")
-        print(f"last step on LLVM vs the eager interpreter: max |difference| = "
+        print(f"last step on {config.backend} vs the eager interpreter: max |difference| = "
               f"{difference:.3g} (loss and every variable)")
         timeline, spans = trace_a_step(sess, model, test_feed, writer, outdir)
         picture, render = draw_step(sess, model, feed, outdir)
