@@ -1,4 +1,5 @@
-# Every target sets itself up: a fresh clone needs nothing but python3 (>= 3.10).
+# Every target sets itself up: a fresh clone needs nothing but python3 (>= 3.10). The install
+# skips compiling every dependency's bytecode (half its time); Python compiles what it imports.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,12 +12,14 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,examples]'
+	$(PY) -m pip install --quiet --no-compile -e '.[dev,examples]'  # (bytecode: on first import)
 	touch $(STAMP)
 
-## make demo: run the seed programs (the talks' TF1 code, import line changed)
+## make demo: run the seed programs (the talks' TF1 code, import line changed), then train an
+## MLP on the digits with everything around it (examples/demo.py: results under runs/demo)
 demo: $(STAMP)
 	$(PY) examples/run_seeds.py
+	$(PY) examples/demo.py
 
 ## make test: the whole test suite, on the default (LLVM) backend and on the eager interpreter
 test: $(STAMP)

@@ -3,6 +3,7 @@ protos (ConfigProto, RunOptions/RunMetadata) and the Chrome-trace timeline."""
 import json
 import os
 
+import numpy as np
 import pytest
 
 import flowjit as tf
@@ -141,16 +142,57 @@ def test_session_config_and_run_trace():
         assert sess.run(y, {x: [[1.0, 2.0, 3.0], [1, 1, 1]]}, options=options,
                         run_metadata=first) == 18.0  # a new batch size: compiled
         sess.run(y, {x: [[1.0, 2.0, 3.0]]}, options=options, run_metadata=second)
-    names = [[n.node_name for n in md.step_stats.dev_stats[0].node_stats]
-             for md in (first, second)]
+    names = [[n.node_name for n in md.step_stats.dev_stats[0].node_stats
+              if n.node_name.startswith("flowjit/")] for md in (first, second)]
     assert names == [["flowjit/compile", "flowjit/execute", "flowjit/commit"],
                      ["flowjit/cache lookup", "flowjit/execute", "flowjit/commit"]]
     trace = json.loads(tf.python.client.timeline.Timeline(first.step_stats)
                        .generate_chrome_trace_format())
-    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"
+             and e["args"]["name"].startswith("flowjit/")]
     assert [e["name"] for e in spans] == ["compile", "execute", "commit"]
     assert all(e["dur"] >= 0 for e in spans)
     assert all(a["ts"] + a["dur"] <= b["ts"] for a, b in zip(spans, spans[1:]))
     assert "total:0" in spans[1]["args"]["op"]
     assert any(e["ph"] == "M" and "CPU:0" in e["args"].get("name", "")
                for e in trace["traceEvents"])
+
+
+def test_a_traced_run_times_each_kernel_inside_execute():
+    """Per-kernel timings: native segments and kernels and numpy thunks on the LLVM backend,
+    each instruction on the eager one, named by the user's ops, within the execute span."""
+    from flowjit.config import config
+    x = tf.placeholder(tf.float32, [64, 32], name="x")
+    labels = tf.placeholder(tf.int64, [64], name="labels")
+    with tf.variable_scope("dense"):
+        w = tf.get_variable("W", [32, 10])
+        logits = tf.nn.relu(tf.matmul(x, w))
+    hot = tf.one_hot(labels, 10, name="hot")  # no native kernel: a numpy thunk
+    loss = tf.reduce_mean(tf.square(logits - hot), name="loss")
+    metadata = tf.RunMetadata()
+    feed = {x: np.ones((64, 32), np.float32), labels: np.arange(64) % 10}
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        value = sess.run(loss, feed, run_metadata=metadata,
+                         options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE))
+        assert value == sess.run(loss, feed)
+    nodes = metadata.step_stats.dev_stats[0].node_stats
+    execute = next(n for n in nodes if n.node_name == "flowjit/execute")
+    kernels = [n for n in nodes if not n.node_name.startswith("flowjit/")]
+    assert kernels
+    for node in kernels:
+        assert execute.all_start_micros <= node.all_start_micros
+        assert node.all_start_micros + node.all_end_rel_micros <= \
+            execute.all_start_micros + execute.all_end_rel_micros
+    kinds = {n.timeline_label.split(":")[0] for n in kernels}
+    described = " ".join(n.node_name for n in kernels)
+    assert "hot" in described and ("dense/MatMul" in described or "dense/Relu" in described)
+    if config.backend == "eager":
+        assert "eager OneHot" in kinds and any(k.startswith("eager Fusion") for k in kinds)
+    else:
+        assert "numpy OneHot" in kinds
+        assert any(kind.startswith("native") for kind in kinds)
+    trace = json.loads(tf.python.client.timeline.Timeline(metadata.step_stats)
+                       .generate_chrome_trace_format())
+    names = {e["name"] for e in trace["traceEvents"] if e["ph"] == "X"}
+    assert kinds <= names and "execute" in names

@@ -49,6 +49,9 @@ from flowjit.ops.host import (Assert, Print, add_check_numerics_ops, assert_equa
 from flowjit.ops.host import print_v2 as print  # noqa: F401,A001
 from flowjit import debugging, strings  # noqa: F401,E402
 from flowjit.ops.strings import as_string, string_join  # noqa: F401
+from flowjit.summary.ops import (audio_summary, histogram_summary,  # noqa: F401
+                                 image_summary, merge_all_summaries, merge_summary,
+                                 scalar_summary)
 from flowjit.ops.random import (random_normal, random_uniform, set_random_seed,  # noqa: F401
                                 truncated_normal)
 from flowjit.ops.state import assign, assign_add, assign_sub, group, no_op  # noqa: F401
@@ -100,4 +103,6 @@ def __getattr__(name):
     if name in _CONFIG_PROTOS:
         from flowjit.io.protos import tensorflow_proto
         return getattr(tensorflow_proto("config"), name)
+    if name in ("Summary", "Event", "SessionLog"):  # tf.Summary(value=[...]), ...
+        return getattr(summary, name)
     raise AttributeError(f"module 'flowjit' has no attribute '{name}'")

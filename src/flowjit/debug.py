@@ -18,7 +18,7 @@ import numpy as np
 from flowjit.compiler import CompileOptions, compile_plan
 from flowjit.graph.plan import build_plan
 from flowjit.interp.evaluate import evaluate
-from flowjit.ir.core import Instr, TensorType, Value
+from flowjit.ir.core import Func, Instr, TensorType, Value
 from flowjit.ir.printer import print_func
 
 
@@ -42,13 +42,7 @@ def first_divergence(session, fetches, feed_dict=None, rtol: float = 1e-5,
     """Runs `fetches` once on each backend (without changing the session's state) and
     returns the first IR value where they differ, or None."""
     from flowjit.runtime import cpu
-    request = session._request(fetches)
-    feeds = session._convert_feeds(feed_dict)
-    plan = build_plan(request.tensors, request.targets, tuple(feeds))
-    feed_types = {t: TensorType(t.dtype, v.shape) for t, v in feeds.items()}
-    variable_types = {var: TensorType(var.outputs[0].dtype, value.shape)
-                      for var, value in session._state.variables.items()}
-    executable = compile_plan(plan, feed_types, variable_types, CompileOptions("eager"))
+    executable, feeds = _eager_executable(session, fetches, feed_dict)
     func = executable.func
     inputs = executable.inputs(feeds, session._state)
     eager: Dict[Value, np.ndarray] = {}
@@ -65,6 +59,23 @@ def first_divergence(session, fetches, feed_dict=None, rtol: float = 1e-5,
                 line = top_level[index] if index < len(top_level) else instr.op
                 return Divergence(instr, line, eager[value], compiled[value], error)
     return None
+
+
+def optimized_func(session, fetches, feed_dict=None) -> Func:
+    """The optimized IR function a run of `fetches` with `feed_dict` executes in `session`
+    (its variables' current shapes): print it, or draw it with `flowjit.ir.dot`."""
+    return _eager_executable(session, fetches, feed_dict)[0].func
+
+
+def _eager_executable(session, fetches, feed_dict):
+    """The run compiled for the interpreter (lowering and passes only), and its feeds."""
+    request = session._request(fetches)
+    feeds = session._convert_feeds(feed_dict)
+    plan = build_plan(request.tensors, request.targets, tuple(feeds))
+    feed_types = {t: TensorType(t.dtype, v.shape) for t, v in feeds.items()}
+    variable_types = {var: TensorType(var.outputs[0].dtype, value.shape)
+                      for var, value in session._state.variables.items()}
+    return compile_plan(plan, feed_types, variable_types, CompileOptions("eager")), feeds
 
 
 def _difference(a: Any, b: Any, rtol: float, atol: float) -> Optional[float]:

@@ -3,9 +3,10 @@
 With `options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)` and a `RunMetadata`, a run
 records its phases as `NodeExecStats` of one device: getting the executable ("compile" when
 this run compiled it, else "cache lookup"), executing it, and committing the new variable
-values. The phases are timed at the Session level: the runtime does not yet report its
-native segments and host thunks one by one, so a compiled run's kernels are one "execute"
-span.
+values; and, inside "execute", each step the runtime took (`kernel`): a native segment (named
+by its first and last ops), a native kernel or a numpy thunk (named by the user's op) on the
+LLVM backend, each instruction on the eager one. Untraced runs pass no timer, and so pay
+nothing for this.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class RunTracer:
         self._compiles_before = compiles()
         self._what = what
         self._spans: List[Tuple[str, int, int]] = []
+        self._kernels: List[Tuple[Tuple[str, str], int, int]] = []
 
     @staticmethod
     def start(options: Any, run_metadata: Any, compiles: Callable[[], int],
@@ -50,6 +52,10 @@ class RunTracer:
         finally:
             self._spans.append((name, start, _micros()))
 
+    def kernel(self, label: Tuple[str, str], start_ns: int, end_ns: int) -> None:
+        """The runtime's timer: one step of the executable, `label` (node name, kind)."""
+        self._kernels.append((label, start_ns, end_ns))
+
     def finish(self) -> None:
         compiled = self._compiles() > self._compiles_before
         device = self._run_metadata.step_stats.dev_stats.add(device=DEVICE)
@@ -62,6 +68,22 @@ class RunTracer:
                                          op_end_rel_micros=end - start,
                                          all_end_rel_micros=end - start, thread_id=thread)
             node.timeline_label = f"{name}: {self._what}"
+        for (name, kind), start_ns, end_ns in self._kernels:
+            start, end = start_ns // 1000, end_ns // 1000
+            node = device.node_stats.add(node_name=name, all_start_micros=start,
+                                         op_start_rel_micros=0,
+                                         op_end_rel_micros=end - start,
+                                         all_end_rel_micros=end - start, thread_id=thread)
+            node.timeline_label = f"{kind}: {name}"
+
+
+def instr_label(instr: Any) -> Tuple[str, str]:
+    """(the user's op name, its op type) of an IR instruction, as a trace names it; a
+    fusion's type says its kind."""
+    name = instr.loc.name if instr.loc else instr.op
+    if instr.is_fusion:
+        return name, f"Fusion({instr.attrs.get('kind', 'loop')})"
+    return name, (instr.loc.op_type if instr.loc and instr.loc.op_type else instr.op)
 
 
 def maybe_phase(tracer: Optional[RunTracer], name: str):

@@ -100,7 +100,8 @@ class Session:
             executable = self._executable(request, feeds)
         with self._lock:
             with tracer.phase("execute"):
-                values, updates, counters = executable.run(feeds, self._state, self._buffers)
+                values, updates, counters = executable.run(feeds, self._state, self._buffers,
+                                                           timer=tracer.kernel)
             with tracer.phase("commit"):
                 self._commit(updates, counters, feeds)
             results = [None if e.__class__ is Operation else _user_value(values[e], feeds)

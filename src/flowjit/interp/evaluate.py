@@ -1,24 +1,39 @@
 """Runs IR on numpy: the reference semantics of any Func, at any stage of the pipeline."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from flowjit import errors
+from flowjit.client.tracing import instr_label
 from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, Value
 
 
+def _label(instr: Instr) -> Tuple[str, str]:
+    name, op = instr_label(instr)
+    return name, f"eager {op}"
+
+
 def evaluate(func: Func, inputs: Sequence[np.ndarray],
-             trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
+             trace: Optional[Dict[Value, np.ndarray]] = None,
+             timer: Optional[Callable[[Tuple[str, str], int, int], None]] = None
+             ) -> List[np.ndarray]:
     """Evaluates `func` on `inputs` (one per param). If `trace` is given, every value
-    computed is stored in it (to find where two pipelines diverge)."""
+    computed is stored in it (to find where two pipelines diverge); `timer(label, start_ns,
+    end_ns)` receives each instruction's time (client/tracing.py)."""
     if len(inputs) != len(func.params):
         raise errors.InternalError(f"{func.name} takes {len(func.params)} inputs, got "
                                    f"{len(inputs)}")
     env: Dict[Value, np.ndarray] = {p.value: x for p, x in zip(func.params, inputs)}
     for instr in func.body:
-        outputs = execute(instr, [env[v] for v in instr.operands], trace)
+        if timer is not None:  # a traced run: each instruction's time
+            start = time.time_ns()
+            outputs = execute(instr, [env[v] for v in instr.operands], trace)
+            timer(_label(instr), start, time.time_ns())
+        else:
+            outputs = execute(instr, [env[v] for v in instr.operands], trace)
         for value, output in zip(instr.results, outputs):
             env[value] = output
     if trace is not None:

@@ -66,8 +66,8 @@ class EagerBackend(Backend):
 
     def compile(self, func: Func, dump: Optional[Callable] = None) -> Tuple[RunFn, Dict]:
         from flowjit.interp.evaluate import evaluate
-        return (lambda inputs, buffers=None: evaluate(func, inputs)), \
-            {"numpy": len(func.body), "native": 0}
+        return (lambda inputs, buffers=None, timer=None: evaluate(func, inputs, timer=timer)), \
+            {"numpy": len(func.body), "native": 0, "fallbacks": []}
 
 
 class LLVMBackend(Backend):

@@ -8,11 +8,13 @@ kernel was compiled for, so generated code never reads or writes out of bounds.
 from __future__ import annotations
 
 import ctypes
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from flowjit import errors
+from flowjit.client.tracing import instr_label
 from flowjit.codegen import kernels
 from flowjit.codegen.schedule import Schedule, format_schedule, schedule
 from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
@@ -468,13 +470,24 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
     for index, value in constants.items():
         initial[index - n_params] = value
 
+    labels = [thunk_label(thunk) for thunk in thunks]
+
     def run(inputs: Sequence[np.ndarray], buffers: Optional[BufferPool] = None,
-            trace: Optional[Dict[Value, np.ndarray]] = None) -> List[np.ndarray]:
+            trace: Optional[Dict[Value, np.ndarray]] = None,
+            timer: Optional[Callable[[Tuple[str, str], int, int], None]] = None
+            ) -> List[np.ndarray]:
         """The results of one run. Fixed buffers (runtime/buffers.py) are read-only and
-        reused by the next run: the caller copies what it keeps."""
+        reused by the next run: the caller copies what it keeps. `timer(label, start_ns,
+        end_ns)` receives each thunk's wall-clock time (a traced run: client/tracing.py)."""
         slots: List[Optional[np.ndarray]] = list(inputs) + initial
-        for thunk in thunks:
-            thunk.run(slots, buffers)
+        if timer is None:
+            for thunk in thunks:
+                thunk.run(slots, buffers)
+        else:
+            for thunk, label in zip(thunks, labels):
+                start = time.time_ns()
+                thunk.run(slots, buffers)
+                timer(label, start, time.time_ns())
         if trace is not None:  # every intermediate value (copied), for finding divergences
             trace.update((value, None if slots[i] is None else np.array(slots[i]))
                          for value, i in slot.items())
@@ -487,6 +500,16 @@ def is_alias(instr: Instr) -> bool:
     """A reshape with static shapes: inside a segment, its operand's buffer."""
     return instr.op_def.role == ALIAS and all(v.type.is_static
                                               for v in instr.operands + instr.results)
+
+
+def thunk_label(thunk) -> Tuple[str, str]:
+    """(node name, kind) of a thunk in a run's trace: the user's op it computes, or the first
+    and last ops of a segment; the kind says how it runs (native kernel, segment, numpy)."""
+    if isinstance(thunk, NativeSegment):
+        first, last = instr_label(thunk.instrs[0])[0], instr_label(thunk.instrs[-1])[0]
+        return (f"{first} .. {last}", f"native segment of {len(thunk.instrs)} kernels")
+    name, op = instr_label(thunk.instr)
+    return name, f"{'native' if isinstance(thunk, NativeThunk) else 'numpy'} {op}"
 
 
 def module_source(instrs: List[Instr], pool: Optional[WorkerPool]) -> str:

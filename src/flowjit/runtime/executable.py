@@ -97,13 +97,17 @@ class Executable:
         self._run_fn = run_fn
 
     def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState,
-            buffers: Optional[BufferPool] = None
+            buffers: Optional[BufferPool] = None, timer: Optional[Callable] = None
             ) -> Tuple[Dict[Tensor, np.ndarray], Dict[Operation, np.ndarray],
                        Dict[Operation, int]]:
         """Fetched values, new variable values and advanced random counters; `state` is
         left as it was. Values may be read-only buffers the next run reuses (the caller
-        copies them: runtime/buffers.py); new values of variables may come from `buffers`."""
-        outputs = self._run_fn(self.inputs(feeds, state), buffers)
+        copies them: runtime/buffers.py); new values of variables may come from `buffers`.
+        `timer(label, start_ns, end_ns)`, in a traced run, receives each step's time."""
+        if timer is None:
+            outputs = self._run_fn(self.inputs(feeds, state), buffers)
+        else:
+            outputs = self._run_fn(self.inputs(feeds, state), buffers, timer=timer)
         b = self.binding
         fetched = {t: outputs[i] for t, i in b.fetches.items()}
         if not (b.updates or b.counters):
