@@ -25,7 +25,7 @@ from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan, build_plan
 from flowjit.graph.registry import ShapeInferenceError, get_op_def, get_op_def_by_mnemonic
 from flowjit.ir.core import (COND, FEED, FETCH, RNG_COUNTER, VARIABLE, WHILE, Func, Instr,
-                             Location, Param, Result, TensorType, Value)
+                             Location, Param, Result, TensorType, Value, infer_results)
 from flowjit.ops.shape_values import DYNAMIC_FORMS, data_dependent_error
 
 # Values of at most this many elements are computed while lowering when their operands are
@@ -118,12 +118,12 @@ class _Lowering:
         op_def = op.op_def if mnemonic == op.op_def.mnemonic else \
             get_op_def_by_mnemonic(mnemonic)
         try:
-            specs = op_def.infer([v.type.to_spec() for v in operands], **attrs)
+            types = infer_results(op_def, operands, attrs)
         except ShapeInferenceError as e:
             shapes = ", ".join(str(v.type) for v in operands)
             raise errors.InvalidArgumentError(f"{e} in {op.describe()} (operands: {shapes})",
                                               op) from None
-        results = [Value(TensorType.from_spec(s)) for s in specs]
+        results = [Value(t) for t in types]
         instr = Instr(mnemonic, operands, attrs, results, location_of(op))
         self.body.append(instr)
         for tensor, value in zip(op.outputs, results):

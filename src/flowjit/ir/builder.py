@@ -14,7 +14,7 @@ import numpy as np
 
 from flowjit import dtypes
 from flowjit.graph.registry import get_op_def_by_mnemonic
-from flowjit.ir.core import Instr, Location, TensorType, Value
+from flowjit.ir.core import Instr, Location, TensorType, Value, infer_results
 
 
 class Builder:
@@ -25,8 +25,7 @@ class Builder:
     def emit(self, mnemonic: str, operands: Sequence[Value], **attrs) -> List[Value]:
         op_def = get_op_def_by_mnemonic(mnemonic)
         attrs = {**op_def.attr_defaults, **attrs}
-        specs = op_def.infer([v.type.to_spec() for v in operands], **attrs)
-        results = [Value(TensorType.from_spec(s)) for s in specs]
+        results = [Value(t) for t in infer_results(op_def, operands, attrs)]
         self.instrs.append(Instr(mnemonic, list(operands), attrs, results, self.loc))
         return results
 

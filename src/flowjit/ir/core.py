@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -279,6 +279,49 @@ def substitute(values: Iterable[Value], mapping: Dict[Value, Value]) -> List[Val
             v = mapping[v]
         out.append(v)
     return out
+
+
+def infer_results(op_def: OpDef, operands: Sequence[Value], attrs: Dict[str, Any]
+                  ) -> List[TensorType]:
+    """The result types of `op_def` on `operands` with `attrs`: the op table's shape rule,
+    on the operands' types (the one place the lowering, the builder and the verifier ask
+    it). Raises the rule's ShapeInferenceError (or a TypeError for bad attributes)."""
+    specs = op_def.infer([v.type.to_spec() for v in operands], **attrs)
+    return [TensorType.from_spec(spec) for spec in specs]
+
+
+# What a rewrite does with one instruction: the instructions to emit in its place, and the
+# values that replace its results (or values of earlier instructions) from then on.
+Rewritten = Tuple[List[Instr], Dict[Value, Value]]
+
+
+def rewrite_uses(func: Func, visit: Callable[[Instr, List[Instr]], Optional[Rewritten]]
+                 ) -> Tuple[Func, bool]:
+    """One pass over `func`'s body that may replace instructions and values (XLA's
+    ReplaceAllUsesWith): each instruction, already reading the replacements made before
+    it, goes to `visit(instr, body)` (`body`: what was emitted so far), which returns None to
+    keep it, or (instructions to emit instead, replacements). The function's results follow
+    the replacements. Returns the new function and whether anything changed."""
+    replaced: Dict[Value, Value] = {}
+    body: List[Instr] = []
+    changed = False
+    for instr in func.body:
+        operands = substitute(instr.operands, replaced)
+        if operands != instr.operands:
+            instr = instr.with_operands(operands)
+        rewritten = visit(instr, body)
+        if rewritten is None:
+            body.append(instr)
+            continue
+        instrs, replacements = rewritten
+        body.extend(instrs)
+        replaced.update(replacements)
+        changed = True
+    if not changed:
+        return func, False
+    results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
+               for r in func.results]
+    return func.replace(body=body, results=results), True
 
 
 def inline(region: Func, operands: Sequence[Value]) -> Tuple[List[Instr], List[Value]]:

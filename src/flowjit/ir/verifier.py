@@ -8,7 +8,7 @@ from typing import Callable, Dict, Hashable, List, Set
 from flowjit import dtypes
 from flowjit.graph.registry import ShapeInferenceError
 from flowjit.graph.shape import TensorShape
-from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, TensorType, Value
+from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, TensorType, Value, infer_results
 
 
 _BOOL = dtypes.bool_
@@ -94,13 +94,12 @@ def _infer(instr: Instr, where: Callable[[], str]) -> List[TensorType]:
     except KeyError as e:
         raise VerificationError(f"{where()}: {e}") from None
     try:
-        specs = op_def.infer([v.type.to_spec() for v in instr.operands], **instr.attrs)
+        return infer_results(op_def, instr.operands, instr.attrs)
     except ShapeInferenceError as e:
         raise VerificationError(f"{where()}: shape rule rejects the operands: {e}") from None
     except TypeError as e:
         raise VerificationError(f"{where()}: bad attributes {sorted(instr.attrs)}: "
                                 f"{e}") from None
-    return [TensorType.from_spec(spec) for spec in specs]
 
 
 # -- region ops ----------------------------------------------------------------------------------

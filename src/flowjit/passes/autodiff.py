@@ -22,30 +22,19 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from flowjit import errors
 from flowjit.ir.builder import Builder
-from flowjit.ir.core import FUSION, WHILE, Func, Instr, Location, Param, Result, Value, \
-    inline, substitute
+from flowjit.ir.core import FUSION, WHILE, Func, Instr, Location, Param, Result, Rewritten, \
+    Value, inline, rewrite_uses
 
 GRADIENTS = "gradients"
 
 
 def run(func: Func) -> Tuple[Func, bool]:
-    if not any(instr.op == GRADIENTS for instr in func.body):
-        return func, False
-    body: List[Instr] = []
-    replaced: Dict[Value, Value] = {}
-    for instr in func.body:
-        operands = substitute(instr.operands, replaced)
-        if operands != instr.operands:
-            instr = instr.with_operands(operands)
+    def expand(instr: Instr, body: List[Instr]) -> Optional[Rewritten]:
         if instr.op != GRADIENTS:
-            body.append(instr)
-            continue
+            return None
         backward, grads = _differentiate(body, instr)
-        body.extend(backward)
-        replaced.update(zip(instr.results, grads))
-    results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
-               for r in func.results]
-    return func.replace(body=body, results=results), True
+        return backward, dict(zip(instr.results, grads))
+    return rewrite_uses(func, expand)
 
 
 def _differentiate(forward: List[Instr], request: Instr) -> Tuple[List[Instr], List[Value]]:

@@ -20,7 +20,8 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from flowjit.interp.evaluate import branch_index
-from flowjit.ir.core import COND, FUSION, Func, Instr, TensorType, Value, inline, substitute
+from flowjit.ir.core import (COND, FUSION, Func, Instr, Rewritten, TensorType, Value, inline,
+                             rewrite_uses)
 
 Rewrite = Union[Value, Instr, List[Instr], None]  # a list: the last one defines the result
 
@@ -28,6 +29,13 @@ Rewrite = Union[Value, Instr, List[Instr], None]  # a list: the last one defines
 class _Context:
     def __init__(self) -> None:
         self.producer: Dict[Value, Instr] = {}
+
+    def produced(self, instrs: List[Instr]) -> List[Instr]:
+        """Records `instrs` (emitted) as their results' producers; returns them."""
+        for instr in instrs:
+            for r in instr.results:
+                self.producer[r] = instr
+        return instrs
 
     def splat(self, value: Value) -> Optional[float]:
         """The single scalar a value is filled with, if it is a constant splat."""
@@ -192,23 +200,12 @@ RULES: Dict[str, Callable[[Instr, _Context], Rewrite]] = {
 
 def run(func: Func) -> Tuple[Func, bool]:
     ctx = _Context()
-    replaced: Dict[Value, Value] = {}
-    body = []
-    changed = False
-    for instr in func.body:
-        operands = substitute(instr.operands, replaced)
-        if operands != instr.operands:
-            instr = instr.with_operands(operands)
+
+    def simplify(instr: Instr, body: List[Instr]) -> Optional[Rewritten]:
         taken = _taken_branch(instr, ctx)
         if taken is not None:
             instrs, values = inline(instr.regions[taken], instr.operands[1:])
-            for new in instrs:
-                for r in new.results:
-                    ctx.producer[r] = new
-            body.extend(instrs)
-            replaced.update(zip(instr.results, values))
-            changed = True
-            continue
+            return ctx.produced(instrs), dict(zip(instr.results, values))
         rewrite = None
         if instr.op != FUSION:
             rule = RULES.get(instr.op)
@@ -216,17 +213,9 @@ def run(func: Func) -> Tuple[Func, bool]:
             if rewrite is None:
                 rewrite = _drop_scalar_broadcast(instr, ctx)
         if isinstance(rewrite, Value):
-            replaced[instr.result] = rewrite
-            changed = True
-            continue
-        new_instrs = [rewrite] if isinstance(rewrite, Instr) else rewrite or [instr]
-        changed = changed or rewrite is not None
-        for new in new_instrs:
-            for r in new.results:
-                ctx.producer[r] = new
-            body.append(new)
-    if not changed:
-        return func, False
-    results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
-               for r in func.results]
-    return func.replace(body=body, results=results), True
+            return [], {instr.result: rewrite}
+        if rewrite is None:
+            ctx.produced([instr])
+            return None
+        return ctx.produced([rewrite] if isinstance(rewrite, Instr) else rewrite), {}
+    return rewrite_uses(func, simplify)

@@ -2,9 +2,9 @@
 attributes compute the same value; keep the first. Stateful ops (random) are never merged."""
 from __future__ import annotations
 
-from typing import Dict, Hashable, Tuple
+from typing import Dict, Hashable, List, Optional, Tuple
 
-from flowjit.ir.core import Func, Instr, Value, attr_key, substitute
+from flowjit.ir.core import Func, Instr, Rewritten, attr_key, rewrite_uses
 
 
 def instr_key(instr: Instr, operands) -> Hashable:
@@ -14,24 +14,10 @@ def instr_key(instr: Instr, operands) -> Hashable:
 
 def run(func: Func) -> Tuple[Func, bool]:
     seen: Dict[Hashable, Instr] = {}
-    replaced: Dict[Value, Value] = {}
-    body = []
-    for instr in func.body:
-        operands = substitute(instr.operands, replaced)
-        if operands != instr.operands:
-            instr = instr.with_operands(operands)
+
+    def merge(instr: Instr, body: List[Instr]) -> Optional[Rewritten]:
         if instr.regions or instr.op_def.stateful:  # (regions are not keyed)
-            body.append(instr)
-            continue
-        key = instr_key(instr, operands)
-        earlier = seen.get(key)
-        if earlier is None:
-            seen[key] = instr
-            body.append(instr)
-        else:
-            replaced.update(zip(instr.results, earlier.results))
-    if not replaced:
-        return func, False
-    results = [r.__class__(substitute([r.value], replaced)[0], r.role, r.key)
-               for r in func.results]
-    return func.replace(body=body, results=results), True
+            return None
+        earlier = seen.setdefault(instr_key(instr, instr.operands), instr)
+        return None if earlier is instr else ([], dict(zip(instr.results, earlier.results)))
+    return rewrite_uses(func, merge)
