@@ -478,3 +478,52 @@ def test_a_training_step_writes_new_variable_values_into_the_buffers_of_old_ones
             addresses.add(state.__array_interface__["data"][0])
             np.testing.assert_array_equal(sess.run(w), np.full((64, 64), 0.5 * i, np.float32))
         assert len(addresses) <= 3, addresses  # (the initializer's array, then a pair)
+
+
+def test_arrays_a_py_func_keeps_or_returns_are_never_reused_by_later_runs():
+    """A py_func may keep its inputs and owns its results: flowjit passes copies of what it
+    still owns (variable values) and copies results (a variable set from one does not take
+    the user's array, which the buffer pool would later overwrite)."""
+    kept = []
+    mine = np.full(2000, 7.0, np.float32)
+    v = tf.Variable(np.zeros(2000, np.float32))
+    look = tf.py_func(lambda x: (kept.append(x), np.float32(0))[1], [v], tf.float32)
+    give = tf.py_func(lambda: mine, [], tf.float32)
+    give.set_shape([2000])
+    set_from_py, inc = v.assign(give), v.assign(v + 1.0)
+    with tf.Session(backend="llvm") as sess:
+        sess.run(v.initializer)
+        sess.run(look)
+        sess.run(set_from_py.op)
+        for _ in range(4):
+            sess.run(inc.op)
+        np.testing.assert_array_equal(sess.run(v), np.full(2000, 11.0, np.float32))
+    np.testing.assert_array_equal(kept[0], np.zeros(2000, np.float32))
+    assert mine.flags.writeable and (mine == 7.0).all()
+
+
+def test_a_disk_cache_shared_with_a_host_of_other_cache_sizes_is_not_reused(tmp_path):
+    """The GEMM's blocks follow the data caches and kernels call the core by a name that
+    says them: the key includes the cache sizes, so another machine's kernels (same CPU
+    model) are not loaded (they called a core this process never made: a crash)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import os, numpy as np\n"
+            "import flowjit.codegen.target as T\n"
+            "if os.environ.get('SMALL_CACHES'):\n"
+            "    real = T.host_cache_bytes\n"
+            "    T.host_cache_bytes = lambda: {**real(), 1: 16 << 10, 2: 512 << 10}\n"
+            "import flowjit as tf\n"
+            "a = tf.placeholder(tf.float32, [64, 256])\n"
+            "y = tf.matmul(a, tf.constant(np.ones((256, 64), np.float32)))\n"
+            "with tf.Session(backend='llvm') as s:\n"
+            "    print(s.run(y, {a: np.ones((64, 256), np.float32)}).sum())\n")
+    env = dict(os.environ, FLOWJIT_CACHE_DIR=str(tmp_path))
+    outputs = []
+    for small in ("", "1"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=dict(env, SMALL_CACHES=small))
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(float(done.stdout))
+    assert outputs == [64 * 64 * 256.0] * 2

@@ -337,3 +337,16 @@ def test_instructions_without_a_native_kernel_are_counted_and_logged(caplog, mon
     assert any("my_argmax" in f for f in executable.stats["fallbacks"]), executable.stats
     assert any("without a native kernel" in r.getMessage() and "my_argmax" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_variable_first_set_to_another_shape_than_declared_recompiles_its_readers():
+    """An executable compiled while the variable was uninitialized assumed its declared
+    shape; the first value of another shape (validate_shape=False) makes it stale."""
+    v = tf.Variable(np.zeros(2, np.float32), validate_shape=False)
+    init5 = tf.assign(v, np.arange(5, dtype=np.float32), validate_shape=False)
+    y = v * 2.0
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.FailedPreconditionError):
+            sess.run(y)
+        sess.run(init5.op)
+        np.testing.assert_array_equal(sess.run(y), np.arange(5) * 2.0)

@@ -153,7 +153,10 @@ class CPUTarget:
         kernels). Equal sources compile once per process while in use, and their object
         code and metadata are kept on disk (DiskCache), so that a later process skips
         `make` -- the code generation -- as well as LLVM."""
+        # (the data caches size the GEMM's blocks, whose core symbols kernels call by name)
         key = hashlib.sha256("\n".join([source, self.cpu, self.features,
+                                         f"{self.lanes} {self.vector_registers} "
+                                         f"{sorted(self.cache_bytes.items())}",
                                          codegen_fingerprint()]).encode()).hexdigest()
         with self._lock:
             cached = self._cache.get(key)
@@ -360,14 +363,17 @@ def host_cache_bytes() -> Dict[int, int]:
 
 @functools.lru_cache(maxsize=1)
 def codegen_fingerprint() -> str:
-    """What decides generated code besides a cache key's source: the code generator's own
-    files (codegen/, the IR's structure keys), and flowjit's and llvmlite's versions. A
-    changed emitter therefore never loads code that an older one cached."""
+    """What decides generated code besides a cache key's source: flowjit's own source files
+    (the emitters, and the op table's codegen facts such as layout ops' index maps, the
+    runtime's segment layout and worker pool), and flowjit's and llvmlite's versions. Any
+    change to flowjit therefore never loads code that an older one cached."""
     from flowjit import __version__
     digest = hashlib.sha256(f"{__version__} {llvmlite.__version__}".encode())
-    here = os.path.dirname(os.path.abspath(__file__))
-    files = sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py"))
-    for path in files + [os.path.join(os.path.dirname(here), "ir", "core.py")]:
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = sorted(os.path.join(folder, name) for folder, _, names in os.walk(package)
+                   for name in names if name.endswith(".py"))
+    for path in files:
+        digest.update(os.path.relpath(path, package).encode())
         with open(path, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()

@@ -84,8 +84,11 @@ class Session:
             options, run_metadata, self._compiles, ", ".join(e.name for e in request.elements[:4]))
         if tracer is not None:
             return self._traced_run(request, feeds, tracer)
+        version = self._variable_shapes_version
         executable = self._executable(request, feeds)
         with self._lock:  # (results are copied before the next run reuses their buffers)
+            if version != self._variable_shapes_version:  # another thread reshaped a
+                executable = self._executable(request, feeds)  # variable meanwhile
             values, updates, counters = executable.run(feeds, self._state, self._buffers)
             if updates or counters:
                 self._commit(updates, counters, feeds)
@@ -97,8 +100,11 @@ class Session:
                     tracer: RunTracer):
         """`run` with its phases timed into the tracer's RunMetadata."""
         with tracer.phase("prepare"):
+            version = self._variable_shapes_version
             executable = self._executable(request, feeds)
         with self._lock:
+            if version != self._variable_shapes_version:
+                executable = self._executable(request, feeds)
             with tracer.phase("execute"):
                 values, updates, counters = executable.run(feeds, self._state, self._buffers,
                                                            timer=tracer.kernel)
@@ -144,7 +150,9 @@ class Session:
                 # the executable reuses, or another variable's value (all read-only)
             value.setflags(write=False)  # state arrays are shared by readers
             previous = self._state.variables.get(var)
-            reshaped |= previous is not None and previous.shape != value.shape
+            # (before a variable's first value, executables assumed its declared shape)
+            shape = previous.shape if previous is not None else var.outputs[0].shape.dims
+            reshaped |= shape is None or tuple(shape) != value.shape
             values[var] = value
         if reshaped:  # executables specialized on the old shapes are stale (bumped first:
             self._variable_shapes_version += 1  # a spare bump only costs a compile)

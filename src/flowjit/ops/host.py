@@ -49,6 +49,11 @@ def _py_func_kernel(*inputs, token, Tout, shapes):
     if func is None:
         raise errors.FailedPreconditionError(f"the Python function of py_func {token!r} is "
                                              f"not registered in this process")
+    # The function may keep what it is given, and what it returns is its own: inputs that
+    # flowjit still owns (read-only: variable values, buffers the next run reuses) are
+    # passed as copies, and results are copied (runtime/buffers.py).
+    inputs = [x if getattr(x, "flags", None) is None or x.flags.writeable else np.array(x)
+              for x in inputs]
     try:
         result = func(*inputs)
     except Exception as e:  # the user's error, with its type, in the op's error
@@ -66,7 +71,7 @@ def _py_func_kernel(*inputs, token, Tout, shapes):
                                           f"values where Tout has {len(Tout)}")
     outputs = []
     for i, (value, dtype, shape) in enumerate(zip(results, Tout, shapes)):
-        array = np.asarray(value) if dtype is not dtypes.string else \
+        array = np.array(value) if dtype is not dtypes.string else \
             _strings(value)
         if array.dtype != dtype.np_dtype:
             raise errors.InvalidArgumentError(
