@@ -15,3 +15,6 @@ from flowjit.ops.normalization import (batch_normalization, fused_batch_norm,  #
                                        l2_normalize, local_response_normalization, lrn,
                                        moments)
 from flowjit.ops.ranking import in_top_k, top_k  # noqa: F401
+from flowjit.nn import rnn_cell  # noqa: F401,E402
+from flowjit.nn.rnn import (bidirectional_dynamic_rnn, dynamic_rnn,  # noqa: F401,E402
+                            static_bidirectional_rnn, static_rnn)
