@@ -17,7 +17,8 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from flowjit import errors
-from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
+from flowjit.graph.registry import (CONVOLUTION, ShapeInferenceError, TensorSpec,
+                                    register_op)
 from flowjit.graph.shape import TensorShape
 from flowjit.ops import array
 from flowjit.ops.base import (FLOATS, apply_op, check_dtype, check_same_dtype,
@@ -308,8 +309,9 @@ CONV_DEFAULTS = {"padding": "VALID", "explicit_paddings": (), "dilations": (1, 1
 
 for _name, _mnemonic, _depthwise in (("Conv2D", "conv2d", False),
                                      ("DepthwiseConv2dNative", "depthwise_conv2d", True)):
+    # conv2d's CPU kernel is an im2col GEMM with its epilogue fused (codegen/conv.py)
     register_op(_name, _mnemonic, _conv_infer(_depthwise), _conv_kernel(_depthwise),
-                attr_defaults=CONV_DEFAULTS)
+                attr_defaults=CONV_DEFAULTS, role=None if _depthwise else CONVOLUTION)
     register_op(_name + "BackpropInput",
                 _mnemonic + "_backprop_input", _backprop_input_infer(_depthwise),
                 _backprop_input_kernel(_depthwise), attr_defaults=CONV_DEFAULTS)
