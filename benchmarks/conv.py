@@ -4,6 +4,12 @@ is the median of REPEATS runs after WARMUP; each workload runs in a fresh proces
 systems in that one; ratios are flowjit's time over the other's (below 1: flowjit faster).
 
     python benchmarks/conv.py [--only lenet conv_fwd conv_train lstm] [--repeats N]
+                              [--threads N]
+
+--threads N pins every system to N cores and their thread pools to N threads (OpenBLAS,
+OpenMP, PyTorch; flowjit's pool follows the affinity): on a shared, loaded machine, thread
+pools that spin-wait (OpenBLAS's, PyTorch's) otherwise lose whole time slices and make
+single samples seconds long, so compare at --threads 1 there.
 
 Workloads: a LeNet-style train step (conv 5x5x1x32 SAME, max-pool 2, conv 5x5x32x64,
 max-pool 2, dense 1024, dense 10, Adam, batch 64 of 28x28); a 3x3x64x64 SAME conv with bias
@@ -156,18 +162,26 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", default=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    env = dict(os.environ)
+    if args.threads:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.threads)
     if args.worker:
         print(json.dumps(measure(args.worker, args.repeats)))
         return
-    print(f"cores: {os.cpu_count()}, medians of {args.repeats} after {WARMUP} warm-ups (ms)")
+    print(f"cores: {len(os.sched_getaffinity(0))}, medians of {args.repeats} after {WARMUP} "
+          f"warm-ups (ms)")
     print("| workload | flowjit (llvm) | eager (numpy) | PyTorch | flowjit/eager | "
           "flowjit/PyTorch |")
     print("|---|---|---|---|---|---|")
     for name in args.only:
         out = subprocess.run([sys.executable, __file__, "--worker", name, "--repeats",
-                              str(args.repeats)], capture_output=True, text=True, check=True)
+                              str(args.repeats)], capture_output=True, text=True, check=True,
+                             env=env)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         fj, eager, torch_ms = row["flowjit"], row["eager (numpy)"], row.get("PyTorch")
         torch_text = f"{torch_ms:.1f}" if torch_ms else "-"
