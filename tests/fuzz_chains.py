@@ -14,6 +14,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.registry import OP_DEFS
 
 import fuzz_ops_array  # noqa: F401 - registers the array and indexing generators
+import fuzz_ops_nn  # noqa: F401 - registers the convolution, pooling and ranking generators
 from fuzz_ops import DISCONTINUOUS, GENERATORS, Generator, elementwise, weight
 from fuzz_program import LEAF_DTYPES, BuildError, Chooser, Program, Var
 

@@ -83,7 +83,8 @@ EXACT = {
 # Ops whose result jumps where their float input crosses a threshold: one ulp of difference
 # upstream can change them completely.
 DISCONTINUOUS = {"Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual", "Floor",
-                 "Ceil", "Round", "Sign", "FloorDiv", "FloorMod", "ArgMax", "ArgMin", "Where"}
+                 "Ceil", "Round", "Sign", "FloorDiv", "FloorMod", "ArgMax", "ArgMin", "Where",
+                 "AsString", "StringJoin", "InTopKV2", "TopKV2", "MaxPoolGrad"}
 # Ops whose result depends only on their input's shape: constants at compile time.
 SHAPE_ONLY = {"Shape", "Size", "Rank", "ZerosLike", "OnesLike"}
 # Integer operands that must stay in a domain: nonzero divisors, non-negative exponents.

@@ -48,6 +48,10 @@ def _cases(mnemonic: str, role: str, dtype: dtypes.DType) -> List[Case]:
     if role == registry.CONTRACTION:
         return [([t(33, 29), t(29, 41)], {"transpose_a": False, "transpose_b": False}),
                 ([t(29, 33), t(41, 29)], {"transpose_a": True, "transpose_b": True})]
+    if role == registry.CONVOLUTION:
+        return [([t(2, 9, 11, 3), t(3, 3, 3, 5)], {"padding": "SAME", "strides": (1, 2, 1, 1)}),
+                ([t(2, 9, 11, 3), t(2, 3, 3, 4)], {"padding": "VALID",
+                                                   "dilations": (1, 2, 1, 1)})]
     if role == registry.ROWWISE:
         if mnemonic in ("softmax", "log_softmax"):
             return [([t(ROW, COLS)], {"axis": -1})]

@@ -12,6 +12,7 @@ import numpy as _np
 
 import flowjit.ops  # noqa: F401 - registers every op
 from flowjit import errors, initializers, nn, python, summary, train  # noqa: F401
+from flowjit import contrib, layers, losses, metrics  # noqa: F401
 from flowjit.platform import app, flags, gfile  # noqa: F401
 from flowjit.platform import tf_logging as logging  # noqa: F401
 from flowjit.config import config as _config
@@ -48,6 +49,7 @@ from flowjit.ops.host import (Assert, Print, add_check_numerics_ops, assert_equa
                               py_func)
 from flowjit.ops.host import print_v2 as print  # noqa: F401,A001
 from flowjit import debugging, strings  # noqa: F401,E402
+from flowjit import compat  # noqa: F401,E402 - tf.compat.v1 is this module
 from flowjit.ops.strings import as_string, string_join  # noqa: F401
 from flowjit.summary.ops import (audio_summary, histogram_summary,  # noqa: F401
                                  image_summary, merge_all_summaries, merge_summary,

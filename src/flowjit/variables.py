@@ -233,10 +233,12 @@ def assert_variables_initialized(var_list=None):
 class VariableScope:
     """TF1 variable scope: a name prefix, a reuse flag and default initializer/dtype."""
 
-    def __init__(self, name: str, reuse: Any = False, initializer=None, dtype=None) -> None:
+    def __init__(self, name: str, reuse: Any = False, initializer=None, dtype=None,
+                 regularizer=None) -> None:
         self.name = name
         self.reuse = reuse
         self.initializer = initializer
+        self.regularizer = regularizer
         self.dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.float32
 
     @property
@@ -290,7 +292,8 @@ def variable_scope(name_or_scope, default_name=None, values=None, initializer=No
     scope = VariableScope(full_name,
                           reuse=reuse if reuse is not None else inherited_reuse,
                           initializer=initializer or base.initializer,
-                          dtype=dtype or base.dtype)
+                          dtype=dtype or base.dtype,
+                          regularizer=regularizer or base.regularizer)
     stack.append(scope)
     graph = get_default_graph()
     try:
@@ -355,7 +358,19 @@ def get_variable(name: str, shape=None, dtype=None, initializer=None, regularize
                              f"given shape {as_shape(shape)}")
         var = _make_variable(initial, full_name, dtype, trainable, collections, validate_shape)
     store[full_name] = var
+    _regularize(var, full_name, regularizer if regularizer is not None else scope.regularizer)
     return var
+
+
+def _regularize(var: Variable, full_name: str, regularizer) -> None:
+    """Adds regularizer(var) to REGULARIZATION_LOSSES, as TF1's get_variable does."""
+    if regularizer is None:
+        return
+    graph = get_default_graph()
+    with graph.name_scope(None), graph.name_scope(full_name + "/Regularizer/"):
+        loss = regularizer(var)
+    if loss is not None:
+        graph.add_to_collection(GraphKeys.REGULARIZATION_LOSSES, loss)
 
 
 def _make_variable(initial, full_name, dtype, trainable, collections, validate_shape):

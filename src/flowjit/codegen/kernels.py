@@ -480,3 +480,5 @@ for _role, _emitter in {registry.ELEMENTWISE: emit_elementwise, registry.REDUCTI
                         registry.ROWWISE: emit_rowwise, registry.LAYOUT: emit_copy,
                         registry.GATHER: emit_gather, registry.CONCAT: emit_concat}.items():
     registry.register_emitter(TARGET, _emitter, role=_role)
+
+from flowjit.codegen import conv as _conv  # noqa: E402,F401 - convolutions' emitters (uses this module)

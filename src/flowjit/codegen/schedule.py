@@ -17,7 +17,7 @@ decide it. `format_schedule` prints it, as `flowjit-dump --stages kernels` shows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from flowjit import dtypes
 from flowjit.codegen import scalar
@@ -32,8 +32,13 @@ GLOBAL, SHARED, REGISTER, SCRATCH = "global", "shared", "register", "scratch"
 ELEMENTWISE, REDUCE, CONTRACTION, ROWWISE, COPY, GATHER, CONCAT = (
     "elementwise", "reduce", "contraction", "rowwise", "copy", "gather", "concat")
 _KIND_OF_ROLE = {registry.ELEMENTWISE: ELEMENTWISE, registry.REDUCTION: REDUCE,
-                 registry.CONTRACTION: CONTRACTION, registry.ROWWISE: ROWWISE,
+                 registry.CONTRACTION: CONTRACTION, registry.CONVOLUTION: CONTRACTION,
+                 registry.ROWWISE: ROWWISE,
                  registry.LAYOUT: COPY, registry.GATHER: GATHER, registry.CONCAT: CONCAT}
+# Contractions that are not a 2-D matmul describe the GEMM they run: op mnemonic ->
+# view(core, kernel instruction) -> (m, n, k), or None when that kernel has no native code
+# (codegen/conv.py registers the convolutions).
+GEMM_VIEWS: Dict[str, Callable[[Instr, Instr], Optional[Tuple[int, int, int]]]] = {}
 # A fusion's `kind` attribute -> the kernel kind it becomes.
 _KIND_OF_FUSION = {"loop": ELEMENTWISE, "reduce": REDUCE, "contraction": CONTRACTION}
 
@@ -121,9 +126,9 @@ def kernel_kind(instr: Instr) -> Optional[str]:
         if kind == REDUCE and _reduction_ok(root) and all(_elementwise_ok(i) for i in rest):
             return kind
         if kind == CONTRACTION:
-            cores = [i for i in rest + [root] if i.op_def.role == registry.CONTRACTION]
-            epilogue = [i for i in rest + [root] if i.op_def.role != registry.CONTRACTION]
-            if len(cores) == 1 and _contraction_ok(cores[0], instr.result.type) and \
+            cores = [i for i in rest + [root] if i.op_def.role in registry.CONTRACTIONS]
+            epilogue = [i for i in rest + [root] if i.op_def.role not in registry.CONTRACTIONS]
+            if len(cores) == 1 and _contraction_ok(cores[0], instr.result.type, instr) and \
                     all(_elementwise_ok(i) for i in epilogue):
                 return kind
         return None
@@ -157,7 +162,9 @@ def _rowwise_ok(instr: Instr) -> bool:
     return True
 
 
-def _contraction_ok(instr: Instr, output: TensorType) -> bool:
+def _contraction_ok(instr: Instr, output: TensorType, kernel: Optional[Instr] = None) -> bool:
+    if instr.op in GEMM_VIEWS:
+        return GEMM_VIEWS[instr.op](instr, kernel or instr) is not None
     a, b = instr.operands
     return (len(a.type.shape) == 2 and len(b.type.shape) == 2
             and a.type.dtype in scalar.FLOAT_TYPES and instr.result.type == output)
@@ -259,7 +266,13 @@ def _reduce(kind, instr, params, body) -> Schedule:
 def _contraction(kind, instr, params, body) -> Schedule:
     """C[m, n] = sum_k op(A)[m, k] op(B)[k, n], then the epilogue (every other op of the
     region, elementwise over C) on each part of C as soon as it is computed."""
-    core = next(i for i in body if i.op_def.role == registry.CONTRACTION)
+    core = next(i for i in body if i.op_def.role in registry.CONTRACTIONS)
+    if core.op in GEMM_VIEWS:  # a convolution: no transposes, its operands read by its view
+        view = GEMM_VIEWS[core.op](core, instr)
+        buffers = [Buffer("out0", instr.result.type, GLOBAL)]
+        return Schedule(kind, instr, view, (0, 1), (2,), buffers + _operand_buffers(
+            instr, params, {}), params, body, epilogue=[i for i in body if i is not core],
+            facts={"core": core, "transpose_a": False, "transpose_b": False})
     a, b = core.operands
     ta, tb = core.attrs["transpose_a"], core.attrs["transpose_b"]
     m, n = instr.result.type.shape

@@ -177,6 +177,7 @@ class GraphKeys:
     UPDATE_OPS = "update_ops"
     LOSSES = "losses"
     REGULARIZATION_LOSSES = "regularization_losses"
+    METRIC_VARIABLES = "metric_variables"
     GLOBAL_STEP = "global_step"
     TRAIN_OP = "train_op"
     INIT_OP = "init_op"

@@ -34,6 +34,8 @@ class ShapeInferenceError(Exception):
 ELEMENTWISE = "elementwise"  # out[i] = f(in[i] after broadcasting): fuses into loops
 REDUCTION = "reduction"      # folds axes with `combiner`; takes an elementwise prologue
 CONTRACTION = "contraction"  # sum over a shared axis (matmul); takes an elementwise epilogue
+CONVOLUTION = "convolution"  # a contraction over windows (conv2d: a GEMM of im2col patches)
+CONTRACTIONS = (CONTRACTION, CONVOLUTION)  # the roles that run as a GEMM with an epilogue
 ROWWISE = "rowwise"          # along the last axis, row by row (softmax, cross-entropy)
 LAYOUT = "layout"            # a copy through an affine index map (transpose, slice)
 ALIAS = "alias"              # the same buffer seen with another shape (reshape): no copy

@@ -330,3 +330,103 @@ def _static_noise_shape(x, shape):
             f"dropout noise_shape {dims} for {x.describe()} must be fully known; leave "
             f"noise_shape=None to draw noise of the (possibly unknown) shape of x")
     return dims
+
+
+# -- more activations and losses (compositions of registered ops) -----------------------------
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(features, name=None):
+    """scale * (x if x > 0 else alpha * (exp(x) - 1)), with TF's constants."""
+    x = convert_to_tensor(features)
+    with get_default_graph().name_scope(name or "Selu") as scope:
+        negative = math.multiply(elu(x), _SELU_ALPHA)
+        return math.multiply(array.where_v2(math.greater(x, 0.0), x, negative), _SELU_SCALE,
+                             name=scope)
+
+
+def swish(features, beta=1.0, name=None):
+    """x * sigmoid(beta * x)."""
+    x = convert_to_tensor(features)
+    with get_default_graph().name_scope(name or "swish") as scope:
+        z = x if beta == 1.0 else math.multiply(x, beta)
+        return math.multiply(x, math.sigmoid(z), name=scope)
+
+
+silu = swish
+
+
+def softsign(features, name=None):
+    """x / (1 + |x|)."""
+    x = convert_to_tensor(features)
+    with get_default_graph().name_scope(name or "Softsign") as scope:
+        return math.truediv(x, math.add(math.abs(x), 1.0), name=scope)
+
+
+def crelu(features, name=None, axis=-1):
+    """relu(concat([x, -x], axis)): both signs' activations, twice the depth."""
+    x = convert_to_tensor(features)
+    with get_default_graph().name_scope(name or "CRelu") as scope:
+        return relu(array.concat([x, math.negative(x)], axis), name=scope)
+
+
+def weighted_cross_entropy_with_logits(labels=None, logits=None, pos_weight=None, name=None,
+                                       targets=None):
+    """sigmoid cross-entropy with positives weighted by pos_weight:
+    (1 - z) * x + (1 + (q - 1) * z) * (log(1 + exp(-|x|)) + max(-x, 0))."""
+    labels = targets if labels is None else labels
+    logits, labels = convert_operands(logits, labels)
+    with get_default_graph().name_scope(name or "logistic_loss") as scope:
+        pos_weight = convert_to_tensor(pos_weight, dtype_hint=logits.dtype)
+        log_weight = math.add(math.multiply(labels, math.subtract(pos_weight, 1.0)), 1.0)
+        softplus_neg = math.add(math.log1p(math.exp(math.negative(math.abs(logits)))),
+                                math.maximum(math.negative(logits), 0.0))
+        return math.add(math.multiply(math.subtract(1.0, labels), logits),
+                        math.multiply(log_weight, softplus_neg), name=scope)
+
+
+def log_poisson_loss(targets, log_input, compute_full_loss=False, name=None):
+    """exp(log_input) - log_input * targets, plus Stirling's approximation of log(targets!)
+    for targets > 1 when compute_full_loss."""
+    log_input, targets = convert_operands(log_input, targets)
+    with get_default_graph().name_scope(name or "log_poisson_loss") as scope:
+        result = math.subtract(math.exp(log_input), math.multiply(log_input, targets))
+        if not compute_full_loss:
+            return array.identity(result, name=scope)
+        safe = math.maximum(targets, 1.0)
+        stirling = math.add(math.subtract(math.multiply(safe, math.log(safe)), safe),
+                            math.multiply(math.log(math.multiply(safe, 2 * np.pi)), 0.5))
+        zeros = math.multiply(stirling, 0.0)
+        return math.add(result, array.where_v2(math.greater(targets, 1.0), stirling, zeros),
+                        name=scope)
+
+
+def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
+                     max_norm=None):
+    """Rows of `params` (a tensor, or a list of shards) picked by `ids`; its gradient is a
+    scatter-add of the rows' gradients (GatherV2's rule: UnsortedSegmentSum)."""
+    from flowjit.ops import indexing
+    if max_norm is not None:
+        raise errors.UnimplementedError("embedding_lookup with max_norm is not supported")
+    shards = list(params) if isinstance(params, (list, tuple)) else [params]
+    shards = [convert_to_tensor(p) for p in shards]
+    ids = convert_to_tensor(ids, dtype_hint=dtypes.int32)
+    with get_default_graph().name_scope(name or "embedding_lookup") as scope:
+        if len(shards) == 1:
+            return indexing.gather(shards[0], ids, name=scope)
+        sizes = [p.shape.dims[0] if p.shape.dims else None for p in shards]
+        if None in sizes:
+            raise errors.UnimplementedError("embedding_lookup over shards needs each shard's "
+                                            "number of rows known when the graph is built")
+        table = array.concat(shards, 0)
+        n = len(shards)
+        if partition_strategy == "div":
+            return indexing.gather(table, ids, name=scope)
+        if partition_strategy != "mod":
+            raise errors.InvalidArgumentError(f"partition_strategy must be 'mod' or 'div', "
+                                              f"got {partition_strategy!r}")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(ids.dtype.np_dtype)
+        shard = math.floormod(ids, n)
+        row = math.add(indexing.gather(starts, shard), math.floordiv(ids, n))
+        return indexing.gather(table, row, name=scope)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
-from flowjit.graph.registry import CONTRACTION, ELEMENTWISE, REDUCTION
+from flowjit.graph.registry import CONTRACTIONS, ELEMENTWISE, REDUCTION
 from flowjit.ir.core import FUSION, Func, Instr, Param, Result, Value
 
 # A group has at most this many instructions (the rest of a longer chain forms groups of
@@ -72,7 +72,7 @@ def run(func: Func) -> Tuple[Func, bool]:
                 if _elementwise(candidate):
                     group[candidate] = None
                     frontier.append(candidate)
-                elif candidate.op_def.role == CONTRACTION and kind == "loop" and \
+                elif candidate.op_def.role in CONTRACTIONS and kind == "loop" and \
                         not has_contraction:
                     group[candidate] = None  # a leaf: its operands stay outside
                     has_contraction = True
