@@ -527,3 +527,23 @@ def test_a_disk_cache_shared_with_a_host_of_other_cache_sizes_is_not_reused(tmp_
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(float(done.stdout))
     assert outputs == [64 * 64 * 256.0] * 2
+
+
+def test_large_fetched_results_are_lent_buffers_that_return_when_dropped():
+    """A large fetch is a view of a pool buffer: kept results are never written again, and
+    dropped ones give their buffer back (no fresh pages every run)."""
+    x = tf.placeholder(tf.float32, [4096])
+    y = x * 2.0
+    with tf.Session(backend="llvm") as sess:
+        kept = [sess.run(y, {x: np.full(4096, float(i), np.float32)}) for i in range(3)]
+        for i, result in enumerate(kept):
+            np.testing.assert_array_equal(result, np.full(4096, 2.0 * i, np.float32))
+            assert result.flags.writeable
+        addresses = set()
+        for i in range(6):
+            result = sess.run(y, {x: np.full(4096, float(i), np.float32)})
+            addresses.add(result.__array_interface__["data"][0])
+            del result
+        assert len(addresses) <= 2, addresses
+        for i, result in enumerate(kept):  # (still theirs)
+            np.testing.assert_array_equal(result, np.full(4096, 2.0 * i, np.float32))

@@ -92,7 +92,7 @@ class Session:
             values, updates, counters = executable.run(feeds, self._state, self._buffers)
             if updates or counters:
                 self._commit(updates, counters, feeds)
-            results = [None if e.__class__ is Operation else _user_value(values[e], feeds)
+            results = [None if e.__class__ is Operation else _user_value(values[e], feeds, self._buffers)
                        for e in request.elements]
         return request.rebuild(iter(results))
 
@@ -110,7 +110,7 @@ class Session:
                                                            timer=tracer.kernel)
             with tracer.phase("commit"):
                 self._commit(updates, counters, feeds)
-            results = [None if e.__class__ is Operation else _user_value(values[e], feeds)
+            results = [None if e.__class__ is Operation else _user_value(values[e], feeds, self._buffers)
                        for e in request.elements]
         tracer.finish()
         return request.rebuild(iter(results))
@@ -461,15 +461,16 @@ def unfed_placeholder_error(tensor: Tensor, needed_by) -> errors.InvalidArgument
         tensor.op)
 
 
-def _user_value(value, feeds):
+def _user_value(value, feeds, buffers: BufferPool):
     """Results are numpy values the user may keep and modify: never views of Session state,
-    of the caller's own feed arrays, or of any other array (a reshape is a view)."""
+    of the caller's own feed arrays, or of any other array (a reshape is a view), but for
+    the views the Session's buffer pool lends (runtime/buffers.py)."""
     if value is None:
         return None
     if value.ndim == 0:
         return value[()]
-    if not value.flags.owndata or not value.flags.writeable or \
-            any(value is fed for fed in feeds.values()):
+    if not value.flags.writeable or any(value is fed for fed in feeds.values()) or \
+            (not value.flags.owndata and not buffers.lends(value)):
         return value.copy()
     return value
 

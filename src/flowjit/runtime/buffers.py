@@ -7,7 +7,10 @@ what reads the value after the kernel:
               read-only to numpy (kernels write through its address), so a Session copies it
               before it leaves a run (a fetch, a variable's new value), and nothing can keep
               it past the next run;
-  - fresh:    large fetches: a new array each run, which the caller keeps;
+  - lent:     large fetches: a view of a buffer from the Session's `BufferPool`, which the
+              caller keeps as long as it likes; a finalizer gives the buffer back to the
+              pool when the caller's array dies, so a loop that fetches a large result and
+              drops it reuses two buffers instead of faulting in fresh pages every run;
   - recycled: large new values of variables: from the Session's `BufferPool`, to which the
               Session gives back each value it replaces (it owns state arrays alone: fetches
               of them are copies), so a training step writes into the buffer the value before
@@ -20,6 +23,8 @@ few of them, not their sum.
 from __future__ import annotations
 
 import ctypes
+import threading
+import weakref
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -44,7 +49,7 @@ def data_address(array: np.ndarray) -> int:
 # Results up to this size live in fixed buffers and are copied out: cheaper than a fresh
 # array's allocation and address lookup, and the run's addresses are all known.
 SMALL_RESULT_BYTES = 4096
-FIXED, FRESH, RECYCLED = "fixed", "fresh", "recycled"
+FIXED, LENT, RECYCLED = "fixed", "lent", "recycled"
 
 
 class OutputSpec:
@@ -65,10 +70,12 @@ class OutputSpec:
         """This run's buffer for the value, and its data address."""
         if self.fixed is not None:
             return self.fixed, self.address
-        if self.policy == RECYCLED and pool is not None:
+        if pool is None:
+            out = np.empty(self.shape, self.dtype)
+        elif self.policy == RECYCLED:
             out = pool.take(self.shape, self.dtype)
         else:
-            out = np.empty(self.shape, self.dtype)
+            out = pool.lend(self.shape, self.dtype)
         return out, data_address(out)
 
 
@@ -77,33 +84,58 @@ def output_policy(value_type, is_fetched: bool, is_assigned: bool) -> str:
     nbytes = value_type.num_elements * value_type.dtype.np_dtype.itemsize
     if not (is_fetched or is_assigned) or nbytes <= SMALL_RESULT_BYTES:
         return FIXED
-    return FRESH if is_fetched else RECYCLED
+    return LENT if is_fetched else RECYCLED
 
 
 class BufferPool:
-    """Arrays a Session gave back (variable values it replaced), for the next runs' new
-    values of the same shape and dtype; at most `max_bytes` are kept."""
+    """Arrays a Session gave back (variable values it replaced) and buffers whose lent
+    views died, for the next runs' values of the same shape and dtype; at most
+    `max_bytes` are kept. (Finalizers may give buffers back from any thread: a lock.)"""
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.free: Dict[Tuple[tuple, np.dtype], List[np.ndarray]] = {}
+        self.lent: Dict[int, None] = {}  # ids of buffers whose views the caller holds
+        self._lock = threading.Lock()
 
     def take(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
-        stack = self.free.get((shape, dtype))
-        if stack:
-            array = stack.pop()
-            self.bytes -= array.nbytes
-            array.setflags(write=True)  # (state arrays are read-only)
-            return array
-        return np.empty(shape, dtype)
+        with self._lock:
+            stack = self.free.get((shape, dtype))
+            array = stack.pop() if stack else None
+            if array is not None:
+                self.bytes -= array.nbytes
+        if array is None:
+            return np.empty(shape, dtype)
+        array.setflags(write=True)  # (state arrays are read-only)
+        return array
+
+    def lend(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        """A view of a pool buffer for the caller to keep: the buffer comes back to the
+        pool when the view (and every view of it) is gone."""
+        base = self.take(shape, dtype)
+        view = base.view()
+        with self._lock:
+            self.lent[id(base)] = None
+        weakref.finalize(view, self._returned, base)
+        return view
+
+    def lends(self, array: np.ndarray) -> bool:
+        """Whether `array` is a view this pool lent (the caller may keep it as it is)."""
+        return array.base is not None and id(array.base) in self.lent
+
+    def _returned(self, base: np.ndarray) -> None:
+        with self._lock:
+            self.lent.pop(id(base), None)
+        self.give(base)
 
     def give(self, array: np.ndarray) -> None:
         """Takes back an array nothing else references (the caller's guarantee)."""
-        if array.flags.owndata and array.flags.c_contiguous and \
-                self.bytes + array.nbytes <= self.max_bytes:
-            self.free.setdefault((array.shape, array.dtype), []).append(array)
-            self.bytes += array.nbytes
+        with self._lock:
+            if array.flags.owndata and array.flags.c_contiguous and \
+                    self.bytes + array.nbytes <= self.max_bytes:
+                self.free.setdefault((array.shape, array.dtype), []).append(array)
+                self.bytes += array.nbytes
 
 
 def plan_arena(sizes: Sequence[int], lifetimes: Sequence[Tuple[int, int]]
