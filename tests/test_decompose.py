@@ -85,3 +85,25 @@ func @f(%x: f32[2,3] {feed="x:0"}) {
     for want, got in zip(evaluate(func, [x]), evaluate(out, [x])):
         np.testing.assert_array_equal(got, want)
     assert print_func(parse(text)) == text  # (round trip)
+
+
+@pytest.mark.parametrize("a_shape,b_shape,ta,tb", [
+    ((3, 5, 4), (3, 4, 6), False, False),
+    ((2, 1, 4, 5), (3, 4, 6), True, False),   # broadcast batch dims, A transposed
+    ((2, 3, 5, 4), (1, 6, 4), False, True),
+])
+def test_batched_matmuls_run_natively_one_gemm_per_batch_element(a_shape, b_shape, ta, tb):
+    a = tf.placeholder(tf.float32, a_shape)
+    b = tf.placeholder(tf.float32, b_shape)
+    y = tf.matmul(a, b, transpose_a=ta, transpose_b=tb) + 1.0
+    feed = {a: RNG.standard_normal(a_shape).astype(np.float32),
+            b: RNG.standard_normal(b_shape).astype(np.float32)}
+    func = optimize(lower([y], [], {a: TensorType(tf.float32, a_shape),
+                                    b: TensorType(tf.float32, b_shape)}), CompileOptions())
+    run, stats = cpu.build(func)
+    assert stats["numpy"] == 0, stats["fallbacks"]
+    want = np.matmul(np.swapaxes(feed[a], -1, -2) if ta else feed[a],
+                     np.swapaxes(feed[b], -1, -2) if tb else feed[b]) + 1.0
+    np.testing.assert_allclose(run([feed[a], feed[b]])[0], want, rtol=1e-5, atol=1e-5)
+    with tf.Session(backend="llvm") as sess:
+        np.testing.assert_allclose(sess.run(y, feed), want, rtol=1e-5, atol=1e-5)

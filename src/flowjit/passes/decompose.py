@@ -10,6 +10,8 @@ their own (as XLA expands ops its backends do not implement):
     pad(x, CONSTANT, c)       -> per padded axis, concatenate(c block, x, c block), the
                                  blocks broadcast from one scalar constant
     add_n(x0, x1, ...)        -> x0 + x1 + ... (elementwise: fusion makes one loop of it)
+    matmul of rank 3 and up   -> one 2-D matmul per batch element (batch dims broadcast as
+                                 numpy's), side by side: at most MAX_BATCH of them
 
 Only instructions with static shapes are rewritten (a Session compiles per feed shape);
 REFLECT and SYMMETRIC pads stay as they are (numpy).
@@ -127,9 +129,58 @@ def _add_n(instr: Instr) -> List[Instr]:
     return new
 
 
+# Batched matmuls with more batch elements than this stay one (numpy) instruction: each
+# element is a kernel call of its own.
+MAX_BATCH = 64
+
+
+def _batched_matmul(instr: Instr) -> Optional[List[Instr]]:
+    a, b = instr.operands
+    out_shape = instr.result.type.shape
+    if len(out_shape) < 3:
+        return None
+    batch = out_shape[:-2]
+    count = int(np.prod(batch))
+    if count > MAX_BATCH or count == 0:
+        return None
+    new: List[Instr] = []
+
+    def flat(x: Value) -> Tuple[Value, Tuple[int, ...]]:
+        """x as [its batch elements, rows, cols], and its batch dims padded to the output's."""
+        shape = x.type.shape
+        dims = (1,) * (len(batch) - (len(shape) - 2)) + shape[:-2]
+        new.append(_reshape(x, (int(np.prod(dims)),) + shape[-2:], instr.loc))
+        return new[-1].result, dims
+
+    def element(x3: Value, dims, index) -> Value:
+        """Batch element `index` (of the output's batch) of a [n, r, c] value, as [r, c]."""
+        position = int(np.ravel_multi_index([i if d != 1 else 0 for i, d in zip(index, dims)],
+                                            dims))
+        r, c = x3.type.shape[1:]
+        piece = Value(TensorType(x3.type.dtype, (1, r, c)))
+        new.append(Instr("slice", [x3], {"begin": (position, 0, 0), "size": (1, r, c)},
+                         [piece], instr.loc))
+        new.append(_reshape(piece, (r, c), instr.loc))
+        return new[-1].result
+
+    (a3, a_dims), (b3, b_dims) = flat(a), flat(b)
+    products = []
+    m, n = out_shape[-2:]
+    for index in np.ndindex(*batch):
+        product = Value(TensorType(instr.result.type.dtype, (m, n)))
+        new.append(Instr("matmul", [element(a3, a_dims, index), element(b3, b_dims, index)],
+                         instr.attrs, [product], instr.loc))
+        new.append(_reshape(product, (1, m, n), instr.loc))
+        products.append(new[-1].result)
+    whole = Value(TensorType(instr.result.type.dtype, (count, m, n)))
+    new.append(Instr("concatenate", products, {"axis": 0}, [whole], instr.loc))
+    new.append(_reshape(whole, out_shape, instr.loc, instr.result))
+    return new
+
+
 RULES: Dict[str, Callable[[Instr], Optional[List[Instr]]]] = {
     "stack": _stack, "split": _split, "unstack": _unstack, "tile": _tile, "pad": _pad,
-    "add_n": _add_n,
+    "add_n": _add_n, "matmul": _batched_matmul,
 }
 
 
