@@ -315,6 +315,15 @@ _BUILDERS = {ELEMENTWISE: _elementwise, REDUCE: _reduce, CONTRACTION: _contracti
              ROWWISE: _rowwise, COPY: _copy, GATHER: _whole, CONCAT: _whole}
 
 
+def schedule_key(s: Schedule) -> str:
+    """Everything of a schedule that decides its kernel's code, as text (no source
+    locations: equal kernels from different ops share it): a disk cache key's part."""
+    facts = {k: v for k, v in s.facts.items() if k != "core"}
+    buffers = [(b.name, str(b.type), b.placement, b.strides) for b in s.buffers]
+    return repr((s.kind, s.space, s.parallel, s.reduce, sorted(s.tiles.items()), buffers,
+                 sorted(facts.items())))
+
+
 # -- printing ------------------------------------------------------------------------------------
 def format_schedule(s: Schedule, name: str) -> str:
     """A schedule as text, e.g.

@@ -363,15 +363,20 @@ def host_cache_bytes() -> Dict[int, int]:
 
 @functools.lru_cache(maxsize=1)
 def codegen_fingerprint() -> str:
-    """What decides generated code besides a cache key's source: flowjit's own source files
-    (the emitters, and the op table's codegen facts such as layout ops' index maps, the
-    runtime's segment layout and worker pool), and flowjit's and llvmlite's versions. Any
-    change to flowjit therefore never loads code that an older one cached."""
+    """What decides generated code besides a cache key's source (the kernels' IR and
+    schedules, where the op table's facts such as index maps and combiners appear): the
+    code generator's own files (codegen/, the IR's structure keys, the op table's roles and
+    emitters, the runtime's segment layout and worker pool), and flowjit's and llvmlite's
+    versions. A changed emitter therefore never loads code that an older one cached, and
+    edits elsewhere (ops, the Session, examples) keep the cache."""
     from flowjit import __version__
     digest = hashlib.sha256(f"{__version__} {llvmlite.__version__}".encode())
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    files = sorted(os.path.join(folder, name) for folder, _, names in os.walk(package)
-                   for name in names if name.endswith(".py"))
+    here = os.path.join(package, "codegen")
+    files = sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py"))
+    files += [os.path.join(package, *path) for path in (
+        ("ir", "core.py"), ("graph", "registry.py"), ("runtime", "cpu.py"),
+        ("runtime", "threads.py"))]
     for path in files:
         digest.update(os.path.relpath(path, package).encode())
         with open(path, "rb") as f:

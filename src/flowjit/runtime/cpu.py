@@ -16,7 +16,7 @@ import numpy as np
 from flowjit import errors
 from flowjit.client.tracing import instr_label
 from flowjit.codegen import kernels
-from flowjit.codegen.schedule import Schedule, format_schedule, schedule
+from flowjit.codegen.schedule import Schedule, format_schedule, schedule, schedule_key
 from flowjit.codegen.segment import KernelCall, emit_segment, kernel_ids, segment_has_room
 from flowjit.codegen.target import CompiledKernel, CPUTarget, cpu_target, kernel_function
 from flowjit.graph.registry import ALIAS
@@ -444,7 +444,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         def make_text(make=make) -> Tuple[str, list]:
             module, infos = make()
             return str(module), infos
-        compiled, infos = target.compile_cached(module_source(instrs, pool), make_text, what)
+        compiled, infos = target.compile_cached(
+            module_source(instrs, [schedules.get(i) for i in indices], pool), make_text, what)
         if dump is not None:
             modules.append((what, make()[0]))
         if len(indices) == 1:
@@ -513,16 +514,20 @@ def thunk_label(thunk) -> Tuple[str, str]:
     return name, f"{'native' if isinstance(thunk, NativeThunk) else 'numpy'} {op}"
 
 
-def module_source(instrs: List[Instr], pool: Optional[WorkerPool]) -> str:
+def module_source(instrs: List[Instr], scheds: List[Optional[Schedule]],
+                  pool: Optional[WorkerPool]) -> str:
     """What decides the code of a group's module: each kernel's computation (its optimized
-    IR, as a structure key), the dataflow between them, and the worker pool's size (it
-    decides the segment's shares). The target adds itself and the code generator's files."""
+    IR, as a structure key) and schedule (with what the op table contributed: index maps,
+    combiners, tiles), the dataflow between them, and the worker pool's size (it decides
+    the segment's shares). The target adds itself and the code generator's files."""
     number: Dict[Value, int] = {}
     lines = [f"pool {pool.size if pool is not None else 0}"]
-    for instr in instrs:
+    for instr, sched in zip(instrs, scheds):
         operands = [number.setdefault(v, len(number)) for v in instr.operands]
         results = [number.setdefault(r, len(number)) for r in instr.results]
         lines.append(f"{results} = {operands} {structure_key(instr)!r}")
+        if sched is not None:
+            lines.append(f"  {schedule_key(sched)}")
     return "\n".join(lines)
 
 
