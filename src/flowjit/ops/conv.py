@@ -243,10 +243,13 @@ def _adjoint_infer(inputs, sizes, what, attrs, depthwise):
                                   f"{wd[2]}")
 
 
-def _backprop_input_infer(depthwise: bool):
-    def infer(inputs, *, input_sizes, **attrs):
-        _adjoint_infer(inputs, input_sizes, "input_sizes", attrs, depthwise)
-        return [TensorSpec(inputs[0].dtype, TensorShape(tuple(input_sizes)))]
+def _backprop_infer(depthwise: bool, sizes_attr: str):
+    """The shape rule of a backprop op: its result has the shape its `sizes_attr`
+    (input_sizes or filter_sizes) says, checked against the other operands."""
+    def infer(inputs, **attrs):
+        sizes = attrs.pop(sizes_attr)
+        _adjoint_infer(inputs, sizes, sizes_attr, attrs, depthwise)
+        return [TensorSpec(inputs[0].dtype, TensorShape(tuple(sizes)))]
     return infer
 
 
@@ -271,13 +274,6 @@ def _backprop_input_kernel(depthwise: bool):
                     dxp[:, wh.taps(i), ww.taps(j), :] += gn @ w[i, j].T
         return _from_nhwc_array(_cropped(dxp, wh, ww).astype(g.dtype, copy=False), fmt)
     return kernel
-
-
-def _backprop_filter_infer(depthwise: bool):
-    def infer(inputs, *, filter_sizes, **attrs):
-        _adjoint_infer(inputs, filter_sizes, "filter_sizes", attrs, depthwise)
-        return [TensorSpec(inputs[0].dtype, TensorShape(tuple(filter_sizes)))]
-    return infer
 
 
 def _backprop_filter_kernel(depthwise: bool):
@@ -313,10 +309,10 @@ for _name, _mnemonic, _depthwise in (("Conv2D", "conv2d", False),
     register_op(_name, _mnemonic, _conv_infer(_depthwise), _conv_kernel(_depthwise),
                 attr_defaults=CONV_DEFAULTS, role=None if _depthwise else CONVOLUTION)
     register_op(_name + "BackpropInput",
-                _mnemonic + "_backprop_input", _backprop_input_infer(_depthwise),
+                _mnemonic + "_backprop_input", _backprop_infer(_depthwise, "input_sizes"),
                 _backprop_input_kernel(_depthwise), attr_defaults=CONV_DEFAULTS)
     register_op(_name + "BackpropFilter", _mnemonic + "_backprop_filter",
-                _backprop_filter_infer(_depthwise), _backprop_filter_kernel(_depthwise),
+                _backprop_infer(_depthwise, "filter_sizes"), _backprop_filter_kernel(_depthwise),
                 attr_defaults=CONV_DEFAULTS)
 
 
