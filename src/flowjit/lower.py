@@ -24,8 +24,9 @@ from flowjit import dtypes, errors
 from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.plan import RunPlan, build_plan
 from flowjit.graph.registry import ShapeInferenceError, get_op_def, get_op_def_by_mnemonic
-from flowjit.ir.core import (COND, FEED, FETCH, RNG_COUNTER, VARIABLE, WHILE, Func, Instr,
-                             Location, Param, Result, TensorType, Value, infer_results)
+from flowjit.ir.core import (COND, CUSTOM_GRADIENT, FEED, FETCH, RNG_COUNTER, VARIABLE, WHILE,
+                             Func, Instr, Location, Param, Result, TensorType, Value,
+                             infer_results)
 from flowjit.ops.shape_values import DYNAMIC_FORMS, data_dependent_error
 
 # Values of at most this many elements are computed while lowering when their operands are
@@ -75,6 +76,8 @@ class _Lowering:
                 self.assignment(op)
             else:
                 self.emit(op, op.op_def.mnemonic, self.operands(op))
+            if op._gradient_token is not None:
+                self.override_gradient(op)
         results = []
         for fetch in self.plan.fetches:
             if isinstance(fetch, Tensor):
@@ -204,6 +207,35 @@ class _Lowering:
         mnemonic = {"AssignAdd": "add", "AssignSub": "sub"}[op.type]
         self.emit(op, mnemonic, [current, value], attrs={})
 
+    def custom_gradient(self, op: Operation, operands: List[Value], token: str,
+                        n_outputs: int, n_inputs: int) -> List[Value]:
+        """A `custom_gradient` instruction (ops/custom_gradient.py) over `operands`: the
+        forward values, the inputs they get gradients for, the captures of the gradient
+        function named by `token`, which becomes its region."""
+        from flowjit.ops.control_flow import function_of
+        seeds = [v.type for v in operands[:n_outputs]]
+        captured = operands[n_outputs + n_inputs:]
+        known = {len(seeds) + i: self.known[v] for i, v in enumerate(captured)
+                 if v in self.known}
+        region = lower_function(function_of(op, token), seeds + [v.type for v in captured],
+                                self.variable_types, known)
+        results = [Value(v.type) for v in operands[:n_outputs]]
+        attrs = {"grad": token, "n_outputs": n_outputs, "n_inputs": n_inputs}
+        self.body.append(Instr(CUSTOM_GRADIENT, operands, attrs, results, location_of(op),
+                               regions=[region]))
+        return results
+
+    def override_gradient(self, op: Operation) -> None:
+        """An op under gradient_override_map: its outputs, as the rest of the program sees
+        them, are a `custom_gradient` over its inputs."""
+        from flowjit.ops.custom_gradient import custom_gradient_operands
+        values = {**dict(zip(op.inputs, self.operands(op))),
+                  **{t: self.env[t] for t in op.outputs}}
+        operands = [values[t] for t in custom_gradient_operands(op)]
+        results = self.custom_gradient(op, operands, op._gradient_token, len(op.outputs),
+                                       len(op.inputs))
+        self.env.update(zip(op.outputs, results))
+
     def parameter(self, op: Operation, role: str) -> None:
         value = Value(TensorType.from_spec(op.outputs[0].spec), op.name)
         self.params.append(Param(value, role, op.name))
@@ -306,6 +338,13 @@ def _lower_while(lowering: _Lowering, op: Operation) -> None:
     lowering.emit_region_op(op, WHILE, operands, attrs, types, [condition, body])
 
 
+def _lower_custom_gradient(lowering: _Lowering, op: Operation) -> None:
+    """`tf.custom_gradient`'s op: a `custom_gradient` with the user's gradient function."""
+    results = lowering.custom_gradient(op, lowering.operands(op), op.attrs["grad"],
+                                       op.attrs["n_outputs"], op.attrs["n_inputs"])
+    lowering.env.update(zip(op.outputs, results))
+
+
 # Graph ops that are not computations: each lowers to a parameter or to nothing.
 _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "NoOp": lambda lowering, op: None,
@@ -320,5 +359,6 @@ _SPECIAL: Dict[str, Callable[[_Lowering, Operation], None]] = {
     "PyFunc": _py_func,
     "If": _lower_cond,
     "While": _lower_while,
+    "CustomGradient": _lower_custom_gradient,
     "PyFuncStateless": _py_func,
 }

@@ -123,7 +123,8 @@ class Operation:
     """A node of the graph."""
 
     __slots__ = ("graph", "name", "type", "op_def", "inputs", "control_inputs", "attrs",
-                 "outputs", "site", "_id", "__weakref__")
+                 "outputs", "site", "_id", "_gradient_override", "_gradient_token",
+                 "__weakref__")
 
     def __init__(self, graph: "Graph", name: str, op_def: OpDef, inputs: Sequence[Tensor],
                  attrs: Dict[str, Any], control_inputs: Sequence["Operation"], site: str,
@@ -138,6 +139,9 @@ class Operation:
         self.outputs: Tuple[Tensor, ...] = ()
         self.site = site
         self._id = op_id
+        # gradient_override_map: the gradient's name, and its traced function's token
+        self._gradient_override: Optional[str] = None
+        self._gradient_token: Optional[str] = None
 
     @property
     def node_def(self) -> Dict[str, Any]:
@@ -201,6 +205,7 @@ class Graph:
         self.seed: Optional[int] = None
         self._building_function = False
         self._functions: Dict[str, Any] = {}  # token -> a control-flow op's function graph
+        self._gradient_override_map: Dict[str, str] = {}
         _live_graphs.add(self)
 
     # -- identity and versioning (the executable cache keys on these) -------------------
@@ -283,6 +288,20 @@ class Graph:
         finally:
             self._control_dependencies.pop()
 
+    @contextlib.contextmanager
+    def gradient_override_map(self, op_type_map: Dict[str, str]) -> Iterator[None]:
+        """Ops of the types in `op_type_map` created inside take the gradient registered
+        (tf.RegisterGradient) under the name it maps them to (ops/custom_gradient.py)."""
+        if not isinstance(op_type_map, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in op_type_map.items()):
+            raise TypeError("gradient_override_map takes a dict of op type -> gradient name")
+        saved = self._gradient_override_map
+        self._gradient_override_map = {**saved, **op_type_map}
+        try:
+            yield
+        finally:
+            self._gradient_override_map = saved
+
     def device(self, _name) -> contextlib.AbstractContextManager:
         """Device placement is the backend's business in flowjit; accepted and ignored."""
         return contextlib.nullcontext()
@@ -324,6 +343,7 @@ class Graph:
                 if dep not in deps:
                     deps.append(dep)
             op = Operation(self, op_name, op_def, inputs, attrs, deps, site, len(self._ops))
+            op._gradient_override = self._gradient_override_map.get(op.type)
             specs = self._infer(op)
             op.outputs = tuple(Tensor(op, i, spec) for i, spec in enumerate(specs))
             self._ops.append(op)

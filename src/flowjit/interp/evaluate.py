@@ -8,7 +8,7 @@ import numpy as np
 
 from flowjit import errors
 from flowjit.client.tracing import instr_label
-from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, Value
+from flowjit.ir.core import COND, CUSTOM_GRADIENT, FUSION, WHILE, Func, Instr, Value
 
 
 def _label(instr: Instr) -> Tuple[str, str]:
@@ -117,4 +117,6 @@ def _while(instr: Instr, inputs: List[np.ndarray], trace) -> List[np.ndarray]:
 
 
 _REGION_OPS = {FUSION: lambda instr, inputs, trace: evaluate(instr.region, inputs, trace),
-               COND: _cond, WHILE: _while}
+               COND: _cond, WHILE: _while,
+               # (its region is a gradient: only autodiff reads it)
+               CUSTOM_GRADIENT: lambda instr, inputs, trace: inputs[:len(instr.results)]}

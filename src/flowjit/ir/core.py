@@ -30,6 +30,9 @@ from flowjit.graph.shape import TensorShape
 FUSION = "fusion"
 COND = "cond"    # operands: predicate (bool; or int32 branch index), then the branches' inputs
 WHILE = "while"  # operands: loop variables, then loop invariants; results: the final variables
+# operands: forward values, the inputs they get gradients for, captures; results: the forward
+# values; its region, the user's gradient function (ops/custom_gradient.py). Autodiff removes it.
+CUSTOM_GRADIENT = "custom_gradient"
 
 
 def _no_graph_form(*operands: TensorSpec, **attrs: Any):

@@ -8,7 +8,8 @@ from typing import Callable, Dict, Hashable, List, Set
 from flowjit import dtypes
 from flowjit.graph.registry import ShapeInferenceError
 from flowjit.graph.shape import TensorShape
-from flowjit.ir.core import COND, FUSION, WHILE, Func, Instr, TensorType, Value, infer_results
+from flowjit.ir.core import (COND, CUSTOM_GRADIENT, FUSION, WHILE, Func, Instr, TensorType, Value,
+                             infer_results)
 
 
 _BOOL = dtypes.bool_
@@ -178,4 +179,22 @@ def _verify_while(instr: Instr, where: Callable[[], str], inferred: _Inferred) -
                    inferred)
 
 
-_REGION_OPS = {FUSION: _verify_fusion, COND: _verify_cond, WHILE: _verify_while}
+def _verify_custom_gradient(instr: Instr, where: Callable[[], str], inferred: _Inferred) -> None:
+    """`custom_gradient %ys..., %xs..., %captured...`: results typed as the ys; the region
+    takes a cotangent per y and the captures, and yields a gradient per x."""
+    k, m = instr.attrs.get("n_outputs", 0), instr.attrs.get("n_inputs", 0)
+    if len(instr.regions) != 1 or k + m > len(instr.operands) or len(instr.results) != k:
+        raise VerificationError(f"{where()}: a custom_gradient needs one region, and "
+                                f"n_outputs={k} results and n_outputs + n_inputs <= its "
+                                f"{len(instr.operands)} operands")
+    ys, xs = instr.operands[:k], instr.operands[k:k + m]
+    if [v.type for v in ys] != [r.type for r in instr.results]:
+        raise VerificationError(f"{where()}: results {[str(r.type) for r in instr.results]} "
+                                f"differ from the forward values' types")
+    _verify_region(instr, instr.regions[0], "the gradient function",
+                   [v.type for v in ys + instr.operands[k + m:]], [v.type for v in xs], where,
+                   inferred)
+
+
+_REGION_OPS = {FUSION: _verify_fusion, COND: _verify_cond, WHILE: _verify_while,
+               CUSTOM_GRADIENT: _verify_custom_gradient}

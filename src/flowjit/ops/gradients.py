@@ -15,6 +15,7 @@ from flowjit.graph.core import Operation, Tensor
 from flowjit.graph.registry import (ShapeInferenceError, TensorSpec, register_gradient,
                                     register_op)
 from flowjit.ops.base import FLOATS, apply_op, convert_to_tensor
+from flowjit.ops.custom_gradient import gradient_inputs, overridden_gradient
 
 
 def _gradients_infer(inputs, *, n_ys, n_xs, n_grad_ys, n_stops):
@@ -88,7 +89,7 @@ def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -
         upstream.add(t)
         if t.op.type == "StopGradient":
             continue
-        stack.extend(i for i in t.op.inputs if i not in stops)
+        stack.extend(i for i in gradient_inputs(t.op) if i not in stops)
     # Ops between xs and ys: downstream of some x and upstream of some y.
     x_set = set(xs)
 
@@ -96,7 +97,7 @@ def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -
         """What `t` is computed from, as far as the search for xs goes."""
         if t in x_set or t not in upstream or t.op.type == "StopGradient":
             return ()
-        return t.op.inputs
+        return gradient_inputs(t.op)
 
     reaches_x: Dict[Tensor, bool] = {}
     between: Dict[Operation, bool] = {}
@@ -107,9 +108,11 @@ def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -
             reaches_x[t] = False
         else:
             if t.op not in between:
-                between[t.op] = any(reaches_x[i] for i in t.op.inputs)
+                between[t.op] = any(reaches_x[i] for i in gradient_inputs(t.op))
             reaches_x[t] = between[t.op]
     for op, on_path in between.items():
+        if on_path and overridden_gradient(op) is not None:
+            continue  # gradient_override_map: the user's function, traced now
         if on_path and op.op_def.grad is None:
             raise LookupError(f"No gradient defined for operation '{op.name}' (op type: "
                               f"{op.type}, created at {op.site})")

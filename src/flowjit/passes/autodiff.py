@@ -22,8 +22,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from flowjit import errors
 from flowjit.ir.builder import Builder
-from flowjit.ir.core import FUSION, WHILE, Func, Instr, Location, Param, Result, Rewritten, \
-    Value, inline, rewrite_uses
+from flowjit.ir.core import CUSTOM_GRADIENT, FUSION, WHILE, Func, Instr, Location, Param, \
+    Result, Rewritten, Value, inline, rewrite_uses
 
 GRADIENTS = "gradients"
 
@@ -34,7 +34,22 @@ def run(func: Func) -> Tuple[Func, bool]:
             return None
         backward, grads = _differentiate(body, instr)
         return backward, dict(zip(instr.results, grads))
-    return rewrite_uses(func, expand)
+    func, expanded = rewrite_uses(func, expand)
+    func, stripped = _forward_values(func)
+    return func, expanded or stripped
+
+
+def _forward_values(func: Func) -> Tuple[Func, bool]:
+    """`func` with each `custom_gradient` (user-written gradients, read by the rules above)
+    replaced by its forward values, in nested regions too: past autodiff it means nothing."""
+    def strip(instr: Instr, body: List[Instr]) -> Optional[Rewritten]:
+        if instr.op == CUSTOM_GRADIENT:
+            return [], dict(zip(instr.results, instr.operands))
+        regions = [_forward_values(region) for region in instr.regions]
+        if any(changed for _, changed in regions):
+            return [instr.with_regions([region for region, _ in regions])], {}
+        return None
+    return rewrite_uses(func, strip)
 
 
 def _differentiate(forward: List[Instr], request: Instr) -> Tuple[List[Instr], List[Value]]:
