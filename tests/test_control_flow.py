@@ -396,10 +396,29 @@ def test_gradient_through_map_fn_scan_and_folds():
                                        initializer=tf.constant(1.0, tf.float64)), V)
 
 
-def test_gradient_of_a_loop_with_an_unknown_trip_count_names_the_loop():
+def test_gradient_of_a_loop_whose_trip_count_depends_on_data():
+    # sum(s) < 30 stops after a number of steps that depends on x (not on shapes): the
+    # backward loop recomputes each iteration's state (ops/control_flow_grad.py)
+    check_gradients(lambda x: tf.while_loop(lambda s: tf.reduce_sum(s) < 30.0,
+                                            lambda s: tf.sin(s) + s * 1.7, [x]), V)
+    # a counter bounded by a fed value, an invariant that gets a gradient, and an int
+    # loop variable that gets none
+    def build(x, w):
+        n = tf.placeholder_with_default(4, [])
+        return tf.while_loop(lambda i, s: i < n, lambda i, s: (i + 1, s * w + tf.cos(s)),
+                             [0, x])[1]
+    check_gradients(build, V, V[::-1].copy())
+
+
+def test_gradient_of_a_data_dependent_loop_that_runs_zero_times_or_changes_shapes():
     x = tf.placeholder(tf.float32, [3], name="x")
     y = tf.while_loop(lambda s: tf.reduce_sum(s) < 30.0, lambda s: s * 1.7, [x], name="grow")
-    (g,) = tf.gradients(y, x)
-    with tf.Session() as sess:
-        with pytest.raises(errors.UnimplementedError, match="'grow'.*maximum_iterations"):
-            sess.run(g, {x: V})
+    (g,) = tf.gradients(tf.reduce_sum(y * [1.0, 2.0, 3.0]), x)
+    with tf.Session() as sess:  # already past the bound: the loop is the identity
+        np.testing.assert_allclose(sess.run(g, {x: [40.0, 0.0, 0.0]}), [1.0, 2.0, 3.0])
+    z = tf.while_loop(lambda s: tf.reduce_sum(s) < 30.0, lambda s: tf.concat([s, s], 0),
+                      [x], shape_invariants=[tf.TensorShape([None])], name="widen")
+    (gz,) = tf.gradients(tf.reduce_sum(z), x)
+    with tf.Session() as sess:  # (the sum of the loop's f32[?] result is the first to fail)
+        with pytest.raises(errors.UnimplementedError, match="change shape|fully known shape"):
+            sess.run(gz, {x: V})

@@ -7,7 +7,8 @@ unrolled forward code as straight-line code.
   - otherwise the loop's `max_iterations` bounds it: each of that many steps evaluates the
     condition, and runs the body under a `cond` on "every condition so far was true" (else
     passes the state through), so the unrolled code computes what the loop does;
-  - otherwise the gradient is not built (UnimplementedError naming the loop).
+  - otherwise the loop stays: its gradient rule (ops/control_flow_grad.py) builds a
+    backward loop that recomputes each iteration's state.
 
 The unrolled code replaces the loop in the Func (its last step defines the loop's results),
 so forward and backward share it. Its size is bounded by MAX_UNROLLED_INSTRUCTIONS.
@@ -33,23 +34,21 @@ def unroll_loops(body: List[Instr], loops: Set[Instr]) -> None:
     index = 0
     while index < len(body):
         instr = body[index]
-        if instr in loops:
-            unrolled = unroll(instr, known)
+        unrolled = unroll(instr, known) if instr in loops else None
+        if unrolled is not None:
             body[index:index + 1] = unrolled
             index += len(unrolled)
         else:
             index += 1
 
 
-def unroll(loop: Instr, known: Dict[Value, np.ndarray]) -> List[Instr]:
+def unroll(loop: Instr, known: Dict[Value, np.ndarray]) -> Optional[List[Instr]]:
     n = len(loop.results)
     condition, body = loop.regions
     count = trip_count(loop, known)
     limit = count if count is not None else loop_limit(loop)
     if limit is None:
-        raise errors.UnimplementedError(
-            f"gradient of the while loop {loop.describe()}: its trip count is not known when "
-            f"the run is compiled; give tf.while_loop a maximum_iterations")
+        return None  # differentiated as a loop (ops/control_flow_grad.py)
     if limit * (len(body.body) + len(condition.body) + 2) > MAX_UNROLLED_INSTRUCTIONS:
         raise errors.UnimplementedError(
             f"gradient of the while loop {loop.describe()}: {limit} iterations of a body of "
