@@ -107,3 +107,39 @@ def test_batched_matmuls_run_natively_one_gemm_per_batch_element(a_shape, b_shap
     np.testing.assert_allclose(run([feed[a], feed[b]])[0], want, rtol=1e-5, atol=1e-5)
     with tf.Session(backend="llvm") as sess:
         np.testing.assert_allclose(sess.run(y, feed), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding,dilation,k,size", [("SAME", 1, 5, 9), ("SAME", 2, 3, 8),
+                                                     ("VALID", 1, 3, 7), ("SAME", 1, 4, 6),
+                                                     ("VALID", 2, 2, 9)])
+def test_conv_input_gradient_becomes_a_native_convolution(padding, dilation, k, size):
+    """conv2d_backprop_input at stride 1 is conv2d of dy with the flipped, channel-swapped
+    filter; it matches the op's own numpy kernel (an independent scatter of dy . W^T)."""
+    from flowjit.graph.registry import get_op_def
+    w = RNG.standard_normal((k, k, 3, 5)).astype(np.float32)
+    attrs = {"strides": (1, 1, 1, 1), "padding": padding, "explicit_paddings": (),
+             "dilations": (1, dilation, dilation, 1), "data_format": "NHWC"}
+    g = tf.placeholder(tf.float32, None)
+    dx = tf.nn.conv2d_backprop_input([2, size, size, 3], tf.constant(w), g, attrs["strides"],
+                                     padding, dilations=attrs["dilations"])
+    from flowjit.ops.conv import windows
+    wh, ww = windows((2, size, size, 3), k, k, attrs)
+    dy = RNG.standard_normal((2, wh.out, ww.out, 5)).astype(np.float32)
+    func = optimize(lower([dx], [], {g: TensorType(tf.float32, dy.shape)}), CompileOptions())
+    assert "conv2d_backprop_input" not in {i.op for i in func.body}
+    assert any(i.op == "conv2d" or (i.op == "fusion" and any(
+        j.op == "conv2d" for j in i.region.body)) for i in func.body)
+    want = get_op_def("Conv2DBackpropInput").kernel(w, dy, input_sizes=(2, size, size, 3),
+                                                    **attrs)
+    run, stats = cpu.build(func)
+    assert stats["numpy"] == 0, stats["fallbacks"]
+    np.testing.assert_allclose(run([dy])[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_strided_conv_input_gradient_stays_one_instruction():
+    g = tf.placeholder(tf.float32, [1, 4, 4, 2])
+    dx = tf.nn.conv2d_backprop_input([1, 8, 8, 3], tf.ones([3, 3, 3, 2]), g, [1, 2, 2, 1],
+                                     "SAME")
+    func = optimize(lower([dx], [], {g: TensorType(tf.float32, (1, 4, 4, 2))}),
+                    CompileOptions())
+    assert [i.op for i in func.body if i.op.startswith("conv2d")] == ["conv2d_backprop_input"]

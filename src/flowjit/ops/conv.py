@@ -285,19 +285,42 @@ def _backprop_filter_kernel(depthwise: bool):
         kh, kw, ci, m = filter_sizes
         wh, ww = windows(xn.shape, kh, kw, attrs)
         xp = _padded(xn, wh, ww)
+        if not depthwise:
+            return _filter_gradient_gemm(xp, gn, wh, ww, filter_sizes).astype(x.dtype,
+                                                                              copy=False)
         dw = np.zeros(tuple(filter_sizes), ct)
         rows = gn.shape[0] * wh.out * ww.out
-        if depthwise:
-            g5 = gn.reshape(rows, ci, m)
+        g5 = gn.reshape(rows, ci, m)
         for i in range(kh):
             for j in range(kw):
                 patch = _taps(xp, wh, ww, i, j).reshape(rows, ci)
-                if depthwise:
-                    dw[i, j] = np.einsum("rc,rcm->cm", patch, g5)
-                else:
-                    dw[i, j] = patch.T @ gn.reshape(rows, m)
+                dw[i, j] = np.einsum("rc,rcm->cm", patch, g5)
         return dw.astype(x.dtype, copy=False)
     return kernel
+
+
+PATCH_BYTES = 32 << 20  # im2col patches gathered at once by the filter gradient
+
+
+def _filter_gradient_gemm(xp: np.ndarray, g: np.ndarray, wh: Window, ww: Window,
+                          filter_sizes) -> np.ndarray:
+    """dW[K = (i, j, c), m] = patches[rows, K]^T @ g[rows, m], a few images' patches (im2col)
+    at a time: one large GEMM per chunk instead of a small one per filter tap."""
+    kh, kw, ci, m = filter_sizes
+    if wh.out == 0 or ww.out == 0:
+        return np.zeros(tuple(filter_sizes), xp.dtype)
+    span_h, span_w = (kh - 1) * wh.dilation + 1, (kw - 1) * ww.dilation + 1
+    views = np.lib.stride_tricks.sliding_window_view(xp, (span_h, span_w), axis=(1, 2))
+    views = views[:, :(wh.out - 1) * wh.stride + 1:wh.stride,
+                  :(ww.out - 1) * ww.stride + 1:ww.stride, :, ::wh.dilation, ::ww.dilation]
+    per_image = wh.out * ww.out * kh * kw * ci * xp.itemsize
+    step = max(1, PATCH_BYTES // max(per_image, 1))
+    dw = np.zeros((kh * kw * ci, m), xp.dtype)
+    for start in range(0, xp.shape[0], step):
+        chunk = views[start:start + step].transpose(0, 1, 2, 4, 5, 3)  # [n, oh, ow, i, j, c]
+        patches = chunk.reshape(-1, kh * kw * ci)
+        dw += patches.T @ g[start:start + step].reshape(-1, m)
+    return dw.reshape(kh, kw, ci, m)
 
 
 CONV_DEFAULTS = {"padding": "VALID", "explicit_paddings": (), "dilations": (1, 1, 1, 1),

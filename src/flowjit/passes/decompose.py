@@ -12,6 +12,9 @@ their own (as XLA expands ops its backends do not implement):
     add_n(x0, x1, ...)        -> x0 + x1 + ... (elementwise: fusion makes one loop of it)
     matmul of rank 3 and up   -> one 2-D matmul per batch element (batch dims broadcast as
                                  numpy's), side by side: at most MAX_BATCH of them
+    conv2d_backprop_input     -> conv2d(dy, the filter flipped in space with its channels
+      (stride 1, NHWC)           swapped, explicitly padded): the forward convolution's kernel
+                                 (an im2col GEMM on the CPU) computes the input's gradient
 
 Only instructions with static shapes are rewritten (a Session compiles per feed shape);
 REFLECT and SYMMETRIC pads stay as they are (numpy).
@@ -178,9 +181,41 @@ def _batched_matmul(instr: Instr) -> Optional[List[Instr]]:
     return new
 
 
+def _conv2d_backprop_input(instr: Instr) -> Optional[List[Instr]]:
+    """dx[y] = sum_i dy[y + before - i*d] . W[i]^T: with i' = KH-1-i, a stride-1 convolution
+    of dy padded by (KH-1)*d - before in front and H - OH + before behind (each dim)."""
+    from flowjit.ops.conv import windows
+    w, dy = instr.operands
+    attrs = instr.attrs
+    if attrs["data_format"] != "NHWC" or tuple(attrs["strides"]) != (1, 1, 1, 1) or \
+            w.type.dtype.name not in ("float32", "float64"):
+        return None
+    kh, kw, ci, co = w.type.shape
+    wh, ww = windows(attrs["input_sizes"], kh, kw, attrs)
+    pads = []
+    for win in (wh, ww):
+        front = (win.k - 1) * win.dilation - win.before
+        back = win.size - win.out + win.before
+        if front < 0 or back < 0:
+            return None  # (padding wider than the window: stays numpy)
+        pads.append((front, back))
+    (top, bottom), (left, right) = pads
+    dtype = w.type.dtype
+    flipped = Value(TensorType(dtype, (kh, kw, ci, co)))
+    swapped = Value(TensorType(dtype, (kh, kw, co, ci)))
+    reverse = ("range", None, None, -1)
+    return [Instr("strided_slice", [w], {"spec": (reverse, reverse)}, [flipped], instr.loc),
+            Instr("transpose", [flipped], {"perm": (0, 1, 3, 2)}, [swapped], instr.loc),
+            Instr("conv2d", [dy, swapped],
+                  {"strides": (1, 1, 1, 1), "padding": "EXPLICIT",
+                   "explicit_paddings": (0, 0, top, bottom, left, right, 0, 0),
+                   "dilations": tuple(attrs["dilations"]), "data_format": "NHWC"},
+                  instr.results, instr.loc)]
+
+
 RULES: Dict[str, Callable[[Instr], Optional[List[Instr]]]] = {
     "stack": _stack, "split": _split, "unstack": _unstack, "tile": _tile, "pad": _pad,
-    "add_n": _add_n, "matmul": _batched_matmul,
+    "add_n": _add_n, "matmul": _batched_matmul, "conv2d_backprop_input": _conv2d_backprop_input,
 }
 
 
