@@ -35,6 +35,7 @@ from flowjit.ops.base import constant, convert_to_tensor  # noqa: F401
 from flowjit.ops.control_flow import case, cond, while_loop  # noqa: F401
 from flowjit.ops.functional import foldl, foldr, map_fn, scan  # noqa: F401
 from flowjit.ops.gradients import gradients  # noqa: F401
+from flowjit.ops.tensor_array import TensorArray  # noqa: F401
 from flowjit.ops.custom_gradient import (RegisterGradient, custom_gradient,  # noqa: F401
                                          no_gradient)
 from flowjit.ops.custom_gradient import no_gradient as NotDifferentiable  # noqa: F401

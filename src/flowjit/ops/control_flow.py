@@ -27,6 +27,7 @@ from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape, as_shape
 from flowjit.ops.base import apply_op, constant, convert_to_tensor, graph_for
+from flowjit.ops.tensor_array import TensorArray, is_deferred
 
 _tokens = itertools.count()
 
@@ -162,6 +163,8 @@ def _register_function(graph: Graph, fn: FunctionGraph, kind: str) -> str:
 
 # -- nested structures (TF's `nest`: lists, tuples, namedtuples, dicts) -------------------------
 def flatten(structure: Any) -> List[Any]:
+    if isinstance(structure, TensorArray):  # its buffer (itself while it has none)
+        return [structure if is_deferred(structure) else structure.flow]
     if isinstance(structure, dict):
         return [leaf for key in sorted(structure) for leaf in flatten(structure[key])]
     if isinstance(structure, (list, tuple)):
@@ -174,6 +177,9 @@ def pack_as(structure: Any, leaves: Sequence[Any]) -> Any:
     it = iter(leaves)
 
     def build(s: Any) -> Any:
+        if isinstance(s, TensorArray):
+            leaf = next(it)
+            return s._with_buffer(leaf) if isinstance(leaf, Tensor) else leaf
         if isinstance(s, dict):
             built = {key: build(s[key]) for key in sorted(s)}
             return type(s)((key, built[key]) for key in s)
@@ -188,6 +194,8 @@ def pack_as(structure: Any, leaves: Sequence[Any]) -> Any:
 
 def structure_of(structure: Any) -> Any:
     """A comparable description of a structure's nesting (leaves are '.')."""
+    if isinstance(structure, TensorArray):
+        return "TensorArray"
     if isinstance(structure, dict):
         return ("dict", tuple((k, structure_of(structure[k])) for k in sorted(structure)))
     if isinstance(structure, (list, tuple)):
@@ -400,6 +408,7 @@ def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
     graph = get_default_graph()
     with graph.name_scope(name or "while") as scope:
         where = f"tf.while_loop '{scope[:-1]}'"
+        _start_tensor_arrays(body, loop_vars, scope, where)
         leaves = [convert_to_tensor(v) for v in flatten(loop_vars)]
         invariants = _shape_invariants(where, loop_vars, leaves, shape_invariants)
         limit, counted = _iteration_limit(maximum_iterations)
@@ -430,6 +439,39 @@ def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
     if len(outputs) == 1 and not return_same_structure:
         return outputs[0]
     return pack_as(loop_vars, outputs)
+
+
+def _start_tensor_arrays(body: Callable, loop_vars: Any, scope: str, where: str) -> None:
+    """TensorArrays entering the loop before any write learn their element shape from the
+    body's first write to them: the body is traced once for that (the trace is dropped)."""
+    leaves = flatten(loop_vars)
+    deferred = [v for v in leaves if is_deferred(v)]
+    if not deferred:
+        return
+    tensors = [(i, convert_to_tensor(v)) for i, v in enumerate(leaves) if not is_deferred(v)]
+
+    def probe(*placeholders):
+        arrays = list(leaves)
+        for (i, _), p in zip(tensors, placeholders):
+            arrays[i] = p
+        body(*_loop_args(pack_as(loop_vars, arrays)))
+        return constant(0)
+
+    failure: Optional[Exception] = None
+    try:
+        trace(probe, scope, "body", [(t.dtype, t.shape) for _, t in tensors],
+              [None] * len(tensors))
+    except Exception as e:  # (the real trace reports the body's own errors)
+        failure = e
+    for array in deferred:
+        if not array.element_shape.is_fully_defined():
+            if failure is not None:
+                raise failure
+            raise errors.UnimplementedError(
+                f"{where}: the TensorArray {array!r} enters the loop before any write, and "
+                f"the body does not write an element of known shape to it: give "
+                f"tf.TensorArray an element_shape")
+        array.flow  # (zeros of the learned shape, before the loop)
 
 
 def _shape_invariants(where: str, loop_vars: Any, leaves: List[Tensor],
