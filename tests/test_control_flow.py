@@ -97,18 +97,62 @@ def test_cond_branches_of_different_structure_or_dtype_are_errors_naming_them():
         tf.cond(p, lambda: x, lambda: None, name="none")
 
 
-def test_variables_are_read_inside_branches_but_not_created_or_assigned():
+def test_variables_are_read_inside_branches_but_not_created_or_assigned_in_loops():
     v = tf.Variable([1.0, 2.0], name="v")
     p = tf.placeholder(tf.bool, [], name="p")
     y = tf.cond(p, lambda: v * 3.0, lambda: v + 0.0)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         np.testing.assert_allclose(sess.run(y, {p: True}), [3.0, 6.0])
-    with pytest.raises(errors.UnimplementedError, match="assigning variables in tf.cond"):
-        tf.cond(p, lambda: tf.assign(v, [0.0, 0.0]), lambda: v + 0.0)
+    with pytest.raises(errors.UnimplementedError, match="assigning variables in tf.while_loop"):
+        tf.while_loop(lambda i: i < 2, lambda i: (tf.assign(v, [0.0, 0.0]), i + 1)[1], [0])
     with pytest.raises(errors.UnimplementedError,
                        match=r"creating variable 'cond_\d/w' inside the true_fn"):
         tf.cond(p, lambda: tf.Variable([1.0], name="w") + 0.0, lambda: tf.constant([1.0]))
+
+
+def test_branches_assign_variables_only_when_taken_and_read_their_new_values():
+    v = tf.Variable(1.0, name="v")
+    count = tf.Variable(0, name="count")
+    flag = tf.placeholder(tf.bool, [], name="flag")
+
+    def taken():
+        tripled = tf.assign(v, v * 3.0)
+        with tf.control_dependencies([tripled, tf.assign_add(count, 1)]):
+            return tf.identity(v) + 0.5  # the value the branch assigned
+    out = tf.cond(flag, taken, lambda: v + 0.0)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        got = [(sess.run(out, {flag: f}), *sess.run([v, count])) for f in (True, False, True)]
+    assert got == [(3.5, 3.0, 1), (3.0, 3.0, 1), (9.5, 9.0, 2)]
+
+
+def test_batch_norm_moving_mean_updated_in_a_training_branch():
+    """The TF1 tutorial pattern: the training branch updates the moving mean, the
+    inference branch reads it; nested conds assign through both levels."""
+    mean = tf.Variable(tf.zeros([2]), trainable=False, name="moving_mean")
+    steps = tf.Variable(0, name="steps")
+    x = tf.placeholder(tf.float32, [None, 2])
+    training = tf.placeholder_with_default(True, [])
+    count_it = tf.placeholder_with_default(True, [])
+
+    def train():
+        batch = tf.reduce_mean(x, 0)
+        update = tf.assign(mean, mean * 0.9 + batch * 0.1)
+        counted = tf.cond(count_it, lambda: tf.assign_add(steps, 1), lambda: steps + 0)
+        with tf.control_dependencies([update, counted]):
+            return tf.identity(batch)
+    m = tf.cond(training, train, lambda: tf.identity(mean))
+    feed = {x: [[1.0, 2.0], [3.0, 4.0]]}
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(3):
+            np.testing.assert_allclose(sess.run(m, feed), [2.0, 3.0])
+        sess.run(m, {**feed, count_it: False})
+        want = (1 - 0.9 ** 4) * np.array([2.0, 3.0])
+        np.testing.assert_allclose(sess.run(m, {x: [[0.0, 0.0]], training: False}), want,
+                                   rtol=1e-6)
+        assert sess.run(steps) == 3
 
 
 def test_control_dependencies_inside_a_branch_run_with_their_branch_only():

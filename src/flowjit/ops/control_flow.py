@@ -11,8 +11,8 @@ of an IR `cond` / `while` instruction (`lower.py`), as XLA's conditional and whi
     pred -> If{branches=(true, false)}(pred, captured...) -> outputs
     While{cond, body}(loop vars..., captured...) -> final loop vars
 
-What a function may not do: create variables, or assign them (UnimplementedError naming the
-op); random ops in it draw from counters of the root graph (a loop body draws the same
+What a function may not do: create variables, or assign them in a loop (UnimplementedError
+naming the op); a cond's branch may assign outer variables (`_assignment`); random ops in it draw from counters of the root graph (a loop body draws the same
 numbers in every iteration of one run).
 """
 from __future__ import annotations
@@ -38,9 +38,10 @@ class FunctionGraph(Graph):
     are the root's. Outer tensors used here are captured: `captures` maps each (a tensor
     of the enclosing graph) to the placeholder standing for it."""
 
-    def __init__(self, outer: Graph, scope: str, role: str) -> None:
+    def __init__(self, outer: Graph, scope: str, role: str, branch: bool = False) -> None:
         super().__init__()
         self.outer = outer
+        self.branch = branch  # a cond's branch: it may assign outer variables
         self.root: Graph = outer.root if isinstance(outer, FunctionGraph) else outer
         self.role = role  # "true_fn", "body", ...: how error messages name the function
         self._building_function = True
@@ -53,6 +54,8 @@ class FunctionGraph(Graph):
         self.args: List[Tensor] = []
         self.outputs: List[Tensor] = []
         self.external_control: List[Operation] = []  # outer ops the function waits for
+        # outer variable tensor -> its value after the branch's assignments so far
+        self.assigned: Dict[Tensor, Tensor] = {}
 
     @property
     def seed(self) -> Optional[int]:
@@ -71,6 +74,12 @@ class FunctionGraph(Graph):
     def capture(self, tensor: Tensor) -> Tensor:
         """The tensor of this graph standing for `tensor` of an enclosing graph: a copy of
         it if its value is known when the graph is built, else a placeholder."""
+        if tensor in self.assigned:  # read after this branch assigned the variable
+            return self.assigned[tensor]
+        return self.capture_outer(tensor)
+
+    def capture_outer(self, tensor: Tensor) -> Tensor:
+        """The placeholder standing for `tensor`'s value where the function is called."""
         if tensor.graph is self:
             return tensor
         if tensor.graph is not self.outer:
@@ -109,14 +118,42 @@ class FunctionGraph(Graph):
                 f"(scope '{self._name_stack}') is not supported: create it outside the "
                 f"function and use it inside")
         from flowjit.graph.registry import get_op_def
+        if get_op_def(op_type).assigns_variable and self.branch and inputs and \
+                inputs[0].graph is not self:
+            return self._assignment(op_type, inputs, name or default_name or op_type,
+                                    control_inputs)
         if get_op_def(op_type).assigns_variable:
             raise errors.UnimplementedError(
                 f"{op_type} '{what}' inside the {self.role} of a control-flow op (scope "
-                f"'{self._name_stack}'): assigning variables in tf.cond branches and "
-                f"tf.while_loop bodies is not supported yet; compute the new value with the "
-                f"cond and assign it outside")
+                f"'{self._name_stack}'): assigning variables in tf.while_loop bodies is "
+                f"not supported yet; carry the new value as a loop variable and assign the "
+                f"loop's result")
         control_inputs = self._local(control_inputs)
         return super().create_op(op_type, inputs, attrs, name, default_name, control_inputs)
+
+    def _assignment(self, op_type: str, inputs: Sequence[Tensor], name: str,
+                    control_inputs: Sequence[Operation]) -> Operation:
+        """An assignment to an outer variable in a cond's branch: the variable's new value,
+        computed here, becomes an output of the cond, and the cond assigns it outside
+        (`_assign_after`); in the branch, later reads of the variable see it."""
+        from flowjit.ops.math import add, subtract
+        var, value = inputs[0], inputs[1]
+        with self.as_default():
+            current, value = self.capture(var), self.capture(value)
+            if value.dtype is not var.dtype:
+                raise errors.DTypeError(f"{op_type} '{name}': cannot assign a value of dtype "
+                                        f"{value.dtype.name} to the {var.dtype.name} variable "
+                                        f"'{var.op.name}'")
+            new = {"Assign": lambda: value, "AssignAdd": lambda: add(current, value),
+                   "AssignSub": lambda: subtract(current, value)}[op_type]()
+            if not var.shape.is_compatible_with(new.shape):
+                raise errors.ShapeError(f"{op_type} '{name}': cannot assign a value of shape "
+                                        f"{new.shape} to variable '{var.op.name}' of shape "
+                                        f"{var.shape}")
+            op = Graph.create_op(self, "Identity", [new], None, None, name,
+                                 self._local(control_inputs))
+        self.assigned[var] = op.outputs[0]
+        return op
 
     def control_dependencies(self, control_inputs):
         if control_inputs is None:
@@ -207,12 +244,13 @@ def structure_of(structure: Any) -> Any:
 # -- tracing a function -----------------------------------------------------------------------
 def trace(fn: Callable, scope: str, role: str,
           arg_specs: Sequence[Tuple[dtypes.DType, TensorShape]] = (),
-          arg_structure: Sequence[Any] = ()) -> Tuple[FunctionGraph, Any]:
+          arg_structure: Sequence[Any] = (), branch: bool = False
+          ) -> Tuple[FunctionGraph, Any]:
     """Calls `fn` in a new FunctionGraph, with a placeholder per entry of `arg_specs`
     (dtype, shape), packed as the list `arg_structure` and passed as `*args`. Returns the
     graph (its outputs set) and what `fn` returned."""
     outer = get_default_graph()
-    fn_graph = FunctionGraph(outer, scope, role)
+    fn_graph = FunctionGraph(outer, scope, role, branch)
     with fn_graph.as_default():
         placeholders = [fn_graph.add_arg(dtype, shape, "arg") for dtype, shape in arg_specs]
         result = fn(*pack_as(list(arg_structure), placeholders))
@@ -298,18 +336,20 @@ def cond(pred, true_fn: Optional[Callable] = None, false_fn: Optional[Callable] 
 
 def _build_if(pred: Tensor, fns: Sequence[Tuple[str, Callable]], scope: str, strict: bool):
     """The If op choosing among `fns` (role, function) by `pred`."""
-    traced = [trace(fn, scope, role) for role, fn in fns]
+    traced = [trace(fn, scope, role, branch=True) for role, fn in fns]
     graphs = [g for g, _ in traced]
     first_role, (first, first_result) = fns[0][0], traced[0]
     for (role, _), (g, result) in zip(fns[1:], traced[1:]):
         _check_same_outputs(scope, first_role, first, first_result, role, g, result)
+    n_results = len(first.outputs)
+    assigned = _assigned_variables(graphs)
     shapes = [t.shape for t in first.outputs]
     for g in graphs[1:]:
         shapes = [merged_shape(s, t.shape) for s, t in zip(shapes, g.outputs)]
     captured = _captured_inputs(graphs)
     for g in graphs:  # each function takes every captured tensor, in one order
         for tensor in captured:
-            g.capture(tensor)
+            g.capture_outer(tensor)
         g.captures = {t: g.captures[t] for t in captured}
     graph = graph_for([pred])
     tokens = tuple(_register_function(graph, g, "branch") for g in graphs)
@@ -319,11 +359,40 @@ def _build_if(pred: Tensor, fns: Sequence[Tuple[str, Callable]], scope: str, str
         outputs = apply_op("If", [pred] + captured, attrs, name=scope[:-1] + "/", 
                            default_name="If")
     outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
+    outputs = _assign_after(graph, assigned, outputs[:n_results], outputs[n_results:], scope)
     result = pack_as(first_result, outputs)
     if not strict and isinstance(result, (list, tuple)) and len(result) == 1 and \
             not hasattr(result, "_fields"):
         return result[0]  # TF1's non-strict mode: singleton lists are unpacked
     return result
+
+
+def _assigned_variables(graphs: Sequence[FunctionGraph]) -> List[Tensor]:
+    """The outer variables some branch assigns; each branch gets one more output per
+    variable: its new value there, or its value before the cond."""
+    assigned: Dict[Tensor, None] = {}
+    for g in graphs:
+        for var in g.assigned:
+            assigned.setdefault(var, None)
+    for g in graphs:
+        with g.as_default():
+            g.outputs = g.outputs + [g.capture(var) for var in assigned]
+    return list(assigned)
+
+
+def _assign_after(graph: Graph, assigned: Sequence[Tensor], results: List[Tensor],
+                  new_values: List[Tensor], scope: str) -> List[Tensor]:
+    """Assigns each variable a branch assigned its value from the cond; the cond's results,
+    as the program sees them, wait for those assignments (TF1 runs them with the branch)."""
+    if not assigned:
+        return results
+    from flowjit.ops.array import identity
+    from flowjit.ops.state import assign
+    with graph.as_default():
+        updates = [assign(var, value, name=f"{scope}assign_{var.op.name.replace('/', '_')}")
+                   for var, value in zip(assigned, new_values)]
+        with graph.control_dependencies([u.op for u in updates]):
+            return [identity(r) for r in results]
 
 
 def _check_same_outputs(scope: str, role_a: str, a: FunctionGraph, result_a: Any,
