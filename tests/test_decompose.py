@@ -143,3 +143,41 @@ def test_strided_conv_input_gradient_stays_one_instruction():
     func = optimize(lower([dx], [], {g: TensorType(tf.float32, (1, 4, 4, 2))}),
                     CompileOptions())
     assert [i.op for i in func.body if i.op.startswith("conv2d")] == ["conv2d_backprop_input"]
+
+
+@pytest.mark.parametrize("kind,k,height,padding", [("max", 2, 6, "SAME"), ("max", 3, 7, "VALID"),
+                                                   ("avg", 2, 7, "VALID"),
+                                                   ("avg", 3, 6, "SAME")])
+def test_tiling_pools_and_their_gradients_become_native_slices(kind, k, height, padding):
+    """Pools whose windows tile the input run as strided slices and elementwise ops, and
+    match the ops' own numpy kernels, ties included (the first maximum takes the
+    gradient)."""
+    from flowjit.graph.registry import get_op_def
+    x = tf.placeholder(tf.float32, [2, height, 6, 3])
+    pool = tf.nn.max_pool if kind == "max" else tf.nn.avg_pool
+    y = pool(x, [1, k, k, 1], [1, k, k, 1], padding)
+    g = tf.gradients(tf.reduce_sum(y * y), x)[0]
+    xv = RNG.integers(0, 3, (2, height, 6, 3)).astype(np.float32)  # many ties
+    func = optimize(lower([y, g], [], {x: TensorType(tf.float32, xv.shape)}), CompileOptions())
+    assert not {"max_pool", "avg_pool", "max_pool_grad", "avg_pool_grad"} & \
+        {i.op for i in func.body}
+    run, stats = cpu.build(func)
+    assert stats["numpy"] == 0, stats["fallbacks"]
+    forward = get_op_def("MaxPool" if kind == "max" else "AvgPool")
+    backward = get_op_def("MaxPoolGrad" if kind == "max" else "AvgPoolGrad")
+    attrs = {**forward.attr_defaults, "ksize": (1, k, k, 1), "strides": (1, k, k, 1),
+             "padding": padding}
+    want_y = forward.kernel(xv, **attrs)
+    want_g = backward.kernel(xv, want_y, 2 * want_y, **attrs) if kind == "max" else \
+        backward.kernel(2 * want_y, orig_input_shape=xv.shape, **attrs)
+    got_y, got_g = run([xv])
+    np.testing.assert_allclose(got_y, want_y, rtol=1e-6)
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-6)
+
+
+def test_overlapping_or_padded_pools_stay_one_instruction():
+    x = tf.placeholder(tf.float32, [1, 7, 7, 2])
+    y = tf.nn.max_pool(x, [1, 3, 3, 1], [1, 2, 2, 1], "VALID") + \
+        tf.nn.avg_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "SAME")[:, :3, :3, :]
+    func = optimize(lower([y], [], {x: TensorType(tf.float32, (1, 7, 7, 2))}), CompileOptions())
+    assert {"max_pool", "avg_pool"} <= {i.op for i in func.body}

@@ -15,6 +15,13 @@ their own (as XLA expands ops its backends do not implement):
     conv2d_backprop_input     -> conv2d(dy, the filter flipped in space with its channels
       (stride 1, NHWC)           swapped, explicitly padded): the forward convolution's kernel
                                  (an im2col GEMM on the CPU) computes the input's gradient
+    max_pool, avg_pool        -> the max (sum / k*k) of the k*k strided slices of x, one per
+      (NHWC, windows that        window tap
+      tile: stride = ksize,
+      no padding)
+    max_pool_grad,            -> per tap, g where that tap holds its window's first maximum
+      avg_pool_grad (same)       (g / k*k), interleaved back into x's shape: [N, OH, KH, OW,
+                                 KW, C] reshaped, zero rows appended where VALID dropped some
 
 Only instructions with static shapes are rewritten (a Session compiles per feed shape);
 REFLECT and SYMMETRIC pads stay as they are (numpy).
@@ -213,9 +220,86 @@ def _conv2d_backprop_input(instr: Instr) -> Optional[List[Instr]]:
                   instr.results, instr.loc)]
 
 
+def _tiling_windows(instr: Instr, nhwc) -> Optional[Tuple[int, int, int, int]]:
+    """(KH, KW, OH, OW) of a pooling whose windows tile its input without overlap or
+    padding (stride = ksize; SAME only where it pads nothing), else None."""
+    from flowjit.ops.conv import _pool_windows
+    attrs = instr.attrs
+    if attrs["data_format"] != "NHWC" or tuple(attrs["strides"]) != tuple(attrs["ksize"]):
+        return None
+    wh, ww = _pool_windows(nhwc, attrs)
+    if wh.before or wh.after or ww.before or ww.after or not wh.out or not ww.out:
+        return None
+    return wh.k, ww.k, wh.out, ww.out
+
+
+def _taps(b, x: Value, kh: int, kw: int, oh: int, ow: int) -> List[Value]:
+    """x[:, i::KH, j::KW, :] cut to [N, OH, OW, C], for each tap (i, j) in row-major order."""
+    every = ("range", None, None, None)
+    return [b.strided_slice(x, spec=(every, ("range", i, i + kh * (oh - 1) + 1, kh),
+                                     ("range", j, j + kw * (ow - 1) + 1, kw)))
+            for i in range(kh) for j in range(kw)]
+
+
+def _pool(instr: Instr) -> Optional[List[Instr]]:
+    from flowjit.ir.builder import Builder
+    x = instr.operands[0]
+    tiling = _tiling_windows(instr, x.type.shape)
+    if tiling is None:
+        return None
+    b = Builder(instr.loc)
+    taps = _taps(b, x, *tiling)
+    combine = b.maximum if instr.op == "max_pool" else b.add
+    total = taps[0]
+    for tap in taps[1:]:
+        total = combine(total, tap)
+    if instr.op == "avg_pool":
+        total = b.mul(total, b.constant(1.0 / len(taps), x.type.dtype))
+    return b.instrs + [_reshape(total, total.type.shape, instr.loc, instr.result)]
+
+
+def _pool_grad(instr: Instr) -> Optional[List[Instr]]:
+    from flowjit.ir.builder import Builder
+    out = instr.result
+    tiling = _tiling_windows(instr, out.type.shape)
+    if tiling is None:
+        return None
+    kh, kw, oh, ow = tiling
+    b = Builder(instr.loc)
+    if instr.op == "max_pool_grad":
+        x, y, g = instr.operands
+        zero = b.zeros(g.type)
+        pieces, taken = [], None
+        for tap in _taps(b, x, kh, kw, oh, ow):  # the first maximum of a window takes g
+            (hit,) = b.emit("eq", [tap, y])
+            if taken is not None:
+                (hit,) = b.emit("and", [hit, b.emit("not", [taken])[0]])
+            pieces.append(b.select(hit, g, zero))
+            taken = hit if taken is None else b.emit("or", [taken, hit])[0]
+    else:
+        (g,) = instr.operands
+        pieces = [b.mul(g, b.constant(1.0 / (kh * kw), g.type.dtype))] * (kh * kw)
+    n, _, _, c = out.type.shape
+    rows = [b.concatenate(*[b.reshape(p, shape=(n, oh, 1, ow, 1, c))
+                            for p in pieces[i * kw:(i + 1) * kw]], axis=4)
+            for i in range(kh)]
+    grid = b.concatenate(*rows, axis=2) if kh > 1 else rows[0]
+    dx = b.reshape(grid, shape=(n, oh * kh, ow * kw, c))
+    height, width = out.type.shape[1:3]
+    if (height, width) != (oh * kh, ow * kw):  # rows and columns VALID left out
+        dx = b.pad(dx, paddings=((0, 0), (0, height - oh * kh), (0, width - ow * kw), (0, 0)),
+                   mode="CONSTANT", constant_value=0.0)
+        padded = _pad(b.instrs.pop())
+        b.instrs.extend(padded)
+        dx = padded[-1].result
+    return b.instrs + [_reshape(dx, out.type.shape, instr.loc, out)]
+
+
 RULES: Dict[str, Callable[[Instr], Optional[List[Instr]]]] = {
     "stack": _stack, "split": _split, "unstack": _unstack, "tile": _tile, "pad": _pad,
     "add_n": _add_n, "matmul": _batched_matmul, "conv2d_backprop_input": _conv2d_backprop_input,
+    "max_pool": _pool, "avg_pool": _pool, "max_pool_grad": _pool_grad,
+    "avg_pool_grad": _pool_grad,
 }
 
 
