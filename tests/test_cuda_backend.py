@@ -337,3 +337,18 @@ def test_training_on_the_gpu_matches_the_interpreter():
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-4)
     for got, want in zip(weights, expected_weights):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_ptxas
+def test_the_committed_ptx_of_the_mlp_train_step_has_every_kernel_and_assembles():
+    """ir_dumps/mlp-ptx (`make ir-dumps`): the module the CUDA backend loads for
+    examples/mlp.py's training step, after its plan as comments."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[1] / "ir_dumps" / "mlp-ptx" / "001-loss" /
+            "ptx.ptx").read_text()
+    launched = re.findall(r"^// launch (k\d+) ", text, flags=re.MULTILINE)
+    assert len(launched) >= 15 and "one CUDA graph" in text
+    assert sorted(re.findall(r"\.entry (k\d+)\(", text)) == sorted(launched)
+    ok, messages = ptx.PTXTarget().assemble(text)
+    assert ok, messages

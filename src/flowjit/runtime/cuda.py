@@ -31,8 +31,7 @@ from flowjit.interp.evaluate import execute
 from flowjit.ir.core import Func
 from flowjit.runtime.backends import Backend, log_fallbacks, register_backend
 from flowjit.runtime.device_plan import (DEVICE, HOST, CheckStep, CopyStep, DevicePlan, HostStep,
-                                         LaunchStep, build_device_plan, describe_plan,
-                                         occupancy_grid)
+                                         LaunchStep, build_device_plan, occupancy_grid)
 
 _logger = logging.getLogger("flowjit")
 
@@ -399,9 +398,7 @@ class CUDABackend(Backend):
                 f"use backend='llvm' (FLOWJIT_BACKEND=llvm).")
 
     def compile(self, func: Func, dump: Optional[Callable] = None):
-        plan = build_device_plan(func)
-        if dump is not None:
-            dump("device-plan", describe_plan(plan))
+        plan = build_device_plan(func)  # (its PTX and steps are dumped as the `ptx` stage)
         if plan.stats["fallbacks"]:
             log_fallbacks(func.name, plan.stats["fallbacks"])
         executable = DeviceExecutable(plan, device())
