@@ -33,11 +33,13 @@ fuzz: $(STAMP)
 	FLOWJIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FLOWJIT_CACHE_DIR=off \
 	    $(PY) -m pytest -p no:xdist tests/test_fuzz_ops.py
 
-## make ir-dumps: regenerate ir_dumps/ (the example MLP's IR at every compile stage)
+## make ir-dumps: regenerate ir_dumps/ (the example MLP's IR at every compile stage, its PTX)
 ir-dumps: $(STAMP)
 	rm -rf ir_dumps/mlp
 	$(VENV)/bin/flowjit-dump examples/mlp.py --out ir_dumps/mlp --dot \
 	    --stages ir,autodiff,decompose,canonicalize,const-fold,cse,dce,fusion,opt
+	rm -rf ir_dumps/mlp-ptx  # the CUDA backend's PTX module of each executable (sm_90)
+	$(VENV)/bin/flowjit-dump examples/mlp.py --out ir_dumps/mlp-ptx --stages ptx
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis

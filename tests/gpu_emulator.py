@@ -99,7 +99,10 @@ class Emulator:
         return result
 
     def __call__(self, block: int, grid: int, buffers: Sequence[np.ndarray]) -> None:
-        pointers = [b.ctypes.data for b in buffers]
+        self.launch(block, grid, [b.ctypes.data for b in buffers])
+
+    def launch(self, block: int, grid: int, pointers: Sequence[int]) -> None:
+        """Runs the kernel on buffers at these host addresses."""
         for ctaid in range(grid):
             state = _Block(block)
 
@@ -116,3 +119,62 @@ class Emulator:
                 t.join()
             if self.errors:
                 raise self.errors[0]
+
+
+class EmulatorDriver:
+    """The CUDA backend's driver interface (runtime/cuda_driver.py) on the CPU: "device"
+    memory is host memory (256-byte aligned numpy buffers, so kernels read it directly),
+    kernels run on the Emulator from their LLVM IR (a plan's `modules`), and a small device
+    (`limits`: one SM holding one block, two waves) makes grids of two blocks, so that every
+    kernel's blocks stride over its work. Counts what it is asked to do (`calls`)."""
+
+    def __init__(self) -> None:
+        from flowjit.runtime.device_plan import DeviceLimits
+        self.limits = DeviceLimits(sm_count=1, max_blocks_per_sm=1, waves=2)
+        self.calls = {"alloc": 0, "to_device": 0, "to_host": 0, "copy": 0, "launch": 0,
+                      "capture": 0, "replay": 0}
+        self.live = {}  # address -> its buffer (alive while allocated)
+
+    def alloc(self, nbytes: int):
+        self.calls["alloc"] += 1
+        raw = np.zeros(nbytes + 256, np.uint8)
+        address = -(-raw.ctypes.data // 256) * 256
+        self.live[address] = raw
+        return raw, address
+
+    def to_device(self, address: int, array: np.ndarray) -> None:
+        self.calls["to_device"] += 1
+        ctypes.memmove(address, array.ctypes.data, array.nbytes)
+
+    def to_host(self, address: int, shape, dtype) -> np.ndarray:
+        self.calls["to_host"] += 1
+        out = np.empty(shape, dtype)
+        ctypes.memmove(out.ctypes.data, address, out.nbytes)
+        return out
+
+    def copy(self, destination: int, source: int, nbytes: int) -> None:
+        self.calls["copy"] += 1
+        ctypes.memmove(destination, source, nbytes)
+
+    def synchronize(self) -> None:
+        pass
+
+    def load(self, plan):
+        return {step.kernel: Emulator(str(module), step.kernel)
+                for step, module in zip(plan.launches, plan.modules)}
+
+    def registers(self, function) -> int:
+        return 32
+
+    def launch(self, function, grid: int, block: int, shared_bytes: int, pointers) -> None:
+        self.calls["launch"] += 1
+        function.launch(block, grid, pointers)
+
+    def capture(self, sequence):
+        self.calls["capture"] += 1
+        return list(sequence)
+
+    def replay(self, graph) -> None:
+        self.calls["replay"] += 1
+        for function, grid, block, shared, pointers in graph:
+            self.launch(function, grid, block, shared, pointers)

@@ -112,21 +112,18 @@ def _stage_writer(directory: str, clear: bool = True):
 
 
 def _dump_ptx(func: Func, write) -> None:
-    """The PTX of each kernel the GPU target can compile (elementwise ones, for now)."""
+    """The PTX module the CUDA backend would load for this executable (every kernel of its
+    device plan, in one module that ptxas assembles), after the plan as comments: which
+    kernel computes which op, with what launch, and the copies and host steps around them.
+    Dumping never fails a run."""
     try:
         from flowjit.codegen.ptx import PTXTarget
+        from flowjit.runtime.device_plan import build_device_plan, describe_plan
         target = PTXTarget()
-    except Exception as e:  # an llvmlite built without NVPTX
-        write("ptx", f"// no PTX: {e}\n")
-        return
-    from flowjit.codegen.ptx import PTXUnsupportedError
-    parts = []
-    for index, instr in enumerate(func.body):
-        if target.supports(instr):
-            header = f"// instruction {index}: {instr.op} at {instr.describe()}\n"
-            try:
-                ptx = target.to_ptx(target.emit_kernel(instr, f"kernel{index}"))
-            except PTXUnsupportedError as e:  # dumping never fails a run
-                ptx = f"// not compiled to PTX: {e}\n"
-            parts.append(header + ptx)
-    write("ptx", "\n".join(parts) or "// no kernel of this function compiles to PTX yet\n")
+        plan = build_device_plan(func, target)
+        header = "".join(f"// {line}\n" for line in describe_plan(plan).splitlines())
+        text = header + (plan.ptx(target) if plan.launches else
+                         "// no kernel of this function compiles to PTX\n")
+    except Exception as e:  # an llvmlite without NVPTX, math the GPU lacks
+        text = f"// not compiled to PTX: {type(e).__name__}: {e}\n"
+    write("ptx", text)

@@ -1,6 +1,7 @@
 """flowjit's settings, all in one place. Environment variables are read here and nowhere else.
 
-FLOWJIT_BACKEND        default Session backend: "llvm" (native code) or "eager" (numpy reference)
+FLOWJIT_BACKEND        default Session backend: "llvm" (native code), "eager" (numpy reference)
+                       or "cuda" (an NVIDIA GPU through pycuda: the `gpu` extra)
 FLOWJIT_DUMP_DIR       if set, every executable a Session compiles is dumped there, one
                        folder per executable, one file per pipeline stage (like XLA's
                        --xla_dump_to); dumping never changes what is compiled or cached
@@ -35,6 +36,7 @@ from typing import Optional, Tuple
 @dataclass
 class Config:
     backend: str = "llvm"
+    backend_from_environment: bool = False  # FLOWJIT_BACKEND set: it wins over tf.device
     numpy_repr: str = "legacy"
     dump_dir: Optional[str] = None
     verify_ir: bool = False
@@ -55,6 +57,7 @@ class Config:
 def _from_environment() -> Config:
     config = Config()
     config.backend = os.environ.get("FLOWJIT_BACKEND", config.backend).strip().lower()
+    config.backend_from_environment = bool(os.environ.get("FLOWJIT_BACKEND", "").strip())
     config.numpy_repr = os.environ.get("FLOWJIT_NUMPY_REPR", config.numpy_repr).strip().lower()
     config.dump_dir = os.environ.get("FLOWJIT_DUMP_DIR") or None
     config.verify_ir = os.environ.get("FLOWJIT_VERIFY", "") not in ("", "0")
@@ -81,10 +84,23 @@ def _from_environment() -> Config:
 config = _from_environment()
 
 
-def resolve_backend(name: "str | None") -> str:
+def resolve_backend(name: "str | None", gpu_requested: bool = False) -> str:
     """The name of the backend a Session uses: its argument, else FLOWJIT_BACKEND, else
-    the default (runtime/backends.py checks that it exists)."""
-    return (name or config.backend).lower()
+    "cuda" for a graph built under `tf.device('/gpu:0')` if the CUDA backend can run here
+    (otherwise the default, logged: TF1's soft placement), else the default
+    (runtime/backends.py checks that it exists)."""
+    if name:
+        return name.lower()
+    if gpu_requested and not config.backend_from_environment:
+        from flowjit.runtime.cuda import unavailable_reason
+        reason = unavailable_reason()
+        if reason is None:
+            return "cuda"
+        import logging
+        logging.getLogger("flowjit").info(
+            "the graph asks for a GPU (tf.device), but the CUDA backend is unavailable (%s): "
+            "running on the %s backend", reason, config.backend)
+    return config.backend.lower()
 
 
 def _configure_logging() -> None:

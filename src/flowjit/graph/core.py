@@ -302,9 +302,16 @@ class Graph:
         finally:
             self._gradient_override_map = saved
 
-    def device(self, _name) -> contextlib.AbstractContextManager:
-        """Device placement is the backend's business in flowjit; accepted and ignored."""
+    def device(self, name) -> contextlib.AbstractContextManager:
+        """Device placement is the backend's business in flowjit: a GPU asked for anywhere
+        in the graph (`tf.device('/gpu:0')`) makes a Session without an explicit backend
+        use the CUDA backend where it can run (config.resolve_backend); ops it has no
+        kernel for run on the host, as with TF1's soft placement."""
+        if isinstance(name, str) and "gpu" in name.lower():
+            self.gpu_requested = True
         return contextlib.nullcontext()
+
+    gpu_requested = False
 
     colocate_with = device
 
@@ -523,7 +530,7 @@ def get_collection_ref(name: str) -> list:
 
 
 def device(name) -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
+    return get_default_graph().device(name)
 
 
 

@@ -41,7 +41,11 @@ class Session:
     def __init__(self, target: str = "", graph: Optional[Graph] = None, config: Any = None,
                  backend: Optional[str] = None) -> None:
         self._graph = graph if graph is not None else get_default_graph()
-        self.backend = get_backend(flowjit_config.resolve_backend(backend)).name
+        chosen = get_backend(flowjit_config.resolve_backend(
+            backend, gpu_requested=self._graph.gpu_requested))
+        chosen.require()  # (the CUDA backend without pycuda or a GPU: UnavailableError)
+        self.backend = chosen.name
+        self._adopt = chosen.adopt if chosen.resident else None
         self._state = SessionState()
         self._buffers = BufferPool()
         self._options = CompileOptions.from_config(self.backend)
@@ -143,12 +147,17 @@ class Session:
         values = {}
         reshaped = False
         for var, value in updates.items():
-            value = np.asarray(value)
-            if not value.flags.owndata or not value.flags.writeable or \
-                    any(value is f for f in feeds.values()):
-                value = value.copy()  # never alias a feed, another array's data, a buffer
-                # the executable reuses, or another variable's value (all read-only)
-            value.setflags(write=False)  # state arrays are shared by readers
+            if value.__class__ is not np.ndarray and hasattr(value, "release"):
+                pass  # a backend's resident value (runtime/cuda.py's DeviceValue): its own
+            else:
+                value = np.asarray(value)
+                if not value.flags.owndata or not value.flags.writeable or \
+                        any(value is f for f in feeds.values()):
+                    value = value.copy()  # never alias a feed, another array's data, a
+                    # buffer the executable reuses, or another variable's value (read-only)
+                value.setflags(write=False)  # state arrays are shared by readers
+                if self._adopt is not None:  # a resident backend keeps it in its memory
+                    value = self._adopt(value)
             previous = self._state.variables.get(var)
             # (before a variable's first value, executables assumed its declared shape)
             shape = previous.shape if previous is not None else var.outputs[0].shape.dims
@@ -158,9 +167,14 @@ class Session:
             self._variable_shapes_version += 1  # a spare bump only costs a compile)
         replaced = [self._state.variables.get(var) for var in values]
         self._state = self._state.updated(values, counters)
+        kept = {id(value) for value in values.values()}
         for old in replaced:
-            if old is not None:
+            if old is None or id(old) in kept:
+                continue
+            if isinstance(old, np.ndarray):
                 self._buffers.give(old)
+            else:
+                old.release()  # a resident value: its memory back to the backend's pool
 
     def _executable(self, request: "_Request", feeds: Dict[Tensor, np.ndarray]) -> Executable:
         """The executable for this (fetches, targets, feed signature): compiled once, kept
@@ -323,6 +337,8 @@ class Session:
             _session_stack().pop()
 
     def list_devices(self) -> list:
+        if get_backend(self.backend).device == "gpu":
+            return [f"/device:CPU:0 (host steps)", f"/device:GPU:0 ({self.backend})"]
         return [f"/device:CPU:0 ({self.backend})"]
 
 

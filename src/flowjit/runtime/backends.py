@@ -9,6 +9,9 @@ backend) registers itself here and nothing else in the compiler changes.
     llvm    native CPU code (runtime/cpu.py); instructions without a kernel run as numpy
             thunks on the same host buffers, counted in the build's stats (`numpy`) and
             logged with FLOWJIT_LOG=fallback
+    cuda    PTX kernels launched on an NVIDIA GPU with pycuda (runtime/cuda.py); variables
+            stay in device memory between runs (`resident`: the Session keeps the values
+            its executables return, and gives values set from the host to `adopt`)
 
 On the CPU a device buffer is host memory: `from_host` and `to_host` are the same array.
 """
@@ -44,6 +47,14 @@ class DeviceBuffer:
 class Backend:
     name = ""
     device = "cpu"
+    resident = False  # whether new variable values live in the backend's memory
+
+    def require(self) -> None:
+        """Raises errors.UnavailableError, saying why, if this backend cannot run here."""
+
+    def adopt(self, array: np.ndarray):
+        """A variable's value set from the host, as the backend keeps it (resident ones)."""
+        return array
 
     def compile(self, func: Func, dump: Optional[Callable] = None) -> Tuple[RunFn, Dict]:
         """The run function of `func` (`run(inputs, buffers=None) -> outputs`), and
@@ -110,3 +121,4 @@ def available_backends() -> List[str]:
 
 register_backend(EagerBackend())
 register_backend(LLVMBackend())
+from flowjit.runtime import cuda  # noqa: E402,F401  (registers itself; pycuda stays unimported)

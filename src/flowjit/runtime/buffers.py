@@ -138,19 +138,19 @@ class BufferPool:
                 self.bytes += array.nbytes
 
 
-def plan_arena(sizes: Sequence[int], lifetimes: Sequence[Tuple[int, int]]
-               ) -> Tuple[List[int], int]:
+def plan_arena(sizes: Sequence[int], lifetimes: Sequence[Tuple[int, int]],
+               align: int = ALIGN) -> Tuple[List[int], int]:
     """Offsets for buffers of `sizes` bytes, each live from step `first` through step `last`
     (inclusive), such that buffers live at the same time never overlap; returns the offsets
-    and the arena's size. Greedy first fit in order of first use: a buffer takes the lowest
-    gap left by buffers that are already dead."""
+    (multiples of `align`) and the arena's size. Greedy first fit in order of first use: a
+    buffer takes the lowest gap left by buffers that are already dead."""
     order = sorted(range(len(sizes)), key=lambda i: (lifetimes[i][0], -sizes[i]))
     placed: List[Tuple[int, int, int]] = []  # (offset, end, last step) of live buffers
     offsets = [0] * len(sizes)
     total = 0
     for i in order:
         first, last = lifetimes[i]
-        size = -(-max(sizes[i], 1) // ALIGN) * ALIGN
+        size = -(-max(sizes[i], 1) // align) * align
         live = sorted((start, end) for start, end, until in placed if until >= first)
         offset = 0
         for start, end in live:
