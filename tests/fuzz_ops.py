@@ -50,6 +50,7 @@ EXCLUDED.update({
 # Control-flow ops run functions traced from Python (test_control_flow.py runs them on both
 # backends); their regions hold the fuzzed ops.
 EXCLUDED.update({
+    "CustomGradient": "an identity autodiff removes (test_custom_gradient.py)",
     "If": "runs traced branch functions (test_control_flow.py)",
     "While": "runs traced loop functions (test_control_flow.py)",
 })

@@ -1,4 +1,5 @@
 """The LLVM backend against the eager interpreter, and the safety of native calls."""
+import gc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -547,3 +548,19 @@ def test_large_fetched_results_are_lent_buffers_that_return_when_dropped():
         assert len(addresses) <= 2, addresses
         for i, result in enumerate(kept):  # (still theirs)
             np.testing.assert_array_equal(result, np.full(4096, 2.0 * i, np.float32))
+
+
+def test_views_of_a_lent_result_keep_its_buffer_after_the_result_is_dropped():
+    """Slices, transposes and reshapes of a lent result outlive it: the buffer must not go
+    back to the pool (and be overwritten by later runs) while any of them is alive."""
+    x = tf.placeholder(tf.float32, [256, 256])
+    y = x * 2.0
+    with tf.Session(backend="llvm") as sess:
+        result = sess.run(y, {x: np.ones((256, 256), np.float32)})
+        row, transposed, flat = result[0], result.T, result.reshape(-1)
+        del result
+        gc.collect()
+        for i in range(4):
+            sess.run(y, {x: np.full((256, 256), 100.0 + i, np.float32)})
+        for view in (row, transposed, flat):
+            np.testing.assert_array_equal(view, np.full(view.shape, 2.0, np.float32))

@@ -96,7 +96,6 @@ class BufferPool:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.free: Dict[Tuple[tuple, np.dtype], List[np.ndarray]] = {}
-        self.lent: Dict[int, None] = {}  # ids of buffers whose views the caller holds
         self._lock = threading.Lock()
 
     def take(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
@@ -111,23 +110,17 @@ class BufferPool:
         return array
 
     def lend(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
-        """A view of a pool buffer for the caller to keep: the buffer comes back to the
-        pool when the view (and every view of it) is gone."""
-        base = self.take(shape, dtype)
-        view = base.view()
-        with self._lock:
-            self.lent[id(base)] = None
-        weakref.finalize(view, self._returned, base)
-        return view
+        """An array over a pool buffer for the caller to keep: the buffer comes back to the
+        pool when that array and every view of it are gone (see _Loan)."""
+        buffer = self.take(shape, dtype)
+        loan = _Loan(buffer)
+        weakref.finalize(loan, self.give, buffer)
+        return np.asarray(loan)
 
-    def lends(self, array: np.ndarray) -> bool:
-        """Whether `array` is a view this pool lent (the caller may keep it as it is)."""
-        return array.base is not None and id(array.base) in self.lent
-
-    def _returned(self, base: np.ndarray) -> None:
-        with self._lock:
-            self.lent.pop(id(base), None)
-        self.give(base)
+    @staticmethod
+    def lends(array: np.ndarray) -> bool:
+        """Whether `array` is one this pool lent (the caller may keep it as it is)."""
+        return isinstance(array.base, _Loan)
 
     def give(self, array: np.ndarray) -> None:
         """Takes back an array nothing else references (the caller's guarantee)."""
@@ -136,6 +129,19 @@ class BufferPool:
                     self.bytes + array.nbytes <= self.max_bytes:
                 self.free.setdefault((array.shape, array.dtype), []).append(array)
                 self.bytes += array.nbytes
+
+
+class _Loan:
+    """A lent pool buffer, exposed through the array interface: the array made from it
+    has it as its base, and numpy views of that array keep that array (so the loan) alive.
+    A finalizer on the loan gives the buffer back once nothing can reach it. (A finalizer
+    on a plain view would not do: views of a view point at the buffer, not at the view.)"""
+
+    __slots__ = ("buffer", "__array_interface__", "__weakref__")
+
+    def __init__(self, buffer: np.ndarray) -> None:
+        self.buffer = buffer
+        self.__array_interface__ = buffer.__array_interface__
 
 
 def plan_arena(sizes: Sequence[int], lifetimes: Sequence[Tuple[int, int]],
