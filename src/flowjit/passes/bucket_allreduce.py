@@ -78,15 +78,15 @@ def _buckets(func: Func, threshold: int) -> List[_Bucket]:
         result = func.body[index].result
         nbytes = result.type.num_elements * result.type.dtype.np_dtype.itemsize
         bucket = open_buckets.get(key)
-        if bucket is None or (bucket.members and bucket.nbytes + nbytes > threshold):
-            bucket = open_buckets[key] = _Bucket()
+        # a bucket closes when full, or when this gradient is ready only after a result of
+        # the bucket is needed (it may even be computed from one)
+        if bucket is None or bucket.nbytes + nbytes > threshold or ready >= bucket.first_use:
+            bucket = open_buckets[key] = _Bucket(first_use=len(func.body))
             buckets.append(bucket)
         bucket.members.append(index)
         bucket.nbytes += nbytes
         bucket.ready = max(bucket.ready, ready)
-    for bucket in buckets:
-        bucket.first_use = min(first_use.get(func.body[i].result, len(func.body))
-                               for i in bucket.members)
+        bucket.first_use = min(bucket.first_use, first_use.get(result, len(func.body)))
     return buckets
 
 

@@ -149,3 +149,9 @@ def pin_communication_thread() -> None:
     """Called by the communication thread itself, first thing."""
     if _world is not None and _world.comm_cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, _world.comm_cores)
+
+
+def writes_files() -> bool:
+    """Whether this process writes checkpoints and event files: rank 0 of a job (the ranks'
+    variables are equal, so one copy is enough), or a process that joined none."""
+    return _world is None or _world.rank == 0
