@@ -27,14 +27,15 @@ if flowjitrun.find_launcher() is None:
 import flowjit.distribute as hvd  # noqa: E402
 
 PROGRAM = Path(__file__).with_name("distributed_program.py")
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "distributed_mnist.py"
 SOURCE = Path(tf.__file__).resolve().parents[1]
 
 
-def launch(processes, *args, timeout=120, **env):
-    """The program as `processes` ranks (flowjitrun), or as a plain process (None)."""
+def launch(processes, *args, timeout=120, program=PROGRAM, **env):
+    """`program` as `processes` ranks (flowjitrun), or as a plain process (None)."""
     environment = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(SOURCE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]), **env)
-    command = [sys.executable, str(PROGRAM), *args]
+    command = [sys.executable, str(program), *args]
     if processes is not None:
         command = [sys.executable, "-m", "flowjit.distribute.run", "-np", str(processes),
                    *command]
@@ -74,6 +75,14 @@ def test_a_collective_waiting_for_a_stuck_rank_times_out():
     assert done.returncode != 0
     assert "DeadlineExceededError" in done.stderr
     assert "waited 2 s for the other ranks" in done.stderr
+
+
+def test_the_example_trains_on_two_ranks(tmp_path):
+    done = launch(2, "--epochs", "2", "--model_dir", str(tmp_path), program=EXAMPLE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "processes: 2" in done.stdout and done.stdout.count("epoch ") == 2  # (rank 0)
+    assert float(done.stdout.split("final test accuracy: ")[1]) > 0.8
+    assert sorted(p.name for p in tmp_path.glob("model-*.index")) == ["model-44.index"]
 
 
 # -- the bucketing pass -----------------------------------------------------------------------
