@@ -16,7 +16,7 @@ from flowjit.config import config
 from flowjit.ir.parser import parse_func as parse
 from flowjit.ir.printer import print_func
 from flowjit.interp.evaluate import evaluate
-from flowjit.passes import bucket_allreduce
+from flowjit.passes import bucket_allreduce, cse, dce
 from flowjit.distribute import run as flowjitrun
 
 pytest.importorskip("mpi4py", reason="flowjit.distribute needs mpi4py (the distributed extra)")
@@ -136,6 +136,19 @@ def test_bucketing_keeps_collectives_behind_other_effects():
     assert ops.count("allreduce_start") == 2  # (one each side of the print: not fused)
 
 
+def test_cse_and_dce_keep_every_collective():
+    text = """func @f(%x: f32[3] {feed="x:0"}) {
+  %0: f32[3] = allreduce %x {compression="none", reduce_op="sum", tensor="'x'"}
+  %1: f32[3] = allreduce %x {compression="none", reduce_op="sum", tensor="'x'"}
+  %2: f32[3] = add %0, %1
+  %3: f32[3] = broadcast %x {root_rank=0, tensor="'x'"}
+  return %2 {fetch="y:0"}
+}"""
+    func = parse(text)
+    assert cse.run(func) == (func, False)  # (two allreduces are two collectives)
+    assert dce.run(func) == (func, False)  # (an unused broadcast still runs)
+
+
 def test_bucketing_off_with_a_zero_threshold():
     func = parse(GRADIENTS)
     assert bucket_allreduce.run(func, threshold=0) == (func, False)
@@ -195,6 +208,23 @@ def test_bad_arguments_are_clear_errors():
         with tf.Session() as sess, pytest.raises(errors.InvalidArgumentError,
                                                  match="root rank 3"):
             sess.run(hvd.broadcast(tf.constant([1.0]), 3))
+
+
+def test_only_rank_0_writes_checkpoints_and_events(tmp_path, monkeypatch):
+    from flowjit.runtime import mpi
+    monkeypatch.setattr(mpi, "_world", mpi.World(None, None, rank=1, size=2, local_rank=1,
+                                                 local_size=2))
+    with tf.Graph().as_default():
+        tf.Variable([1.0], name="v")
+        saver = tf.train.Saver()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            path = saver.save(sess, str(tmp_path / "model"), global_step=3)
+        writer = tf.summary.FileWriter(str(tmp_path / "logs"), graph=tf.get_default_graph())
+        writer.close()
+    assert path == str(tmp_path / "model-3")
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == []
+    assert not any((tmp_path / "logs").glob("events.*"))
 
 
 def test_cores_are_shared_out_with_one_left_for_communication():
