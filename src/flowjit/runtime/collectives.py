@@ -15,9 +15,11 @@ fails with DeadlineExceededError; the process's uncaught-exception hook then abo
 """
 from __future__ import annotations
 
+import atexit
 import itertools
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Dict, Optional
 
@@ -31,21 +33,42 @@ SUM, AVERAGE = "sum", "average"
 REDUCE_OPS = (SUM, AVERAGE)
 COMPRESSIONS = ("none", "fp16")
 
-_executor: Optional[ThreadPoolExecutor] = None
-_executor_lock = threading.Lock()
+_queue: "Optional[queue.Queue]" = None
+_queue_lock = threading.Lock()
 _pending: Dict[int, "tuple[Future, str]"] = {}
 _handles = itertools.count(1)
 _broken: Optional[str] = None  # why collectives can no longer run in this process
 
 
-def _communication_thread() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(1, thread_name_prefix="flowjit-mpi",
-                                               initializer=mpi.pin_communication_thread)
-    return _executor
+def _communication_queue() -> "queue.Queue":
+    """The queue the communication thread serves, started on first use. A daemon thread:
+    one stuck in MPI after a timeout must not keep the process from exiting."""
+    global _queue
+    if _queue is None:
+        with _queue_lock:
+            if _queue is None:
+                _queue = queue.Queue()
+                threading.Thread(target=_serve, args=(_queue,), daemon=True,
+                                 name="flowjit-mpi").start()
+                atexit.register(_abort_if_broken)
+    return _queue
+
+
+def _serve(work_queue: "queue.Queue") -> None:
+    mpi.pin_communication_thread()
+    while True:
+        future, work = work_queue.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(work())
+            except BaseException as e:  # (the waiting op raises it)
+                future.set_exception(e)
+
+
+def _abort_if_broken() -> None:
+    """After a collective timed out, MPI_Finalize would wait for it forever: abort."""
+    if _broken is not None:
+        mpi.world().comm.Abort(1)
 
 
 def _submit(what: str, work: Callable[[], np.ndarray]) -> int:
@@ -54,7 +77,9 @@ def _submit(what: str, work: Callable[[], np.ndarray]) -> int:
                                   f"more ({_broken})")
     mpi.world()  # (joins the world on this thread: MPI is initialized by the main thread)
     handle = next(_handles)
-    _pending[handle] = (_communication_thread().submit(work), what)
+    future: Future = Future()
+    _pending[handle] = (future, what)
+    _communication_queue().put((future, work))
     return handle
 
 
