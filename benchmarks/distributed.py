@@ -36,7 +36,7 @@ NETWORKS_GBPS = (10, 25, 100)
 WORKERS = (8, 16, 32, 64)
 
 
-# -- the worker (one rank) ------------------------------------------------------------------------
+# -- the worker (one rank) ----------------------------------------------------------------------
 def build(model: str, batch: int, distributed: bool):
     import flowjit as tf
     import flowjit.distribute as hvd
@@ -115,7 +115,7 @@ def worker(args) -> None:
         print("RESULT " + json.dumps(result), flush=True)
 
 
-# -- the driver -------------------------------------------------------------------------------------
+# -- the driver ---------------------------------------------------------------------------------
 def launch(processes: int, *args, **env) -> dict:
     command = [sys.executable, "-m", "flowjit.distribute.run", "-np", str(processes),
                sys.executable, str(HERE), "--worker", *args]
@@ -123,7 +123,7 @@ def launch(processes: int, *args, **env) -> dict:
                           env=dict(os.environ, OPENBLAS_NUM_THREADS="1", **env))
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
+    (line,) = [out for out in done.stdout.splitlines() if out.startswith("RESULT ")]
     return json.loads(line[len("RESULT "):])
 
 

@@ -12,7 +12,6 @@ import pytest
 
 import flowjit as tf
 from flowjit import errors
-from flowjit.config import config
 from flowjit.ir.parser import parse_func as parse
 from flowjit.ir.printer import print_func
 from flowjit.interp.evaluate import evaluate
