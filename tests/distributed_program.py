@@ -3,6 +3,7 @@
     distributed_program.py train OUT STEPS GLOBAL_BATCH   each rank trains a small MLP on its
         share of every global batch (size() ranks x GLOBAL_BATCH / size() rows) and writes
         OUT-rank<r>.npz: the loss averaged over the ranks at each step, the final variables
+    distributed_program.py collectives   checks each collective's value on every rank
     distributed_program.py fail   rank 1 raises before the first collective
     distributed_program.py hang   rank 1 sleeps past the collective timeout
 """
@@ -45,6 +46,27 @@ def train(out: str, steps: int, global_batch: int) -> None:
     np.savez(f"{out}-rank{rank}.npz", losses=np.array(losses), **variables)
 
 
+def collectives() -> None:
+    hvd.init()
+    rank, size = hvd.rank(), hvd.size()
+    x = tf.constant(np.full((2, 2), rank + 1.0, np.float32))
+    gathered = hvd.allgather(x)
+    mine = tf.constant([rank + 1.0, 10.0])
+    total = hvd.allreduce(mine, op=hvd.Sum)
+    half = hvd.allreduce(mine, compression=hvd.Compression.fp16)
+    root = hvd.broadcast(mine, 1)
+    (grad,) = tf.gradients(tf.reduce_sum(hvd.allgather(mine[None, :]) * 2.0), [mine])
+    with tf.Session() as sess:
+        values = sess.run([gathered, total, half, root, grad])
+    expected = [np.concatenate([np.full((2, 2), r + 1.0) for r in range(size)]),
+                [sum(range(1, size + 1)), 10.0 * size], [(size + 1) / 2, 10.0],
+                [2.0, 10.0], [2.0 * size, 2.0 * size]]
+    for value, want in zip(values, expected):
+        np.testing.assert_allclose(value, want)
+    if rank == 0:  # (a rank whose check fails aborts the job: the exit status tells)
+        print("collectives ok", flush=True)
+
+
 def collective_after(delay: str) -> None:
     hvd.init()
     if hvd.rank() == 1:
@@ -58,5 +80,7 @@ def collective_after(delay: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "train":
         train(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "collectives":
+        collectives()
     else:
         collective_after(sys.argv[1])

@@ -62,6 +62,14 @@ def test_two_ranks_on_batches_of_b_equal_one_process_on_2b(tmp_path):
         np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=name)
 
 
+def test_collectives_of_two_ranks():
+    """allgather, Sum, fp16, broadcast from rank 1, and the gradient of allgather,
+    checked on each rank."""
+    done = launch(2, "collectives")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "collectives ok" in done.stdout
+
+
 def test_a_rank_that_raises_fails_the_job_instead_of_hanging():
     done = launch(2, "fail", timeout=60)
     assert done.returncode != 0

@@ -70,13 +70,17 @@ def _allreduce_wait_kernel(handle, sent):
 
 
 def _allgather_infer(inputs, *, tensor):
+    """Every rank gathers as many rows as this one (the compiler wants static shapes; the
+    kernel checks it)."""
+    from flowjit.runtime import mpi
     x = inputs[0]
     if x.shape.ndims == 0:
         raise ShapeInferenceError("allgather needs a tensor of rank >= 1, got a scalar")
     if x.shape.ndims is None:
         return [TensorSpec(x.dtype, TensorShape(None))]
-    # ranks may gather different numbers of rows
-    return [TensorSpec(x.dtype, TensorShape([None] + x.shape.as_list()[1:]))]
+    dims = x.shape.as_list()
+    rows = None if dims[0] is None else dims[0] * mpi.world().size
+    return [TensorSpec(x.dtype, TensorShape([rows] + dims[1:]))]
 
 
 def _allgather_kernel(x, *, tensor):
@@ -113,7 +117,8 @@ def allreduce(tensor, average: Optional[bool] = None, op: Optional[str] = None,
 
 
 def allgather(tensor, name: Optional[str] = None):
-    """Every rank's `tensor` concatenated along axis 0, in rank order."""
+    """Every rank's `tensor` concatenated along axis 0, in rank order (each rank gathers
+    the same number of rows)."""
     x = convert_to_tensor(tensor)
     return apply_op("HorovodAllgather", [x], {"tensor": repr(x.name)}, name=name,
                     default_name="HorovodAllgather")
@@ -140,14 +145,8 @@ def _allgather_grad(b, instr, grads):
     """Rank r's rows of the gathered gradient, summed over the ranks' gradients (each
     rank's output depends on every rank's input)."""
     from flowjit.runtime import mpi
-    world = mpi.world()
     summed = b.allreduce(grads[0], reduce_op=SUM, compression="none",
                          tensor=f"the gradient of {instr.attrs['tensor']}")
     x = instr.operands[0]
-    rows = x.type.shape[0] if x.type.shape else None
-    if rows is None:
-        from flowjit import errors
-        raise errors.UnimplementedError("the gradient of allgather needs the gathered "
-                                        "tensor's first dimension known when building")
-    begin = (world.rank * rows,) + (0,) * (len(x.type.shape) - 1)
+    begin = (mpi.world().rank * x.type.shape[0],) + (0,) * (len(x.type.shape) - 1)
     return [b.slice(summed, begin=begin, size=tuple(x.type.shape))]

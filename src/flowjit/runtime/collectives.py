@@ -130,21 +130,22 @@ def allreduce(value: np.ndarray, reduce_op: str = AVERAGE, compression: str = "n
 
 
 def allgather(value: np.ndarray, what: str = "allgather") -> np.ndarray:
-    """Every rank's `value` concatenated along axis 0, in rank order; the ranks' first
-    dimensions may differ."""
+    """Every rank's `value` concatenated along axis 0, in rank order; every rank must
+    gather the same number of rows (checked: each rank raises the same error)."""
     world = mpi.world()
     local = np.ascontiguousarray(value)
+    if local.ndim == 0:
+        raise errors.InvalidArgumentError(f"{what}: cannot gather a scalar")
 
     def run() -> np.ndarray:
         if world.size == 1:
             return local.copy()
-        rows = world.comm.allgather(local.shape[0] if local.ndim else 1)
-        if local.ndim == 0:
-            raise errors.InvalidArgumentError(f"{what}: cannot gather a scalar")
-        row = int(np.prod(local.shape[1:], dtype=np.int64))
+        rows = world.comm.allgather(local.shape[0])
+        if len(set(rows)) > 1:
+            raise errors.InvalidArgumentError(f"{what}: the ranks gather different numbers "
+                                              f"of rows {rows}; each must gather as many")
         out = np.empty((sum(rows),) + local.shape[1:], local.dtype)
-        counts = [r * row for r in rows]
-        world.comm.Allgatherv(local, [out, counts])
+        world.comm.Allgather(local, out)
         return out
     return wait(_submit(what, run))
 
