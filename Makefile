@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz venv clean ir-dumps
+.PHONY: demo demo-distributed test fuzz venv clean ir-dumps
 
 venv: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/run_seeds.py
 	$(PY) examples/demo.py
+
+## make demo-distributed: data-parallel training on the digits as 2 MPI processes
+## (flowjit.distribute; MPICH and mpi4py come with the venv's distributed extra)
+demo-distributed: $(STAMP)
+	$(VENV)/bin/flowjitrun -np 2 $(PY) examples/distributed_mnist.py
 
 ## make test: the whole test suite, on the default (LLVM) backend and on the eager interpreter
 test: $(STAMP)

@@ -41,9 +41,10 @@ def final(what, text):
 def test_every_example_is_tested():
     tested = {"linear_regression.py", "logistic_regression.py", "mlp_digits.py",
               "tensorboard_logging.py", "autoencoder.py", "save_restore.py", "mlp.py",
-              "demo.py", "run_seeds.py", "cnn_digits.py", "lstm_digits.py"}
+              "demo.py", "run_seeds.py", "cnn_digits.py", "lstm_digits.py",
+              "distributed_mnist.py"}
     # (demo.py: test_demo.py; run_seeds.py: test_seeds.py; the CNN and LSTM:
-    # test_examples_nn.py)
+    # test_examples_nn.py; distributed_mnist.py: test_distributed.py)
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 

@@ -26,6 +26,12 @@ FLOWJIT_MNIST          what `input_data.read_data_sets` reads: "mnist" (default:
                        scikit-learn's handwritten digits upsampled to 28x28, so an unmodified
                        MNIST tutorial runs without the network)
 FLOWJIT_MNIST_URL      where MNIST's files are downloaded from (default: TF1's source URL)
+FLOWJIT_THREADS        cores a process of a flowjit.distribute job computes on (default: its
+                       equal share of the machine's cores, one left for communication)
+FLOWJIT_FUSION_THRESHOLD  bytes of gradients fused into one allreduce (default 64 MB, as
+                       Horovod's tensor fusion; 0 disables the bucketing pass)
+FLOWJIT_COLLECTIVE_TIMEOUT  seconds a collective waits for the other ranks before it fails
+                       with DeadlineExceededError (default 300)
 """
 from __future__ import annotations
 
@@ -52,6 +58,9 @@ class Config:
     cuda_home: Optional[str] = None  # the CUDA toolkit (libdevice, ptxas): CUDA_HOME/CUDA_PATH
     mnist: str = "mnist"
     mnist_url: Optional[str] = None
+    threads: Optional[int] = None
+    fusion_threshold: int = 64 << 20
+    collective_timeout: float = 300.0
 
 
 def _from_environment() -> Config:
@@ -75,6 +84,12 @@ def _from_environment() -> Config:
     config.cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or None
     config.mnist = os.environ.get("FLOWJIT_MNIST", config.mnist).strip().lower() or "mnist"
     config.mnist_url = os.environ.get("FLOWJIT_MNIST_URL") or None
+    if os.environ.get("FLOWJIT_THREADS"):
+        config.threads = max(1, int(os.environ["FLOWJIT_THREADS"]))
+    config.fusion_threshold = int(os.environ.get("FLOWJIT_FUSION_THRESHOLD",
+                                                 config.fusion_threshold))
+    config.collective_timeout = float(os.environ.get("FLOWJIT_COLLECTIVE_TIMEOUT",
+                                                     config.collective_timeout))
     if os.environ.get("FLOWJIT_PASSES"):
         config.passes = tuple(p.strip() for p in os.environ["FLOWJIT_PASSES"].split(",")
                               if p.strip())

@@ -71,11 +71,13 @@ def available_passes() -> List[Pass]:
     """Every optional pass by name (for --passes / --disable-pass). Each also runs inside
     control-flow regions (`in_regions`): branches and loop bodies are simplified and fused
     like the function around them."""
-    from flowjit.passes import canonicalize, const_fold, cse, dce, decompose, fusion
+    from flowjit.passes import (bucket_allreduce, canonicalize, const_fold, cse, dce,
+                                decompose, fusion)
     return [Pass("decompose", in_regions(decompose.run)),
             Pass("canonicalize", in_regions(canonicalize.run)),
             Pass("const-fold", in_regions(const_fold.run)), Pass("cse", in_regions(cse.run)),
-            Pass("dce", in_regions(dce.run)), Pass("fusion", in_regions(fusion.run))]
+            Pass("dce", in_regions(dce.run)), Pass("fusion", in_regions(fusion.run)),
+            Pass("bucket-allreduce", bucket_allreduce.run)]
 
 
 CONTROL_FLOW = (COND, WHILE)
@@ -112,11 +114,12 @@ def required_passes() -> List[Pass]:
 
 def default_pipeline() -> List[Pass]:
     """Expand data-movement ops into kernel primitives, simplify to a fixed point (twice is
-    enough in practice), then fuse, then clean up."""
+    enough in practice), then fuse, then clean up; last, fuse the gradients' allreduces into
+    buckets placed for overlap (after fusion and DCE: nothing moves them afterwards)."""
     by_name = {p.name: p for p in available_passes()}
     simplify = [by_name[n] for n in ("canonicalize", "const-fold", "cse", "dce")]
     return required_passes() + [by_name["decompose"]] + simplify + simplify + \
-        [by_name["fusion"], by_name["dce"]]
+        [by_name["fusion"], by_name["dce"], by_name["bucket-allreduce"]]
 
 
 def pipeline_from_names(names: Sequence[str]) -> List[Pass]:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from flowjit import errors
 from flowjit.graph.core import Graph
 from flowjit.io.protos import MissingDependencyError, tensorflow_proto
+from flowjit.runtime import mpi
 
 
 def _event_file_writer_class():
@@ -35,10 +36,17 @@ class FileWriter:
         self._logdir = str(logdir)
         self._options = dict(max_queue_size=max_queue, flush_secs=flush_secs,
                              filename_suffix=filename_suffix or "")
-        self._writer = _event_file_writer_class()(self._logdir, **self._options)
+        self._writer = self._open()
         self._closed = False
         if graph is not None or graph_def is not None:
             self.add_graph(graph, graph_def=graph_def)
+
+    def _open(self):
+        """A new event file; in a flowjit.distribute job only rank 0 writes one (every rank
+        runs the same program), the others' events are dropped."""
+        if not mpi.writes_files():
+            return _DroppedEvents()
+        return _event_file_writer_class()(self._logdir, **self._options)
 
     def get_logdir(self) -> str:
         return self._logdir
@@ -107,7 +115,7 @@ class FileWriter:
     def reopen(self) -> None:
         """After `close`, writes again, to a new event file."""
         if self._closed:
-            self._writer = _event_file_writer_class()(self._logdir, **self._options)
+            self._writer = self._open()
             self._closed = False
 
     def __enter__(self) -> "FileWriter":
@@ -115,3 +123,16 @@ class FileWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _DroppedEvents:
+    """The event writer of a rank that writes no files."""
+
+    def add_event(self, event) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

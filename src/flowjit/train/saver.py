@@ -23,6 +23,7 @@ from flowjit.io.protos import tensorflow_proto
 from flowjit.io.tensor_bundle import BundleReader, write_bundle
 from flowjit.train import checkpoint_management as cm
 from flowjit.train.meta_graph import export_meta_graph
+from flowjit.runtime import mpi
 
 
 class Saver:
@@ -101,6 +102,8 @@ class Saver:
         if directory and not os.path.isdir(directory):
             raise errors.CheckpointNotFoundError(
                 f"Parent directory of {save_path} doesn't exist, can't save.")
+        if not mpi.writes_files():  # (a flowjit.distribute job: rank 0 writes)
+            return save_path
         names = list(self._variables)
         values = sess.run([self._variables[n] for n in names]) if names else []
         write_bundle(save_path, dict(zip(names, values)))
