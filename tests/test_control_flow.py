@@ -97,7 +97,7 @@ def test_cond_branches_of_different_structure_or_dtype_are_errors_naming_them():
         tf.cond(p, lambda: x, lambda: None, name="none")
 
 
-def test_variables_are_read_inside_branches_but_not_created_or_assigned_in_loops():
+def test_variables_read_and_created_in_branches_but_not_assigned_in_loops():
     v = tf.Variable([1.0, 2.0], name="v")
     p = tf.placeholder(tf.bool, [], name="p")
     y = tf.cond(p, lambda: v * 3.0, lambda: v + 0.0)
@@ -106,9 +106,14 @@ def test_variables_are_read_inside_branches_but_not_created_or_assigned_in_loops
         np.testing.assert_allclose(sess.run(y, {p: True}), [3.0, 6.0])
     with pytest.raises(errors.UnimplementedError, match="assigning variables in tf.while_loop"):
         tf.while_loop(lambda i: i < 2, lambda i: (tf.assign(v, [0.0, 0.0]), i + 1)[1], [0])
-    with pytest.raises(errors.UnimplementedError,
-                       match=r"creating variable 'cond_\d/w' inside the true_fn"):
-        tf.cond(p, lambda: tf.Variable([1.0], name="w") + 0.0, lambda: tf.constant([1.0]))
+    # a variable created in a branch is the program's (TF1's init_scope): made and
+    # initialized outside the cond, read inside
+    z = tf.cond(p, lambda: tf.Variable([1.0], name="w") * 2.0, lambda: tf.constant([1.0]))
+    (w,) = [v for v in tf.global_variables() if v.op.name.endswith("w")]
+    assert w.op.graph is tf.get_default_graph()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        np.testing.assert_allclose(sess.run(z, {p: True}), [2.0])
 
 
 def test_branches_assign_variables_only_when_taken_and_read_their_new_values():
@@ -153,6 +158,41 @@ def test_batch_norm_moving_mean_updated_in_a_training_branch():
         np.testing.assert_allclose(sess.run(m, {x: [[0.0, 0.0]], training: False}), want,
                                    rtol=1e-6)
         assert sess.run(steps) == 3
+
+
+@pytest.mark.parametrize("optimizer,want", [("GradientDescentOptimizer", 2.4),
+                                             ("MomentumOptimizer", 2.4), ("AdamOptimizer", 2.9)])
+def test_training_step_under_a_cond_returns_an_op_and_trains_only_when_taken(optimizer, want):
+    """`tf.cond(p, lambda: opt.minimize(loss), tf.no_op)`: branches may return operations
+    (the cond is then an operation), gradients of outer tensors are built outside the
+    branch, and slot variables are created in the program's graph."""
+    w = tf.Variable(3.0, name="w")
+    p = tf.placeholder(tf.bool, [], name="p")
+    loss = w * w
+    args = (0.1, 0.9) if optimizer == "MomentumOptimizer" else (0.1,)
+    step = tf.cond(p, lambda: getattr(tf.train, optimizer)(*args).minimize(loss), tf.no_op)
+    assert isinstance(step, tf.Operation)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(step, {p: False})
+        assert sess.run(w) == 3.0
+        sess.run(step, {p: True})
+        np.testing.assert_allclose(sess.run(w), want, rtol=1e-5)
+
+
+def test_gradients_inside_a_branch_of_inner_and_outer_tensors():
+    w = tf.Variable(3.0, name="w")
+    p = tf.placeholder(tf.bool, [], name="p")
+    outer_loss = w * w
+
+    def branch():
+        inner_loss = tf.sin(w) * 2.0
+        return tf.gradients(outer_loss, w)[0] + tf.gradients(inner_loss, w)[0]
+    g = tf.cond(p, branch, lambda: tf.constant(0.0))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        np.testing.assert_allclose(sess.run(g, {p: True}), 6.0 + 2.0 * np.cos(3.0), rtol=1e-5)
+        assert sess.run(g, {p: False}) == 0.0
 
 
 def test_control_dependencies_inside_a_branch_run_with_their_branch_only():
@@ -452,6 +492,10 @@ def test_gradient_of_a_loop_whose_trip_count_depends_on_data():
         return tf.while_loop(lambda i, s: i < n, lambda i, s: (i + 1, s * w + tf.cos(s)),
                              [0, x])[1]
     check_gradients(build, V, V[::-1].copy())
+    # a bound too large to unroll: the loop's gradient rule, which keeps the bound
+    check_gradients(lambda x: tf.while_loop(lambda s: tf.reduce_sum(s) < 30.0,
+                                            lambda s: s * 1.7 + 0.1, [x],
+                                            maximum_iterations=100000), V)
 
 
 def test_gradient_of_a_data_dependent_loop_that_runs_zero_times_or_changes_shapes():

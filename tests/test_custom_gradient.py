@@ -204,3 +204,30 @@ def test_override_gradient_reading_another_tensor_is_unimplemented():
         y = tf.exp(x)
     with pytest.raises(errors.UnimplementedError, match="other"):
         tf.gradients(y, x)
+
+
+def test_overrides_apply_to_ops_in_cond_branches_and_loop_bodies():
+    """`with gradient_override_map({"Round": "Identity"})` around a cond or a loop reaches
+    the ops traced inside (a straight-through round in a loop)."""
+    x = tf.placeholder(tf.float32, [3])
+    p = tf.placeholder_with_default(True, [])
+    graph = tf.get_default_graph()
+    with graph.gradient_override_map({"Round": "Identity"}):
+        in_cond = tf.cond(p, lambda: tf.round(x * 1.5), lambda: x)
+        _, in_loop = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, tf.round(v * 1.5)),
+                                   [0, x])
+    grads = [tf.gradients(tf.reduce_sum(y), x)[0] for y in (in_cond, in_loop)]
+    with tf.Session() as sess:
+        got = sess.run(grads, {x: [1.2, -0.3, 2.0]})
+    np.testing.assert_allclose(got[0], [1.5] * 3)
+    np.testing.assert_allclose(got[1], [1.5 ** 3] * 3, rtol=1e-6)
+
+
+def test_custom_gradient_reading_a_variable_is_an_error_not_a_missing_gradient():
+    v = tf.Variable(2.0, name="scale")
+
+    @tf.custom_gradient
+    def scaled(x):
+        return x * v, lambda dy: dy * v
+    with pytest.raises(errors.UnimplementedError, match="'scale'.*variables"):
+        scaled(tf.placeholder(tf.float32, [2]))

@@ -90,3 +90,5 @@ def test_errors_name_the_array_and_what_was_wrong():
         tf.while_loop(lambda i, a: i < 2, lambda i, a: (i + 1, a), (0, never))
     with pytest.raises(ValueError, match="size"):
         tf.TensorArray(tf.float32)
+    with pytest.raises(errors.UnimplementedError, match="dynamic_size=True with size=0"):
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True)

@@ -27,6 +27,7 @@ from flowjit.graph.registry import ShapeInferenceError, get_op_def, get_op_def_b
 from flowjit.ir.core import (COND, CUSTOM_GRADIENT, FEED, FETCH, RNG_COUNTER, VARIABLE, WHILE,
                              Func, Instr, Location, Param, Result, TensorType, Value,
                              infer_results)
+from flowjit.ops.custom_gradient import lowered_gradient
 from flowjit.ops.shape_values import DYNAMIC_FORMS, data_dependent_error
 
 # Values of at most this many elements are computed while lowering when their operands are
@@ -76,7 +77,7 @@ class _Lowering:
                 self.assignment(op)
             else:
                 self.emit(op, op.op_def.mnemonic, self.operands(op))
-            if op._gradient_token is not None:
+            if op._gradient_override is not None and lowered_gradient(op) is not None:
                 self.override_gradient(op)
         results = []
         for fetch in self.plan.fetches:

@@ -28,6 +28,15 @@ class Variable:
         if initial_value is None:
             raise ValueError("initial_value must be specified.")
         graph = get_default_graph()
+        if graph._building_function:  # in a tf.cond branch or a loop body: TF1's init_scope
+            scope = graph.get_name_scope()  # (a variable and its initializer are the program's)
+            with graph.root.as_default(), graph.root.name_scope(scope + "/" if scope else ""), \
+                    graph.root.control_dependencies(None):
+                self.__init__(initial_value, trainable, collections, validate_shape,
+                              caching_device, name, variable_def, dtype, expected_shape,
+                              import_scope, constraint, use_resource, synchronization,
+                              aggregation, shape)
+            return
         dtype = dtypes.as_dtype(dtype) if dtype is not None else None
         with graph.name_scope(name or "Variable") as scope:
             if callable(initial_value):

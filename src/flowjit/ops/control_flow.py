@@ -30,6 +30,7 @@ from flowjit.ops.base import apply_op, constant, convert_to_tensor, graph_for
 from flowjit.ops.tensor_array import TensorArray, is_deferred
 
 _tokens = itertools.count()
+OP_DONE = "op_done"  # a branch's output standing for an operation it returned
 
 
 class FunctionGraph(Graph):
@@ -50,6 +51,7 @@ class FunctionGraph(Graph):
         self._collections = self.root._collections
         self._variable_scopes = self.root._variable_scopes
         self._functions = self.root._functions
+        self._gradient_override_map = outer._gradient_override_map  # (ops traced inside)
         self.captures: Dict[Tensor, Tensor] = {}
         self.args: List[Tensor] = []
         self.outputs: List[Tensor] = []
@@ -259,9 +261,13 @@ def trace(fn: Callable, scope: str, role: str,
                                         f"value, got None")
         outputs = []
         for leaf in flatten(result):
-            if isinstance(leaf, Operation):
+            if isinstance(leaf, Operation) and not branch:
                 raise errors.DTypeError(f"{role} of '{scope.rstrip('/')}' returned the "
                                         f"operation '{leaf.name}'; return tensors")
+            if isinstance(leaf, Operation):  # (a branch's op: a token that it ran)
+                from flowjit.ops.array import identity
+                with fn_graph.control_dependencies([leaf]):
+                    leaf = identity(constant(True), name=OP_DONE)
             tensor = convert_to_tensor(leaf)
             outputs.append(fn_graph.capture(tensor) if tensor.graph is not fn_graph
                            else tensor)
@@ -360,6 +366,10 @@ def _build_if(pred: Tensor, fns: Sequence[Tuple[str, Callable]], scope: str, str
                            default_name="If")
     outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
     outputs = _assign_after(graph, assigned, outputs[:n_results], outputs[n_results:], scope)
+    outputs = [graph.create_op("NoOp", [], name=None, default_name="cond_done",
+                               control_inputs=[t.op])
+               if isinstance(leaf, Operation) else t
+               for t, leaf in zip(outputs, flatten(first_result))]
     result = pack_as(first_result, outputs)
     if not strict and isinstance(result, (list, tuple)) and len(result) == 1 and \
             not hasattr(result, "_fields"):

@@ -11,6 +11,7 @@ from flowjit import dtypes, errors
 from flowjit.graph.registry import register_gradient
 from flowjit.ir.builder import Builder
 from flowjit.ir.core import COND, WHILE, Func, Instr, Param, Result, Value, inline
+from flowjit.passes.unroll import loop_stable
 
 
 @register_gradient("If")
@@ -44,8 +45,7 @@ def _while(b, instr, grads):
     n = len(instr.results)
     condition, body = instr.regions
     state0, invariants = list(instr.operands[:n]), list(instr.operands[n:])
-    types = [v.type for v in state0 + invariants]
-    if types != [p.value.type for p in body.params] or not all(t.is_static for t in types):
+    if not loop_stable(instr):
         raise errors.UnimplementedError(
             f"gradient of the while loop {instr.describe()}: its trip count is not known when "
             f"the run is compiled and its loop variables change shape between iterations; "
@@ -96,7 +96,8 @@ def _backward_step(rb, loop, p, n_cotangents, wrt_state, wrt_invariants):
 
 
 def _counting_loop(b, loop) -> Value:
-    """How many times `loop`'s body runs: the loop again, with a counter."""
+    """How many times `loop`'s body runs: the loop again (with its max_iterations), with a
+    counter."""
     n = len(loop.results)
     condition, body = loop.regions
     state0, invariants = list(loop.operands[:n]), list(loop.operands[n:])
@@ -107,9 +108,10 @@ def _counting_loop(b, loop) -> Value:
         instrs, (still,) = inline(condition, p[1:])
         rb.instrs.extend(instrs)
         return [still]
-    b.instrs.append(Instr(WHILE, carried + invariants, {}, results, b.loc, regions=[
-        _region(carried + invariants, go, b.loc),
-        _region(carried + invariants, lambda rb, p: _counted_body(rb, body, p, n), b.loc)]))
+    regions = [_region(carried + invariants, go, b.loc),
+               _region(carried + invariants, lambda rb, p: _counted_body(rb, body, p, n), b.loc)]
+    b.instrs.append(Instr(WHILE, carried + invariants, dict(loop.attrs), results, b.loc,
+                          regions=regions))
     return results[0]
 
 

@@ -148,6 +148,13 @@ def custom_gradient(f: Optional[Callable] = None):
                 f"tf.custom_gradient: {f.__name__}'s grad_fn takes `variables`; gradients "
                 f"for variables read inside a custom_gradient function are not supported")
         ys = [convert_to_tensor(y) for y in flatten(result)]
+        variables = _variables_read(ys, xs)
+        if variables:  # (TF1 asks grad_fn for their gradients: flowjit cannot pass them)
+            raise errors.UnimplementedError(
+                f"tf.custom_gradient: {f.__name__} reads the variable(s) "
+                f"{', '.join(repr(v.op.name) for v in variables)}; gradients for variables "
+                f"used inside a custom_gradient function (grad_fn's `variables` argument) are "
+                f"not supported: pass them as arguments of {f.__name__}")
         graph = get_default_graph()
         with graph.name_scope(f.__name__ if f.__name__.isidentifier() else
                               "custom_gradient") as scope:
@@ -160,7 +167,27 @@ def custom_gradient(f: Optional[Callable] = None):
     return decorated
 
 
+def _variables_read(ys: Sequence[Tensor], xs: Sequence[Tensor]) -> List[Tensor]:
+    """The variables (VariableV2 outputs) the ys are computed from, not looking past the
+    xs."""
+    from flowjit.ops.gradients import _inputs_first
+    stop = set(xs)
+    upstream = _inputs_first(ys, lambda t: () if t in stop else t.op.inputs)
+    return [t for t in upstream if t.op.type == "VariableV2"]
+
+
 # -- gradient_override_map ------------------------------------------------------------------
+def lowered_gradient(op: Operation) -> Optional[str]:
+    """`overridden_gradient` for the lowering, which wraps every op under an override it
+    can resolve (ops in cond branches and loop bodies too, which tf.gradients does not
+    visit); an unregistered name is tf.gradients' error to raise, when it needs one."""
+    if op._gradient_override is None or (op._gradient_token is None and
+                                         op._gradient_override not in _USER_GRADIENTS and
+                                         op._gradient_override not in _BUILTIN):
+        return None
+    return overridden_gradient(op)
+
+
 def overridden_gradient(op: Operation) -> Optional[str]:
     """The token of `op`'s overriding gradient function, traced now if need be; None when
     no override applies to `op`."""

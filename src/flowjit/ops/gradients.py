@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from flowjit import errors
-from flowjit.graph.core import Operation, Tensor
+from flowjit.graph.core import Operation, Tensor, get_default_graph
 from flowjit.graph.registry import (ShapeInferenceError, TensorSpec, register_gradient,
                                     register_op)
 from flowjit.ops.base import FLOATS, apply_op, convert_to_tensor
@@ -57,6 +57,15 @@ def gradients(ys, xs, grad_ys=None, name: str = "gradients", colocate_gradients_
     stops = [convert_to_tensor(s) for s in _flat(stop_gradients)]
     if len(grad_ys) != len(ys):
         raise ValueError(f"grad_ys has {len(grad_ys)} entries for {len(ys)} ys")
+    graph = get_default_graph()
+    if graph._building_function:  # in a tf.cond branch or a loop body
+        home = _innermost_graph(graph, ys + [g for g in grad_ys if g is not None])
+        if home is not graph:  # ys computed outside: so are their gradients (captured)
+            with home.as_default():
+                return gradients(ys, xs, grad_ys, name, stop_gradients=stop_gradients or None)
+        # ys computed here: outer xs and stops are the placeholders that stand for them
+        xs = [graph.capture_outer(x) if x.graph is not graph else x for x in xs]
+        stops = [graph.capture_outer(t) if t.graph is not graph else t for t in stops]
     for y in ys:
         if not y.dtype.is_floating:
             raise TypeError(f"tf.gradients: y {y.describe()} has dtype {y.dtype.name}; "
@@ -74,6 +83,16 @@ def gradients(ys, xs, grad_ys=None, name: str = "gradients", colocate_gradients_
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     by_x = dict(zip(wanted, outputs))
     return [by_x.get(x) for x in xs]
+
+
+def _innermost_graph(current, tensors: Sequence[Tensor]):
+    """Of the function graphs from `current` out to the root, the innermost one holding
+    one of `tensors`."""
+    chain = [current]
+    while hasattr(chain[-1], "outer"):
+        chain.append(chain[-1].outer)
+    homes = {id(t.graph) for t in tensors}
+    return next((g for g in chain if id(g) in homes), chain[-1])
 
 
 def _connected(ys: Sequence[Tensor], xs: Sequence[Tensor], stops: Set[Tensor]) -> Set[Tensor]:

@@ -50,6 +50,12 @@ class TensorArray:
         if size is None:
             raise ValueError("tf.TensorArray: size must be given (flowjit's arrays have the "
                              "size they are created with)")
+        if dynamic_size and isinstance(size, int) and size == 0:
+            raise errors.UnimplementedError(
+                f"tf.TensorArray '{tensor_array_name or name or 'TensorArray'}': "
+                f"dynamic_size=True with size=0 grows with every write; flowjit's arrays have "
+                f"a fixed size: give size= the number of elements (e.g. the loop's trip "
+                f"count, or tf.shape(x)[0])")
         if not isinstance(size, int):
             size = convert_to_tensor(size, dtype=dtypes.int32)
             if size._value is not None:

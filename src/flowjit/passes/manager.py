@@ -109,7 +109,7 @@ def required_passes() -> List[Pass]:
     """Passes every pipeline starts with: without them the IR cannot run (gradient
     requests have no kernel), so they cannot be disabled."""
     from flowjit.passes import autodiff
-    return [Pass("autodiff", autodiff.run)]
+    return [Pass("autodiff", in_regions(autodiff.run))]
 
 
 def default_pipeline() -> List[Pass]:

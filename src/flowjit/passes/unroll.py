@@ -50,6 +50,8 @@ def unroll(loop: Instr, known: Dict[Value, np.ndarray]) -> Optional[List[Instr]]
     if limit is None:
         return None  # differentiated as a loop (ops/control_flow_grad.py)
     if limit * (len(body.body) + len(condition.body) + 2) > MAX_UNROLLED_INSTRUCTIONS:
+        if loop_stable(loop):
+            return None  # too long to unroll: differentiated as a loop
         raise errors.UnimplementedError(
             f"gradient of the while loop {loop.describe()}: {limit} iterations of a body of "
             f"{len(body.body)} instructions is too large to unroll")
@@ -64,6 +66,14 @@ def unroll(loop: Instr, known: Dict[Value, np.ndarray]) -> Optional[List[Instr]]
     for value, result in zip(state, loop.results):  # the loop's results, defined last
         out.append(Instr("identity", [value], {}, [result], loop.loc))
     return out
+
+
+def loop_stable(loop: Instr) -> bool:
+    """Whether the loop's variables keep their (static) types from one iteration to the
+    next, as its gradient rule needs."""
+    types = [v.type for v in loop.operands]
+    return types == [p.value.type for p in loop.regions[1].params] and \
+        all(t.is_static for t in types)
 
 
 def _guarded_steps(loop: Instr, limit: int, state: List[Value], invariants: List[Value],
