@@ -450,6 +450,36 @@ def test_a_staging_buffer_is_not_rewritten_while_a_lagging_copy_reads_it(staging
     assert driver.cuda.pinned >= staging.pinned
 
 
+def test_captured_graphs_are_kept_most_recently_replayed_first(emulated, monkeypatch):
+    """Variables alternate between two buffers: two graphs, captured once each; keeping one,
+    every run captures again."""
+    _train("cuda", runs=4)
+    assert emulated.calls["capture"] == 2 and emulated.calls["replay"] == 4
+    monkeypatch.setattr(cuda, "GRAPHS_KEPT", 1)
+    _train("cuda", runs=4)
+    assert emulated.calls["capture"] == 2 + 4
+
+
+def test_a_launch_failing_during_capture_is_the_error_raised():
+    class CapturingStream(_LaggingStream):
+        def begin_capture(self):
+            self.capturing = True
+
+        def end_capture(self):
+            raise RuntimeError("cuStreamEndCapture failed: operation not permitted when "
+                               "stream is capturing (the capture was invalidated)")
+
+    driver = _LaggingStreamDriver(1 << 20)
+    driver.stream = CapturingStream()
+
+    def fail(*args):
+        raise RuntimeError("cuLaunchKernel failed: invalid argument")
+
+    driver.launch = fail
+    with pytest.raises(RuntimeError, match="cuLaunchKernel"):
+        PyCUDADriver.capture(driver, [(None, 1, 32, 0, [0])])
+
+
 def test_a_gpu_device_scope_inside_a_cond_or_loop_asks_the_root_graph():
     tf.reset_default_graph()
     x = tf.placeholder(tf.float32, [])
