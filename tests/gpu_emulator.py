@@ -131,8 +131,8 @@ class EmulatorDriver:
     def __init__(self) -> None:
         from flowjit.runtime.device_plan import DeviceLimits
         self.limits = DeviceLimits(sm_count=1, max_blocks_per_sm=1, waves=2)
-        self.calls = {"alloc": 0, "to_device": 0, "to_host": 0, "copy": 0, "launch": 0,
-                      "capture": 0, "replay": 0}
+        self.calls = {"alloc": 0, "free": 0, "to_device": 0, "to_host": 0, "copy": 0,
+                      "launch": 0, "capture": 0, "replay": 0}
         self.live = {}  # address -> its buffer (alive while allocated)
 
     def alloc(self, nbytes: int):
@@ -141,6 +141,10 @@ class EmulatorDriver:
         address = -(-raw.ctypes.data // 256) * 256
         self.live[address] = raw
         return raw, address
+
+    def free(self, allocation, address: int) -> None:
+        self.calls["free"] += 1
+        del self.live[address]
 
     def to_device(self, address: int, array: np.ndarray) -> None:
         self.calls["to_device"] += 1

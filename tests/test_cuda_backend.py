@@ -2,6 +2,8 @@
 checks), the arena, launch configurations, PTX that ptxas accepts, whole Session runs with the
 GPU emulator as the driver (tests/gpu_emulator.py) against the numpy interpreter, and clean
 errors where pycuda or a GPU is missing. The tests that need a GPU skip without one."""
+import contextlib
+import ctypes
 import logging
 import shutil
 
@@ -18,6 +20,7 @@ from flowjit.ir.core import TensorType
 from flowjit.lower import lower
 from flowjit.runtime import cuda
 from flowjit.runtime.buffers import plan_arena
+from flowjit.runtime.cuda_driver import PinnedStaging, PyCUDADriver
 from flowjit.runtime.device_plan import (ARENA_ALIGN, DEVICE, HOST, CheckStep, CopyStep,
                                          DeviceLimits, HostStep, LaunchStep, build_device_plan,
                                          describe_plan, occupancy_grid, resident_blocks)
@@ -295,6 +298,207 @@ def test_variables_loaded_from_the_host_are_uploaded_once(emulated):
         for _ in range(3):
             np.testing.assert_array_equal(sess.run(out), np.arange(5) * 2.0)
         assert emulated.calls["to_device"] == uploads
+
+
+class _PyCUDAMemoryError(Exception):
+    """As pycuda._driver.MemoryError: named MemoryError, not a subclass of Python's."""
+
+
+_PyCUDAMemoryError.__name__ = _PyCUDAMemoryError.__qualname__ = "MemoryError"
+_PyCUDAMemoryError.__module__ = "pycuda._driver"
+
+
+def test_an_allocation_out_of_memory_empties_the_pool_retries_then_is_resource_exhausted(
+        emulated):
+    tf.reset_default_graph()
+    v = tf.Variable(tf.zeros([4096]))
+    x = tf.placeholder(tf.float32, [4096])
+    update = tf.assign_add(v, x * 2.0)
+    allocate = emulated.alloc
+    with tf.Session(backend="cuda") as sess:
+        sess.run(v.initializer)
+        sess.run(update, {x: np.ones(4096, np.float32)})
+        device = cuda.device()
+        device.give(*allocate(1 << 20), 1 << 20)  # (a freed buffer the run does not need)
+        assert device.pooled_bytes >= 1 << 20
+        failures = []
+
+        def out_of_memory_once(nbytes):
+            if not failures:
+                failures.append(nbytes)
+                raise _PyCUDAMemoryError("cuMemAlloc failed: out of memory")
+            return allocate(nbytes)
+
+        emulated.alloc = out_of_memory_once
+        device.free.pop(4096 * 4, None)  # (the run must allocate its new value)
+        frees = emulated.calls["free"]
+        sess.run(update, {x: np.ones(4096, np.float32)})  # retried after emptying the pool
+        assert failures and emulated.calls["free"] > frees
+        np.testing.assert_array_equal(sess.run(v), np.full(4096, 4.0))
+
+        def out_of_memory(nbytes):
+            raise _PyCUDAMemoryError("cuMemAlloc failed: out of memory")
+
+        emulated.alloc = out_of_memory
+        device.free.clear()
+        with pytest.raises(errors.ResourceExhaustedError, match="out of memory"):
+            sess.run(update, {x: np.ones(4096, np.float32)})
+        with pytest.raises(errors.ResourceExhaustedError):  # (an upload: Variable.load)
+            v.load(np.zeros(4096, np.float32), sess)
+        np.testing.assert_array_equal(sess.run(v), np.full(4096, 4.0))
+
+
+def test_the_device_pool_keeps_at_most_its_limit_in_bytes(emulated):
+    device = cuda.Device(emulated, pool_limit=3000)
+    buffers = [(1000, device.take(1000)), (1500, device.take(1500)), (800, device.take(800)),
+               (5000, device.take(5000))]
+    for nbytes, (allocation, address) in buffers:
+        device.give(allocation, address, nbytes)
+    # the least recently freed size (1000) went first; 5000 never fitted
+    assert sorted(device.free) == [800, 1500] and device.pooled_bytes == 2300
+    assert emulated.calls["free"] == 2 and len(emulated.live) == 2
+
+
+class _LaggingStream:
+    """A stream that runs its queue only when synchronized (CUDA allows any lag)."""
+
+    def __init__(self):
+        self.queue = []
+
+    def synchronize(self):
+        queue, self.queue = self.queue, []
+        for operation in queue:
+            operation()
+
+
+class _LaggingCUDA:
+    """pycuda's asynchronous copies, queued on a _LaggingStream."""
+
+    def __init__(self):
+        self.pinned = 0
+
+    def pagelocked_empty(self, nbytes, dtype):
+        self.pinned += nbytes
+        return np.empty(nbytes, dtype)
+
+    def memcpy_htod_async(self, destination, source, stream):
+        stream.queue.append(lambda: ctypes.memmove(destination, source.ctypes.data,
+                                                   source.nbytes))
+
+    def memcpy_dtoh_async(self, destination, source, stream):
+        stream.queue.append(lambda: ctypes.memmove(destination.ctypes.data, source,
+                                                   destination.nbytes))
+
+    def memcpy_dtod_async(self, destination, source, nbytes, stream):
+        stream.queue.append(lambda: ctypes.memmove(destination, source, nbytes))
+
+
+class _LaggingStreamDriver(EmulatorDriver):
+    """The pycuda driver's own copies and staging (PyCUDADriver's methods) on the emulator,
+    with a stream that lags the host until it is synchronized."""
+
+    to_device = PyCUDADriver.to_device
+    to_host = PyCUDADriver.to_host
+    copy = PyCUDADriver.copy
+    synchronize = PyCUDADriver.synchronize
+    _synchronize_stream = PyCUDADriver._synchronize_stream
+
+    def __init__(self, staging_limit):
+        super().__init__()
+        self.stream, self.cuda = _LaggingStream(), _LaggingCUDA()
+        self._staging = PinnedStaging(lambda n: self.cuda.pagelocked_empty(n, np.uint8),
+                                      self._synchronize_stream, staging_limit)
+
+    def _current(self):
+        return contextlib.nullcontext()
+
+    def launch(self, function, grid, block, shared_bytes, pointers):
+        self.calls["launch"] += 1
+        self.stream.queue.append(lambda: function.launch(block, grid, list(pointers)))
+
+
+@pytest.mark.parametrize("staging_limit", [1 << 20, 300])
+def test_a_staging_buffer_is_not_rewritten_while_a_lagging_copy_reads_it(staging_limit):
+    """Two host steps' outputs share an arena offset and so a device address; both are
+    copied in within one run, the second while the first copy still waits on the stream.
+    With a 300-byte limit (one 256-byte value pinned at a time) staging synchronizes."""
+    def build():
+        tf.reset_default_graph()
+        x = tf.placeholder(tf.float32, [64], name="x")
+        y1 = tf.py_func(lambda v: v + 1, [x], tf.float32)
+        y1.set_shape([64])
+        a = tf.reduce_sum(tf.exp(y1 * 0.01)) * tf.ones([64])
+        y2 = tf.py_func(lambda v: v * 100, [y1], tf.float32)
+        y2.set_shape([64])
+        return x, tf.tanh(a * 0.001 + y2 * 0.0001)
+
+    feed = np.linspace(0, 1, 64).astype(np.float32)
+    x, out = build()
+    with tf.Session(backend="eager") as sess:
+        expected = sess.run(out, {x: feed})
+    driver = _LaggingStreamDriver(staging_limit)
+    previous = cuda.use_driver(driver)
+    try:
+        x, out = build()
+        with tf.Session(backend="cuda") as sess:
+            for _ in range(2):
+                np.testing.assert_allclose(sess.run(out, {x: feed}), expected, rtol=1e-6)
+    finally:
+        cuda._device = previous
+    staging = driver._staging
+    assert not staging.in_flight and staging.pinned <= max(staging_limit, 256)
+    assert driver.cuda.pinned >= staging.pinned
+
+
+def test_captured_graphs_are_kept_most_recently_replayed_first(emulated, monkeypatch):
+    """Variables alternate between two buffers: two graphs, captured once each; keeping one,
+    every run captures again."""
+    _train("cuda", runs=4)
+    assert emulated.calls["capture"] == 2 and emulated.calls["replay"] == 4
+    monkeypatch.setattr(cuda, "GRAPHS_KEPT", 1)
+    _train("cuda", runs=4)
+    assert emulated.calls["capture"] == 2 + 4
+
+
+def test_a_launch_failing_during_capture_is_the_error_raised():
+    class CapturingStream(_LaggingStream):
+        def begin_capture(self):
+            self.capturing = True
+
+        def end_capture(self):
+            raise RuntimeError("cuStreamEndCapture failed: operation not permitted when "
+                               "stream is capturing (the capture was invalidated)")
+
+    driver = _LaggingStreamDriver(1 << 20)
+    driver.stream = CapturingStream()
+
+    def fail(*args):
+        raise RuntimeError("cuLaunchKernel failed: invalid argument")
+
+    driver.launch = fail
+    with pytest.raises(RuntimeError, match="cuLaunchKernel"):
+        PyCUDADriver.capture(driver, [(None, 1, 32, 0, [0])])
+
+
+def test_a_gpu_device_scope_inside_a_cond_or_loop_asks_the_root_graph():
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [])
+
+    def on_gpu():
+        with tf.device("/gpu:0"):
+            return x * 2.0
+
+    tf.cond(x > 0, on_gpu, lambda: x)
+    assert tf.get_default_graph().gpu_requested
+    tf.reset_default_graph()
+    i = tf.constant(0)
+
+    def body(i):
+        with tf.device("/device:GPU:0"):
+            return i + 1
+
+    tf.while_loop(lambda i: i < 3, body, [i])
+    assert tf.get_default_graph().gpu_requested
 
 
 # -- where the backend cannot run ---------------------------------------------------------------

@@ -69,6 +69,16 @@ class FunctionGraph(Graph):
             self.root.seed = value
 
     @property
+    def gpu_requested(self) -> bool:
+        """The root's: `tf.device('/gpu:0')` in a branch or loop body asks it for the whole
+        program (Graph.device sets this)."""
+        return self.root.gpu_requested
+
+    @gpu_requested.setter
+    def gpu_requested(self, value: bool) -> None:
+        self.root.gpu_requested = value
+
+    @property
     def inputs(self) -> List[Tensor]:
         """The placeholders of the function's arguments, then of its captures."""
         return self.args + list(self.captures.values())

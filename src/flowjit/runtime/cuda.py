@@ -19,6 +19,7 @@ without a driver and a GPU) `Session(backend="cuda")` raises UnavailableError sa
 """
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -34,6 +35,9 @@ from flowjit.runtime.device_plan import (DEVICE, HOST, CheckStep, CopyStep, Devi
                                          LaunchStep, build_device_plan, occupancy_grid)
 
 _logger = logging.getLogger("flowjit")
+
+POOL_LIMIT_BYTES = 1 << 30  # device memory the pool of freed buffers keeps, at most
+GRAPHS_KEPT = 8  # captured CUDA graphs an executable keeps (the most recently replayed)
 
 
 class DeviceValue:
@@ -74,49 +78,108 @@ class DeviceValue:
 
 
 class Device:
-    """The process's GPU through a driver: allocations (kept in a pool by size, so that a
-    training loop allocates nothing after its first runs), copies, and counters of what
-    moved (`counters`: copies and bytes each way, launches, graph launches)."""
+    """The process's GPU through a driver: allocations (freed buffers kept in a pool by
+    size, so that a training loop allocates nothing after its first runs; at most
+    `pool_limit` bytes, the least recently freed sizes released first), copies, and
+    counters of what moved (`counters`: copies and bytes each way, launches, graph
+    launches). The driver's errors come out as flowjit's (`device_error`); an allocation
+    that runs out of memory empties the pool and is tried once more."""
 
-    def __init__(self, driver) -> None:
+    def __init__(self, driver, pool_limit: int = POOL_LIMIT_BYTES) -> None:
         self.driver = driver
-        self.free: Dict[int, list] = {}
+        self.pool_limit = pool_limit
+        self.free: Dict[int, list] = collections.OrderedDict()  # size -> [(alloc, address)]
         self.counters: Dict[str, int] = {}
         self._lock = threading.Lock()
 
     def count(self, what: str, amount: int = 1) -> None:
         self.counters[what] = self.counters.get(what, 0) + amount
 
-    def take(self, nbytes: int) -> Tuple[object, int]:
-        """An allocation of `nbytes` (at least 1) and its address."""
+    @property
+    def pooled_bytes(self) -> int:
+        return sum(size * len(stack) for size, stack in self.free.items())
+
+    def take(self, nbytes: int, what: str = "a buffer") -> Tuple[object, int]:
+        """An allocation of `nbytes` (at least 1) and its address; `what` names its use in
+        the error if there is no memory left."""
         nbytes = max(int(nbytes), 1)
         with self._lock:
             stack = self.free.get(nbytes)
             if stack:
                 return stack.pop()
-        return self.driver.alloc(nbytes)
+        try:
+            return self.driver.alloc(nbytes)
+        except Exception as e:
+            if not _out_of_memory(e):
+                raise device_error(e, f"an allocation of {nbytes} bytes for {what}") from None
+        self.trim(0)
+        self.count("pool_emptied_for_memory")
+        try:
+            return self.driver.alloc(nbytes)
+        except Exception as e:
+            raise device_error(e, f"an allocation of {nbytes} bytes for {what} (the pool of "
+                                  f"freed buffers emptied)") from None
 
     def give(self, allocation, address: int, nbytes: int) -> None:
+        nbytes = max(int(nbytes), 1)
+        if nbytes > self.pool_limit:
+            self._release(allocation, address)
+            return
         with self._lock:
-            self.free.setdefault(max(int(nbytes), 1), []).append((allocation, address))
+            self.free.setdefault(nbytes, []).append((allocation, address))
+            self.free.move_to_end(nbytes)
+        self.trim(self.pool_limit)
+
+    def trim(self, limit: int) -> None:
+        """Releases pooled buffers, the least recently freed sizes first, until the pool
+        holds at most `limit` bytes."""
+        released = []
+        with self._lock:
+            pooled = self.pooled_bytes
+            while pooled > limit and self.free:
+                size, stack = next(iter(self.free.items()))
+                while stack and pooled > limit:
+                    released.append(stack.pop(0))
+                    pooled -= size
+                if not stack:
+                    del self.free[size]
+        for allocation, address in released:
+            self._release(allocation, address)
+
+    def _release(self, allocation, address: int) -> None:
+        try:
+            self.driver.free(allocation, address)
+        except Exception as e:
+            raise device_error(e, "freeing a buffer") from None
 
     def to_device(self, address: int, array: np.ndarray, why: str) -> None:
         self.count("copies_to_device")
         self.count("bytes_to_device", array.nbytes)
         self.count(f"copies_for_{why}")
-        self.driver.to_device(address, np.ascontiguousarray(array))
+        try:
+            self.driver.to_device(address, np.ascontiguousarray(array))
+        except Exception as e:
+            raise device_error(e, f"a copy to the GPU ({why})") from None
 
     def to_host(self, address: int, shape, dtype, why: str) -> np.ndarray:
         self.count("copies_to_host")
         self.count(f"copies_for_{why}")
-        out = self.driver.to_host(address, tuple(shape), np.dtype(dtype))
+        try:
+            out = self.driver.to_host(address, tuple(shape), np.dtype(dtype))
+        except Exception as e:
+            raise device_error(e, f"a copy from the GPU ({why})") from None
         self.count("bytes_to_host", out.nbytes)
         return out
 
     def upload(self, array: np.ndarray, why: str) -> DeviceValue:
         array = np.ascontiguousarray(array)
-        allocation, address = self.take(array.nbytes)
-        self.to_device(address, array, why)
+        allocation, address = self.take(array.nbytes, f"a {why} of {array.dtype}"
+                                                      f"{list(array.shape)}")
+        try:
+            self.to_device(address, array, why)
+        except BaseException:
+            self.give(allocation, address, array.nbytes)
+            raise
         return DeviceValue(self, allocation, address, array.shape, array.dtype)
 
 
@@ -127,7 +190,10 @@ class DeviceExecutable:
     def __init__(self, plan: DevicePlan, device: Device) -> None:
         self.plan, self.device = plan, device
         driver = device.driver
-        self.kernels = driver.load(plan) if plan.launches else {}
+        try:
+            self.kernels = driver.load(plan) if plan.launches else {}
+        except Exception as e:
+            raise device_error(e, f"loading the PTX module of {plan.func.name}") from None
         self.calls: List[Tuple[LaunchStep, object, int]] = []  # (step, function, grid)
         for step in plan.launches:
             function = self.kernels[step.kernel]
@@ -137,11 +203,14 @@ class DeviceExecutable:
                 raise errors.InternalError(f"cannot launch {step.kernel} "
                                            f"({plan.instr(step.index).describe()}): {e}") from None
             self.calls.append((step, function, grid))
-        self.arena, self.arena_address = device.take(plan.arena_bytes)
+        self.arena, self.arena_address = device.take(plan.arena_bytes,
+                                                     f"the arena of {plan.func.name}")
         self.constants = {s: device.upload(value, "constant")
                           for s, value in plan.constants.items()
                           if plan.buffer_slot(s) == s and s in _device_slots(plan)}
-        self.graphs: Dict[Tuple[int, ...], object] = {}  # addresses -> a captured graph
+        # buffer addresses -> a captured graph, the least recently replayed first
+        self.graphs: "collections.OrderedDict[Tuple[int, ...], object]" = \
+            collections.OrderedDict()
         self.runs = 0
 
     def __del__(self) -> None:
@@ -158,20 +227,21 @@ class DeviceExecutable:
         address: Dict[int, int] = {}
         temporary: List[DeviceValue] = []
         outputs: Dict[int, Tuple[object, int, int]] = {}  # (allocation, address, bytes)
-        for (i, side), value in zip(enumerate(plan.param_sides), inputs):
-            if side == HOST:
-                host[i] = value.numpy() if isinstance(value, DeviceValue) else value
-            elif isinstance(value, DeviceValue) and value.device is device:
-                address[i] = value.address
-            else:  # a host array in the state (set before this backend ran): copied in
-                uploaded = device.upload(np.asarray(value), "variable")
-                temporary.append(uploaded)
-                address[i] = uploaded.address
         try:
+            for (i, side), value in zip(enumerate(plan.param_sides), inputs):
+                if side == HOST:
+                    host[i] = value.numpy() if isinstance(value, DeviceValue) else value
+                elif isinstance(value, DeviceValue) and value.device is device:
+                    address[i] = value.address
+                else:  # a host array in the state (set before this backend ran): copied in
+                    uploaded = device.upload(np.asarray(value), "variable")
+                    temporary.append(uploaded)
+                    address[i] = uploaded.address
             for buffer, (kind, _) in plan.placement.items():
                 if kind == "output":
                     nbytes = _nbytes(plan, buffer)
-                    outputs[buffer] = (*device.take(nbytes), nbytes)
+                    outputs[buffer] = (*device.take(nbytes, _describe(plan.values[buffer])),
+                                       nbytes)
                     address[buffer] = outputs[buffer][1]
             for buffer, (kind, offset) in plan.placement.items():
                 if kind == "arena":
@@ -249,7 +319,8 @@ class DeviceExecutable:
 
     def _launch_graph(self, calls, address: Dict[int, int]) -> None:
         """The plan's launches as one CUDA graph, captured the first time this set of
-        buffer addresses is seen (variables alternate between two buffers: two graphs)."""
+        buffer addresses is seen (variables alternate between two buffers: two graphs); the
+        GRAPHS_KEPT most recently replayed are kept."""
         driver = self.device.driver
         sequence = [(function, grid, step.launch.block, step.launch.shared_bytes,
                      [address[self.plan.buffer_slot(s)] for s in step.buffers])
@@ -258,10 +329,12 @@ class DeviceExecutable:
         try:
             graph = self.graphs.get(key)
             if graph is None:
-                if len(self.graphs) >= 4:  # (addresses keep changing: keep a few)
-                    self.graphs.clear()
                 graph = self.graphs[key] = driver.capture(sequence)
                 self.device.count("graph_captures")
+                while len(self.graphs) > GRAPHS_KEPT:
+                    self.graphs.popitem(last=False)
+            else:
+                self.graphs.move_to_end(key)
             driver.replay(graph)
         except Exception as e:
             kernels = ", ".join(f"{step.kernel} ({self.plan.instr(step.index).describe()})"
@@ -301,8 +374,13 @@ class DeviceExecutable:
             if owns:
                 allocation, addr, _ = outputs.pop(buffer)
             else:  # another variable's buffer, a constant, a parameter: a copy of its own
-                allocation, addr = device.take(_nbytes(plan, buffer))
-                device.driver.copy(addr, address[buffer], _nbytes(plan, buffer))
+                nbytes = _nbytes(plan, buffer)
+                allocation, addr = device.take(nbytes, _describe(value))
+                try:
+                    device.driver.copy(addr, address[buffer], nbytes)
+                except Exception as e:
+                    device.give(allocation, addr, nbytes)
+                    raise device_error(e, f"a copy on the GPU for {_describe(value)}") from None
                 device.count("copies_on_device")
             results[position] = DeviceValue(device, allocation, addr, shape, dtype)
         return results
@@ -328,15 +406,20 @@ def _host_value(array, value) -> np.ndarray:
     array = np.asarray(array)
     shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
     if array.shape != shape or array.dtype != dtype:
-        raise errors.InternalError(f"a value copied to the GPU for {value.describe()} is "
+        raise errors.InternalError(f"a value copied to the GPU for {_describe(value)} is "
                                    f"{array.dtype}{list(array.shape)}, compiled for "
                                    f"{dtype}{list(shape)}")
     return np.ascontiguousarray(array)
 
 
+def _describe(value) -> str:
+    """A value of the plan as the IR prints it (`%name: f32[8,16]`)."""
+    return f"%{value.name or value._id}: {value.type}"
+
+
 def _label(plan: DevicePlan, step) -> Tuple[str, str]:
     if isinstance(step, CopyStep):
-        return (plan.values[step.slot].describe(), f"copy to {step.to} ({step.why})")
+        return (_describe(plan.values[step.slot]), f"copy to {step.to} ({step.why})")
     instr = plan.instr(step.index)
     kind = {LaunchStep: "kernel", HostStep: "host", CheckStep: "check"}[type(step)]
     return (instr.describe(), f"{kind} {instr.op}")
@@ -345,11 +428,20 @@ def _label(plan: DevicePlan, step) -> Tuple[str, str]:
 def device_error(error: Exception, what: str) -> errors.OpError:
     """A CUDA error as flowjit's: out of memory is ResourceExhaustedError, anything else
     (a launch failure, an illegal address) InternalError, naming the kernel and its op."""
+    if isinstance(error, errors.OpError):  # (already flowjit's: a nested step's)
+        return error
     text = f"{type(error).__name__}: {error}"
-    if isinstance(error, MemoryError) or "out of memory" in text.lower() or \
-            "OUT_OF_MEMORY" in text:
+    if _out_of_memory(error):
         return errors.ResourceExhaustedError(f"CUDA ran out of memory in {what}: {text}")
     return errors.InternalError(f"CUDA error in {what}: {text}")
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """Whether a driver's error says the GPU is out of memory: Python's MemoryError,
+    pycuda's (pycuda._driver.MemoryError, not a subclass of it) or CUDA's own text."""
+    text = str(error)
+    return (isinstance(error, MemoryError) or type(error).__name__ == "MemoryError"
+            or "out of memory" in text.lower() or "OUT_OF_MEMORY" in text)
 
 
 # -- the backend ----------------------------------------------------------------------------------
