@@ -181,3 +181,47 @@ def test_overlapping_or_padded_pools_stay_one_instruction():
         tf.nn.avg_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "SAME")[:, :3, :3, :]
     func = optimize(lower([y], [], {x: TensorType(tf.float32, (1, 7, 7, 2))}), CompileOptions())
     assert {"max_pool", "avg_pool"} <= {i.op for i in func.body}
+
+
+@pytest.mark.parametrize("padding,stride,rate,k,multiplier", [
+    ("SAME", 1, 1, 3, 1), ("VALID", 2, 1, 3, 2), ("VALID", 1, 2, 3, 3), ("SAME", 2, 1, 2, 1)])
+def test_depthwise_convolution_becomes_native_taps(padding, stride, rate, k, multiplier):
+    """depthwise_conv2d as per-tap strided slices of the padded input times the tap's
+    weights, against the op's own numpy kernel."""
+    from flowjit.graph.registry import get_op_def
+    xv = RNG.standard_normal((2, 9, 8, 4)).astype(np.float32)
+    w = RNG.standard_normal((k, k, 4, multiplier)).astype(np.float32)
+    x = tf.placeholder(tf.float32, xv.shape)
+    y = tf.nn.depthwise_conv2d(x, tf.constant(w), [1, stride, stride, 1], padding,
+                               rate=[rate, rate] if rate > 1 else None)
+    func = optimize(lower([y], [], {x: TensorType(tf.float32, xv.shape)}), CompileOptions())
+    run, stats = cpu.build(func)
+    assert stats["numpy"] == 0, stats["fallbacks"]
+    attrs = {"strides": (1, stride, stride, 1), "padding": padding, "explicit_paddings": (),
+             "dilations": (1, rate, rate, 1), "data_format": "NHWC"}
+    want = get_op_def("DepthwiseConv2dNative").kernel(xv, w, **attrs)
+    np.testing.assert_allclose(run([xv])[0], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding,stride,dilation", [("SAME", 1, 1), ("VALID", 2, 1),
+                                                     ("SAME", 1, 2)])
+def test_nchw_convolutions_and_pools_run_natively_between_transposes(padding, stride, dilation):
+    from flowjit.graph.registry import get_op_def
+    xv = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = RNG.standard_normal((3, 3, 3, 5)).astype(np.float32)
+    x = tf.placeholder(tf.float32, xv.shape)
+    conv = tf.nn.conv2d(x, tf.constant(w), [1, 1, stride, stride], padding,
+                        data_format="NCHW", dilations=[1, 1, dilation, dilation])
+    pool = tf.nn.max_pool(x, [1, 1, 2, 2], [1, 1, 2, 2], "VALID", data_format="NCHW")
+    func = optimize(lower([conv, pool], [], {x: TensorType(tf.float32, xv.shape)}),
+                    CompileOptions())
+    run, stats = cpu.build(func)
+    assert stats["numpy"] == 0, stats["fallbacks"]
+    attrs = {"strides": (1, 1, stride, stride), "padding": padding, "explicit_paddings": (),
+             "dilations": (1, 1, dilation, dilation), "data_format": "NCHW"}
+    pooling = get_op_def("MaxPool")
+    want = [get_op_def("Conv2D").kernel(xv, w, **attrs),
+            pooling.kernel(xv, **{**pooling.attr_defaults, "ksize": (1, 1, 2, 2),
+                                  "strides": (1, 1, 2, 2), "data_format": "NCHW"})]
+    for got, expected in zip(run([xv]), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -193,6 +193,10 @@ BUILDERS = {
     "GatherV2": [(lambda x, i: tf.gather(x, i), (F32, BIG), (tf.int32, [40])),
                  (lambda x, i: tf.gather(x, i, axis=1), (F64, BIG), (tf.int64, [4, 5]))],
     "ConcatV2": [(lambda x, y: tf.concat([x, y], axis=1), (F32, BIG), (F32, [300, 3]))],
+    "Conv2D": [(lambda x, w: tf.nn.relu(tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME") + 0.5),
+                (F32, [2, 9, 9, 5]), (F32, [3, 3, 5, 70])),
+               (lambda x, w: tf.nn.conv2d(x, w, [1, 2, 2, 1], "VALID", dilations=[1, 1, 1, 1]),
+                (F64, [1, 11, 10, 3]), (F64, [2, 3, 3, 4]))],
 }
 
 
@@ -336,6 +340,11 @@ EMULATED = {  # (rows of 70: blocks of 3 warps; of 300: threads stride over the 
                     (lambda a, b: tf.matmul(a, b, transpose_a=True, transpose_b=True),
                      (F64, [20, 70]), (F64, [66, 20])),
                     (tf.matmul, (F32, [5, 0]), (F32, [0, 7]))],
+    "convolution": [(lambda x, w, b: tf.nn.relu(tf.nn.conv2d(x, w, [1, 1, 1, 1], "SAME") + b),
+                     (F32, [2, 5, 4, 3]), (F32, [3, 3, 3, 6]), (F32, [6])),
+                    (lambda x, w, z: tf.nn.conv2d(x, w, [1, 2, 1, 1], "VALID",
+                                                  dilations=[1, 1, 2, 1]) * z,
+                     (F64, [1, 6, 7, 2]), (F64, [2, 2, 2, 3]), (F64, [1, 3, 5, 3]))],
     "loops": [(lambda x, i: [tf.transpose(x) * 1.5, x[3:9:2, ::-2], tf.gather(x, i),
                              tf.concat([x, x[:, :3]], axis=1)],
                (F32, [10, 7]), (tf.int32, [6]))],

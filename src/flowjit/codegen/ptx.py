@@ -15,7 +15,8 @@ in the op table for the target "ptx", one per kernel kind:
                       row's max and sum block reductions (ptx_kernels.py);
   contraction         a 64 x 64 output tile per block through shared memory, K tiles of 16,
                       a 4 x 4 register tile per thread, then the epilogue in registers
-                      (ptx_gemm.py).
+                      (ptx_gemm.py); conv2d (NHWC) is the same GEMM with its A tiles
+                      gathered from the input's patches (an implicit GEMM).
 The target decides the geometry in `tiles` (printed with the schedule, `flowjit-dump
 --stages kernels`): threads per block, blocks, static shared memory, the kind's own tiles;
 `launch(instr)` returns it as a `gpu.Launch` for the runtime. Any grid computes a whole
@@ -238,6 +239,7 @@ for _role, _emitter in {registry.ELEMENTWISE: ptx_kernels.emit_elementwise,
                         registry.GATHER: ptx_kernels.emit_gather,
                         registry.CONCAT: ptx_kernels.emit_concat}.items():
     registry.register_emitter(TARGET, _emitter, role=_role)
+registry.register_emitter(TARGET, ptx_gemm.emit_convolution, op="Conv2D")
 
 
 def _size(shape) -> int:

@@ -41,7 +41,10 @@ def shared_elements() -> int:
     return BK * (BM + 1) + BK * (BN + 1)
 
 
-def emit_contraction(b: ir.IRBuilder, sched: Schedule, args) -> None:
+def emit_contraction(b: ir.IRBuilder, sched: Schedule, args, a_element=None,
+                     epilogue=None, inputs=None) -> None:
+    """The tiled GEMM. A convolution passes `a_element` (A's element at (row, col): its
+    im2col patch, gathered), and its epilogue region and inputs over the [M, N] view."""
     core = sched.facts["core"]
     m, n, k = sched.space
     tiles = sched.tiles
@@ -49,8 +52,9 @@ def emit_contraction(b: ir.IRBuilder, sched: Schedule, args) -> None:
     threads = tiles["block"]
     dtype = sched.instr.result.type.dtype
     elem = scalar.llvm_type(dtype)
-    inputs = dict(zip(sched.params, args[1:]))
-    a_ptr, b_ptr = (inputs[v] for v in core.operands)
+    pointers = dict(zip(sched.params, args[1:]))
+    inputs = pointers if inputs is None else inputs
+    a_ptr, b_ptr = (pointers[v] for v in core.operands)
     a_tile = SharedArray(b, "a_tile", elem, bk * (bm + 1))  # [kk][i]
     b_tile = SharedArray(b, "b_tile", elem, bk * (bn + 1))  # [kk][j]
     t = gpu.thread(b)
@@ -70,7 +74,7 @@ def emit_contraction(b: ir.IRBuilder, sched: Schedule, args) -> None:
             k0 = b.mul(kt, i64(bk))
             barrier(b)
             _load_tile(b, a_tile, a_ptr, dtype, t, threads, row0, m, k0, k, bm, bk,
-                       k_contiguous=not sched.facts["transpose_a"])
+                       k_contiguous=not sched.facts["transpose_a"], element=a_element)
             _load_tile(b, b_tile, b_ptr, dtype, t, threads, col0, n, k0, k, bn, bk,
                        k_contiguous=sched.facts["transpose_b"])
             barrier(b)
@@ -84,7 +88,7 @@ def emit_contraction(b: ir.IRBuilder, sched: Schedule, args) -> None:
                         for i in range(tm) for j in range(tn)]
             for slot, value in zip(accumulators, sums):
                 b.store(value, slot)
-        epilogue = Region(sched.params, sched.epilogue)
+        epilogue = epilogue or Region(sched.params, sched.epilogue)
         for i in range(tm):
             row = b.add(row0, b.add(ty, i64(i * row_step)))
             for j in range(tn):
@@ -96,16 +100,17 @@ def emit_contraction(b: ir.IRBuilder, sched: Schedule, args) -> None:
                     if sched.epilogue:
                         env = epilogue.evaluate(b, inputs, [row, col], [m, n],
                                                 known={core.result: value})
-                        value = env[sched.epilogue[-1].result]
+                        value = env[epilogue.body[-1].result]
                     store(b, value, args[0], dtype, b.add(b.mul(row, i64(n)), col))
 
 
 def _load_tile(b: ir.IRBuilder, tile: SharedArray, pointer: ir.Value, dtype, t: ir.Value,
                threads: int, first: ir.Value, extent: int, k0: ir.Value, k: int, size: int,
-               bk: int, k_contiguous: bool) -> None:
+               bk: int, k_contiguous: bool, element=None) -> None:
     """tile[kk][i] = X[first + i, k0 + kk] (0 outside X) for i < size, kk < bk, where X is
     op(A) (rows along i) or op(B)^T, stored with k contiguous or with i contiguous;
-    consecutive threads take consecutive addresses."""
+    consecutive threads take consecutive addresses. `element(b, row, col, inside)` reads
+    X's elements where X is not a matrix in memory (a convolution's patches)."""
     for q in range(size * bk // threads):
         flat = b.add(t, i64(q * threads))
         if k_contiguous:
@@ -114,11 +119,48 @@ def _load_tile(b: ir.IRBuilder, tile: SharedArray, pointer: ir.Value, dtype, t: 
             i, kk = b.urem(flat, i64(size)), b.udiv(flat, i64(size))
         row, col = b.add(first, i), b.add(k0, kk)
         inside = b.and_(b.icmp_unsigned("<", row, i64(extent)), b.icmp_unsigned("<", col, i64(k)))
-        at = b.add(b.mul(row, i64(k)), col) if k_contiguous else \
-            b.add(b.mul(col, i64(extent)), row)
-        value = load(b, pointer, dtype, b.select(inside, at, i64(0)))
-        tile.store(b, b.select(inside, value, ir.Constant(value.type, 0.0)),
-                   b.add(b.mul(kk, i64(size + 1)), i))
+        if element is not None:
+            value = element(b, row, col, inside)
+        else:
+            at = b.add(b.mul(row, i64(k)), col) if k_contiguous else \
+                b.add(b.mul(col, i64(extent)), row)
+            value = load(b, pointer, dtype, b.select(inside, at, i64(0)))
+            value = b.select(inside, value, ir.Constant(value.type, 0.0))
+        tile.store(b, value, b.add(b.mul(kk, i64(size + 1)), i))
+
+
+def emit_convolution(b: ir.IRBuilder, sched: Schedule, args) -> None:
+    """conv2d (NHWC) as an implicit GEMM: the contraction above, out[M = N*OH*OW, CO] =
+    patches[M, K = KH*KW*CI] @ filter[K, CO], with A's tiles gathered from the input (the
+    im2col patch element, 0 over the padding) instead of read from a matrix; the epilogue
+    reads its operands over the [M, CO] view of the output, as on the CPU (conv.py)."""
+    from flowjit.codegen import conv
+    core = sched.facts["core"]
+    wh, ww, (kh, kw, ci, _co) = conv._geometry(core)
+    x = core.operands[0]
+    _n, height, width, _c = x.type.shape
+    dtype = x.type.dtype
+    x_ptr = dict(zip(sched.params, args[1:]))[x]
+
+    def patch(b: ir.IRBuilder, row, col, inside):
+        image, rest = b.udiv(row, i64(wh.out * ww.out)), b.urem(row, i64(wh.out * ww.out))
+        oy, ox = b.udiv(rest, i64(ww.out)), b.urem(rest, i64(ww.out))
+        tap, c = b.udiv(col, i64(ci)), b.urem(col, i64(ci))
+        i, j = b.udiv(tap, i64(kw)), b.urem(tap, i64(kw))
+        y = b.sub(b.add(b.mul(oy, i64(wh.stride)), b.mul(i, i64(wh.dilation))), i64(wh.before))
+        z = b.sub(b.add(b.mul(ox, i64(ww.stride)), b.mul(j, i64(ww.dilation))), i64(ww.before))
+        ok = inside
+        for coordinate, extent in ((y, height), (z, width)):  # (unsigned: negative is huge)
+            ok = b.and_(ok, b.icmp_unsigned("<", coordinate, i64(extent)))
+        at = b.add(b.mul(b.add(b.mul(b.add(b.mul(image, i64(height)), y), i64(width)), z),
+                         i64(ci)), c)
+        value = load(b, x_ptr, dtype, b.select(ok, at, i64(0)))
+        return b.select(ok, value, ir.Constant(value.type, 0.0))
+
+    region, view = conv._epilogue_region(Region(sched.params, sched.epilogue), core,
+                                         sched.instr.results[0].type)
+    inputs = {view[p]: pointer for p, pointer in zip(sched.params, args[1:])}
+    emit_contraction(b, sched, args, a_element=patch, epilogue=region, inputs=inputs)
 
 
 def launch_tiles(dtype_bytes: int) -> dict:

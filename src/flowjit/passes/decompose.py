@@ -22,6 +22,10 @@ their own (as XLA expands ops its backends do not implement):
     max_pool_grad,            -> per tap, g where that tap holds its window's first maximum
       avg_pool_grad (same)       (g / k*k), interleaved back into x's shape: [N, OH, KH, OW,
                                  KW, C] reshaped, zero rows appended where VALID dropped some
+    depthwise_conv2d (NHWC)   -> per tap, a strided slice of the (constant-)padded input
+                                 times the tap's weights, summed (one fused loop)
+    conv2d, pools, depthwise  -> transpose to NHWC, the NHWC op (rewritten in turn), transpose
+      in NCHW                    back
 
 Only instructions with static shapes are rewritten (a Session compiles per feed shape);
 REFLECT and SYMMETRIC pads stay as they are (numpy).
@@ -243,6 +247,8 @@ def _taps(b, x: Value, kh: int, kw: int, oh: int, ow: int) -> List[Value]:
 
 def _pool(instr: Instr) -> Optional[List[Instr]]:
     from flowjit.ir.builder import Builder
+    if instr.attrs["data_format"] == "NCHW":
+        return _nchw_to_nhwc(instr)
     x = instr.operands[0]
     tiling = _tiling_windows(instr, x.type.shape)
     if tiling is None:
@@ -295,23 +301,91 @@ def _pool_grad(instr: Instr) -> Optional[List[Instr]]:
     return b.instrs + [_reshape(dx, out.type.shape, instr.loc, out)]
 
 
+def _nchw_to_nhwc(instr: Instr) -> Optional[List[Instr]]:
+    """An NCHW convolution or pooling as its NHWC form between two transposes (the NHWC
+    form is then rewritten or compiled as any other)."""
+    if instr.attrs.get("data_format") != "NCHW":
+        return None
+    from flowjit.ir.builder import Builder
+
+    def nhwc(values):  # a per-dimension attribute (N, C, H, W) -> (N, H, W, C)
+        return (values[0], values[2], values[3], values[1])
+    attrs = dict(instr.attrs, data_format="NHWC")
+    for key in ("strides", "dilations", "ksize"):
+        if key in attrs:
+            attrs[key] = nhwc(tuple(attrs[key]))
+    pads = tuple(attrs.get("explicit_paddings") or ())
+    if len(pads) == 8:
+        pairs = [pads[2 * i:2 * i + 2] for i in range(4)]
+        attrs["explicit_paddings"] = tuple(p for pair in nhwc(pairs) for p in pair)
+    b = Builder(instr.loc)
+    x, rest = instr.operands[0], list(instr.operands[1:])
+    moved = b.transpose(x, perm=(0, 2, 3, 1))
+    (out,) = b.emit(instr.op, [moved] + rest, **attrs)
+    return b.instrs + [Instr("transpose", [out], {"perm": (0, 3, 1, 2)}, instr.results,
+                             instr.loc)]
+
+
+def _depthwise_conv2d(instr: Instr) -> Optional[List[Instr]]:
+    """out[n, y, x, c*M + k] = sum over taps (i, j) of xp[n, y*s + i*d, x*s + j*d, c] *
+    w[i, j, c, k]: per tap a strided slice of the padded input times the tap's weights,
+    broadcast (elementwise: fusion sums the taps in one loop)."""
+    from flowjit.ir.builder import Builder
+    from flowjit.ops.conv import windows
+    x, w = instr.operands
+    if instr.attrs["data_format"] != "NHWC":
+        return None
+    kh, kw, c, m = w.type.shape
+    n = x.type.shape[0]
+    wh, ww = windows(x.type.shape, kh, kw, instr.attrs)
+    if not wh.out or not ww.out or not kh or not kw:
+        return None
+    b = Builder(instr.loc)
+    padded = x
+    if wh.before or wh.after or ww.before or ww.after:
+        b.pad(x, paddings=((0, 0), (wh.before, wh.after), (ww.before, ww.after), (0, 0)),
+              mode="CONSTANT", constant_value=0.0)
+        expanded = _pad(b.instrs.pop())
+        b.instrs.extend(expanded)
+        padded = expanded[-1].result
+    every = ("range", None, None, None)
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = b.strided_slice(padded, spec=(
+                every, ("range", i * wh.dilation, i * wh.dilation + wh.stride * (wh.out - 1) + 1,
+                        wh.stride),
+                ("range", j * ww.dilation, j * ww.dilation + ww.stride * (ww.out - 1) + 1,
+                 ww.stride)))
+            weights = b.strided_slice(w, spec=(("index", i), ("index", j)))  # [c, m]
+            if m == 1:
+                term = b.mul(tap, b.reshape(weights, shape=(c,)))
+            else:
+                term = b.mul(b.reshape(tap, shape=(n, wh.out, ww.out, c, 1)), weights)
+            total = term if total is None else b.add(total, term)
+    return b.instrs + [_reshape(total, instr.result.type.shape, instr.loc, instr.result)]
+
+
 RULES: Dict[str, Callable[[Instr], Optional[List[Instr]]]] = {
     "stack": _stack, "split": _split, "unstack": _unstack, "tile": _tile, "pad": _pad,
     "add_n": _add_n, "matmul": _batched_matmul, "conv2d_backprop_input": _conv2d_backprop_input,
     "max_pool": _pool, "avg_pool": _pool, "max_pool_grad": _pool_grad,
-    "avg_pool_grad": _pool_grad,
+    "avg_pool_grad": _pool_grad, "conv2d": _nchw_to_nhwc,
+    "depthwise_conv2d": lambda instr: _nchw_to_nhwc(instr) or _depthwise_conv2d(instr),
 }
 
 
 def run(func: Func) -> Tuple[Func, bool]:
     body: List[Instr] = []
     changed = False
-    for instr in func.body:
+    pending = list(reversed(func.body))
+    while pending:  # (what a rule emits may be rewritten again: NCHW -> NHWC -> primitives)
+        instr = pending.pop()
         rule = RULES.get(instr.op)
         new = rule(instr) if rule is not None and _static(instr) else None
         if new is None:
             body.append(instr)
         else:
-            body.extend(new)
+            pending.extend(reversed(new))
             changed = True
     return (func.replace(body=body), True) if changed else (func, False)
