@@ -88,9 +88,12 @@ def _abort_job_on_uncaught_exception(joined: World) -> None:
     previous = sys.excepthook
 
     def abort(kind, value, tb) -> None:
-        previous(kind, value, tb)
+        # the one-line reason first: when several ranks fail at once, the first Abort kills
+        # the others wherever they are, possibly in the middle of a traceback
         sys.stderr.write(f"flowjit.distribute: rank {joined.rank} of {joined.size} failed "
                          f"with {kind.__name__}: {value}; aborting all ranks of the job\n")
+        sys.stderr.flush()
+        previous(kind, value, tb)
         sys.stderr.flush()
         joined.comm.Abort(1)
 
