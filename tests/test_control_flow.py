@@ -195,6 +195,33 @@ def test_gradients_inside_a_branch_of_inner_and_outer_tensors():
         assert sess.run(g, {p: False}) == 0.0
 
 
+def test_random_ops_in_a_loop_body_draw_new_numbers_every_iteration():
+    """As in TF1: each iteration (and each run) draws its own numbers, the same on every
+    backend for a seed; nested loops and map_fn too."""
+    tf.set_random_seed(3)
+
+    def grow(i, acc):
+        return i + 1, tf.concat([acc, tf.random_uniform([4])], 0)
+    _, rows = tf.while_loop(lambda i, acc: i < 3, grow, [0, tf.zeros([0])],
+                            shape_invariants=[tf.TensorShape([]), tf.TensorShape([None])])
+    noise = tf.map_fn(lambda r: r + tf.random_normal([3]), tf.zeros([4, 3]))
+
+    def outer(j, total):
+        inner = tf.while_loop(lambda k, t: k < 2, lambda k, t: (k + 1, t + tf.random_uniform([])),
+                              [0, tf.constant(0.0)])[1]
+        return j + 1, tf.concat([total, [inner]], 0)
+    _, nested = tf.while_loop(lambda j, t: j < 3, outer, [0, tf.zeros([0])],
+                              shape_invariants=[tf.TensorShape([]), tf.TensorShape([None])])
+    with tf.Session() as sess:
+        first, mapped, sums = sess.run([rows, noise, nested])
+        second = sess.run(rows)
+    assert len(set(np.round(first, 6))) == 12 and not np.allclose(first, second)
+    assert len({tuple(np.round(r, 6)) for r in mapped}) == 4
+    assert len(set(np.round(sums, 6))) == 3
+    with tf.Session(backend="eager") as eager:
+        np.testing.assert_allclose(eager.run(rows), first, rtol=1e-6)
+
+
 def test_control_dependencies_inside_a_branch_run_with_their_branch_only():
     calls = []
     x = tf.placeholder(tf.float32, [3], name="x")

@@ -12,8 +12,9 @@ of an IR `cond` / `while` instruction (`lower.py`), as XLA's conditional and whi
     While{cond, body}(loop vars..., captured...) -> final loop vars
 
 What a function may not do: create variables, or assign them in a loop (UnimplementedError
-naming the op); a cond's branch may assign outer variables (`_assignment`); random ops in it draw from counters of the root graph (a loop body draws the same
-numbers in every iteration of one run).
+naming the op); a cond's branch may assign outer variables (`_assignment`); random ops in
+it draw from counters of the root graph, salted in a loop body with the iteration number
+(`_loop_with_iteration`), so each iteration draws numbers of its own.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from flowjit.ops.tensor_array import TensorArray, is_deferred
 
 _tokens = itertools.count()
 OP_DONE = "op_done"  # a branch's output standing for an operation it returned
+# Odd multipliers mixing nested loops' iteration numbers into random ops' streams
+_ITERATION_SALTS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F)
 
 
 class FunctionGraph(Graph):
@@ -56,6 +59,7 @@ class FunctionGraph(Graph):
         self.args: List[Tensor] = []
         self.outputs: List[Tensor] = []
         self.external_control: List[Operation] = []  # outer ops the function waits for
+        self.iteration: Optional[Tensor] = None  # a loop body's iteration number (int64)
         # outer variable tensor -> its value after the branch's assignments so far
         self.assigned: Dict[Tensor, Tensor] = {}
 
@@ -122,7 +126,8 @@ class FunctionGraph(Graph):
                   name: Optional[str] = None, default_name: Optional[str] = None,
                   control_inputs: Sequence[Operation] = ()) -> Operation:
         if op_type == "RngCounter":  # run counters are the Session's: the root graph's
-            return self.root.create_op(op_type, inputs, attrs, name, default_name)
+            return self._iteration_counter(self.root.create_op(op_type, inputs, attrs, name,
+                                                               default_name))
         what = (name or default_name or op_type).rstrip("/")
         if op_type == "VariableV2":
             raise errors.UnimplementedError(
@@ -142,6 +147,27 @@ class FunctionGraph(Graph):
                 f"loop's result")
         control_inputs = self._local(control_inputs)
         return super().create_op(op_type, inputs, attrs, name, default_name, control_inputs)
+
+    def _iteration_counter(self, counter: Operation) -> Operation:
+        """A random op's run counter inside loop bodies: the run's counter plus the loop
+        iterations (of this body and the bodies around it) in its high 32 bits, so each
+        iteration draws numbers of its own (ops/random.py reads them as the stream)."""
+        iterations = []
+        graph: Any = self
+        while isinstance(graph, FunctionGraph):
+            if graph.iteration is not None:
+                iterations.append(graph.iteration)
+            graph = graph.outer
+        if not iterations:
+            return counter
+        from flowjit.ops.math import add, floormod, multiply
+        with self.as_default():
+            salt = None
+            for k, iteration in enumerate(iterations):
+                term = multiply(add(self.capture(iteration), 1), _ITERATION_SALTS[k % 4])
+                salt = term if salt is None else add(salt, term)
+            salt = multiply(floormod(salt, 1 << 32), 1 << 32)
+            return add(self.capture(counter.outputs[0]), salt).op
 
     def _assignment(self, op_type: str, inputs: Sequence[Tensor], name: str,
                     control_inputs: Sequence[Operation]) -> Operation:
@@ -484,7 +510,8 @@ def case(pred_fn_pairs, default: Optional[Callable] = None, exclusive: bool = Fa
 def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
                parallel_iterations: int = 10, back_prop: bool = True,
                swap_memory: bool = False, name: Optional[str] = None,
-               maximum_iterations=None, return_same_structure: bool = False):
+               maximum_iterations=None, return_same_structure: bool = False,
+               _numbered: bool = False):
     """`tf.while_loop`: repeats `loop_vars = body(*loop_vars)` while `cond(*loop_vars)`.
     `loop_vars` may nest lists, tuples, namedtuples and dicts; `shape_invariants` (the same
     structure of shapes) lets a variable's shape change between iterations (None dims);
@@ -511,7 +538,11 @@ def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
                 or not cond_graph.outputs[0].shape.is_compatible_with(TensorShape([])):
             got = ", ".join(f"{t.dtype.name}{t.shape}" for t in cond_graph.outputs)
             raise errors.DTypeError(f"{where}: cond must return a bool scalar, got {got}")
+        counters = _random_counters(graph)
         body_graph, body_result = trace(body, scope, "body", specs, args)
+        if _random_counters(graph) > counters and not _numbered:  # random ops in the body
+            return _loop_with_iteration(cond, body, loop_vars, shape_invariants, name,
+                                        maximum_iterations, return_same_structure)
         _check_body(where, args, body_result, leaves, body_graph, invariants)
         captured = _captured_inputs([cond_graph, body_graph])
         for g in (cond_graph, body_graph):
@@ -528,6 +559,40 @@ def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
     if len(outputs) == 1 and not return_same_structure:
         return outputs[0]
     return pack_as(loop_vars, outputs)
+
+
+def _random_counters(graph: Graph) -> int:
+    root = graph.root if isinstance(graph, FunctionGraph) else graph
+    return sum(1 for op in root._ops if op.type == "RngCounter")
+
+
+def _loop_with_iteration(cond, body, loop_vars, shape_invariants, name, maximum_iterations,
+                         return_same_structure):
+    """The loop again, with its iteration number as a hidden first loop variable that the
+    body's random ops fold into their counters (FunctionGraph._iteration_counter): in TF1
+    each iteration draws new numbers."""
+    from flowjit.ops.math import add
+    single = not isinstance(loop_vars, (list, tuple))
+
+    def numbered(fn, with_next):
+        def call(i, values):
+            get_default_graph().iteration = i
+            result = fn(*_loop_args(values))
+            if not with_next:
+                return result
+            if single and isinstance(result, (list, tuple)) and len(result) == 1:
+                result = result[0]
+            return add(i, 1), result
+        return call
+    invariants = None if shape_invariants is None else [TensorShape([]), shape_invariants]
+    _, final = while_loop(numbered(cond, False), numbered(body, True),
+                          [constant(0, dtypes.int64), loop_vars], invariants,
+                          name=name or "while", maximum_iterations=maximum_iterations,
+                          return_same_structure=True, _numbered=True)
+    leaves = flatten(final)
+    if len(leaves) == 1 and not return_same_structure:
+        return leaves[0]
+    return final
 
 
 def _start_tensor_arrays(body: Callable, loop_vars: Any, scope: str, where: str) -> None:

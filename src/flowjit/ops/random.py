@@ -50,7 +50,8 @@ def random_bits(n: int, seed: int, seed2: int, run: int, stream: int = 0) -> np.
     counters[:, 0] = (index & _MASK32).astype(np.uint32)
     counters[:, 1] = (index >> np.uint64(32)).astype(np.uint32)
     counters[:, 2] = np.uint32(run & 0xFFFFFFFF)
-    counters[:, 3] = np.uint32(stream & 0xFFFFFFFF)
+    # (a counter's high bits: a loop iteration's salt, ops/control_flow.py)
+    counters[:, 3] = np.uint32((stream + (run >> 32)) & 0xFFFFFFFF)
     key = (_fold64(seed), _fold64(seed2))
     return philox4x32(counters, key).reshape(-1)[:n]
 
