@@ -213,7 +213,7 @@ class _Lowering:
         """A `custom_gradient` instruction (ops/custom_gradient.py) over `operands`: the
         forward values, the inputs they get gradients for, the captures of the gradient
         function named by `token`, which becomes its region."""
-        from flowjit.ops.control_flow import function_of
+        from flowjit.ops.function_graph import function_of
         seeds = [v.type for v in operands[:n_outputs]]
         captured = operands[n_outputs + n_inputs:]
         known = {len(seeds) + i: self.known[v] for i, v in enumerate(captured)
@@ -287,7 +287,7 @@ def widened(a: TensorType, b: TensorType) -> TensorType:
 
 def _lower_cond(lowering: _Lowering, op: Operation) -> None:
     """`tf.cond`/`tf.case`: one region per branch, each taking the captured operands."""
-    from flowjit.ops.control_flow import function_of
+    from flowjit.ops.function_graph import function_of
     operands = lowering.operands(op)
     pred, args = operands[0], operands[1:]
     if pred.type.shape != ():
@@ -307,7 +307,7 @@ def _lower_while(lowering: _Lowering, op: Operation) -> None:
     captured invariants. A variable's type is its initial value's, widened (dims that
     change become '?') until the body yields what it takes: concrete shapes wherever the
     loop keeps them, whatever the shape invariants allow."""
-    from flowjit.ops.control_flow import function_of
+    from flowjit.ops.function_graph import function_of
     operands = lowering.operands(op)
     n = len(op.outputs)
     inits, invariants = operands[:n], operands[n:]

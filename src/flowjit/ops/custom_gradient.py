@@ -103,7 +103,7 @@ def trace_gradient(fn: Callable, outputs: Sequence[Tensor], inputs: Sequence[Ten
                    scope: str, what: str):
     """`fn(*output_grads)` traced into a function graph, its Nones made zeros: the graph
     and the outer tensors it captured."""
-    from flowjit.ops.control_flow import _register_function, trace
+    from flowjit.ops.function_graph import register_function, trace
     from flowjit.ops.creation import zeros_like
 
     def one_per_input(*grads):
@@ -122,7 +122,7 @@ def trace_gradient(fn: Callable, outputs: Sequence[Tensor], inputs: Sequence[Ten
                                     f"{g.dtype.name} gradient for the {x.dtype.name} input "
                                     f"{x.describe()}")
     root = outputs[0].graph
-    token = _register_function(root, fn_graph, "grad")
+    token = register_function(root, fn_graph, "grad")
     return token, fn_graph, list(fn_graph.captures)
 
 
@@ -136,7 +136,7 @@ def custom_gradient(f: Optional[Callable] = None):
 
     @functools.wraps(f)
     def decorated(*args, **kwargs):
-        from flowjit.ops.control_flow import flatten, pack_as
+        from flowjit.ops.function_graph import flatten, pack_as
         from flowjit.graph.core import get_default_graph
         xs = [convert_to_tensor(a) for a in args]
         result, grad_fn = f(*xs, **kwargs)
@@ -222,7 +222,7 @@ def overridden_gradient(op: Operation) -> Optional[str]:
 def custom_gradient_operands(op: Operation) -> List[Tensor]:
     """The operands of the `custom_gradient` wrapping an overridden op: its outputs, its
     inputs, then what its gradient function captured."""
-    from flowjit.ops.control_flow import function_of
+    from flowjit.ops.function_graph import function_of
     fn_graph = function_of(op, op._gradient_token)
     return list(op.outputs) + list(op.inputs) + list(fn_graph.captures)
 

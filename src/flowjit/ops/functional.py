@@ -20,7 +20,8 @@ from flowjit.graph.core import Tensor, get_default_graph
 from flowjit.graph.registry import ShapeInferenceError, TensorSpec, register_op
 from flowjit.graph.shape import TensorShape
 from flowjit.ops.base import INTS, apply_op, check_dtype, constant, convert_to_tensor
-from flowjit.ops.control_flow import flatten, pack_as, structure_of, while_loop
+from flowjit.ops.control_flow import while_loop
+from flowjit.ops.function_graph import flatten, pack_as, structure_of
 
 
 # -- index_update: x with row `index` replaced by `value` ---------------------------------------

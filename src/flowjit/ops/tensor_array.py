@@ -7,7 +7,7 @@ compiled; the array is then a plain value: `write(i, v)` is `index_update(buffer
 gather, `stack()` the buffer itself, `unstack(t)` an array over `t`. Everything on it is
 ordinary IR, differentiable, and native where its ops are.
 
-As a `tf.while_loop` variable the array is its buffer (control_flow.flatten/pack_as know it).
+As a `tf.while_loop` variable the array is its buffer (function_graph.flatten/pack_as know it).
 An array that enters a loop before any write has no element shape yet: the loop traces its
 body once to find the shape of the first write, then starts the array as zeros of that shape
 (TF1 infers it the same way, from the first write). Not supported: `dynamic_size=True`
