@@ -238,7 +238,7 @@ def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
         counters = _random_counters(graph)
         body_graph, body_result = trace(body, scope, "body", specs, args)
         if _random_counters(graph) > counters and not _numbered:  # random ops in the body
-            return _loop_with_iteration(cond, body, loop_vars, shape_invariants, name,
+            return _loop_with_iteration(cond, body, loop_vars, shape_invariants, scope,
                                         maximum_iterations, return_same_structure)
         _check_body(where, args, body_result, leaves, body_graph, invariants)
         captured = captured_inputs([cond_graph, body_graph])
@@ -263,8 +263,8 @@ def _random_counters(graph: Graph) -> int:
     return sum(1 for op in root._ops if op.type == "RngCounter")
 
 
-def _loop_with_iteration(cond, body, loop_vars, shape_invariants, name, maximum_iterations,
-                         return_same_structure):
+def _loop_with_iteration(cond, body, loop_vars, shape_invariants, scope: str,
+                         maximum_iterations, return_same_structure):
     """The loop again, with its iteration number as a hidden first loop variable that the
     body's random ops fold into their counters (FunctionGraph._iteration_counter): in TF1
     each iteration draws new numbers."""
@@ -284,7 +284,7 @@ def _loop_with_iteration(cond, body, loop_vars, shape_invariants, name, maximum_
     invariants = None if shape_invariants is None else [TensorShape([]), shape_invariants]
     _, final = while_loop(numbered(cond, False), numbered(body, True),
                           [constant(0, dtypes.int64), loop_vars], invariants,
-                          name=name or "while", maximum_iterations=maximum_iterations,
+                          name=scope, maximum_iterations=maximum_iterations,
                           return_same_structure=True, _numbered=True)
     leaves = flatten(final)
     if len(leaves) == 1 and not return_same_structure:
