@@ -502,17 +502,22 @@ def _format(data_format) -> str:
     return fmt
 
 
+def _conv_attrs(strides, padding, data_format, dilations) -> dict:
+    """A 2-D convolution's (or its adjoints') attributes from TF1's arguments."""
+    fmt = _format(data_format)
+    return {"strides": _four(strides, fmt, "strides"), "data_format": fmt,
+            "dilations": _four(dilations, fmt, "dilations"), **_padding_attrs(padding, fmt)}
+
+
 def conv2d(input, filter=None, strides=None, padding=None, use_cudnn_on_gpu=True,
            data_format="NHWC", dilations=None, name=None, filters=None):
     """`tf.nn.conv2d`: input [batch, h, w, in] (NHWC) or [batch, in, h, w] (NCHW), filter
     [kh, kw, in, out]."""
-    fmt = _format(data_format)
     x = convert_to_tensor(input)
     w = convert_to_tensor(filter if filter is not None else filters, dtype_hint=x.dtype)
     if padding is None or strides is None:
         raise TypeError("conv2d needs strides= and padding=")
-    attrs = {"strides": _four(strides, fmt, "strides"), "data_format": fmt,
-             "dilations": _four(dilations, fmt, "dilations"), **_padding_attrs(padding, fmt)}
+    attrs = _conv_attrs(strides, padding, data_format, dilations)
     return apply_op("Conv2D", [x, w], attrs, name=name, default_name="Conv2D")
 
 
@@ -531,11 +536,9 @@ def convolution(input, filter, padding, strides=None, dilation_rate=None, name=N
 def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding,
                           use_cudnn_on_gpu=True, data_format="NHWC", dilations=None,
                           name=None):
-    fmt = _format(data_format)
     w = convert_to_tensor(filter)
     g = convert_to_tensor(out_backprop, dtype_hint=w.dtype)
-    attrs = {"strides": _four(strides, fmt, "strides"), "data_format": fmt,
-             "dilations": _four(dilations, fmt, "dilations"), **_padding_attrs(padding, fmt),
+    attrs = {**_conv_attrs(strides, padding, data_format, dilations),
              "input_sizes": static_int_list(input_sizes, "input_sizes")}
     return apply_op("Conv2DBackpropInput", [w, g], attrs, name=name,
                     default_name="Conv2DBackpropInput")
@@ -544,11 +547,9 @@ def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding,
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding,
                            use_cudnn_on_gpu=True, data_format="NHWC", dilations=None,
                            name=None):
-    fmt = _format(data_format)
     x = convert_to_tensor(input)
     g = convert_to_tensor(out_backprop, dtype_hint=x.dtype)
-    attrs = {"strides": _four(strides, fmt, "strides"), "data_format": fmt,
-             "dilations": _four(dilations, fmt, "dilations"), **_padding_attrs(padding, fmt),
+    attrs = {**_conv_attrs(strides, padding, data_format, dilations),
              "filter_sizes": static_int_list(filter_sizes, "filter_sizes")}
     return apply_op("Conv2DBackpropFilter", [x, g], attrs, name=name,
                     default_name="Conv2DBackpropFilter")
@@ -609,12 +610,9 @@ def conv1d(value=None, filters=None, stride=None, padding=None, use_cudnn_on_gpu
 def depthwise_conv2d(input, filter, strides, padding, rate=None, name=None, data_format=None,
                      dilations=None):
     """`tf.nn.depthwise_conv2d`: filter [kh, kw, in, multiplier], out depth in * multiplier."""
-    fmt = _format(data_format)
     x = convert_to_tensor(input)
     w = convert_to_tensor(filter, dtype_hint=x.dtype)
-    attrs = {"strides": _four(strides, fmt, "strides"), "data_format": fmt,
-             "dilations": _four(rate if rate is not None else dilations, fmt, "dilations"),
-             **_padding_attrs(padding, fmt)}
+    attrs = _conv_attrs(strides, padding, data_format, rate if rate is not None else dilations)
     return apply_op("DepthwiseConv2dNative", [x, w], attrs, name=name,
                     default_name="depthwise")
 
