@@ -222,6 +222,26 @@ def test_random_ops_in_a_loop_body_draw_new_numbers_every_iteration():
         np.testing.assert_allclose(eager.run(rows), first, rtol=1e-6)
 
 
+def test_random_loop_conditions_bare_single_variables_and_alike_bodies():
+    """A random condition stops a loop after a random number of iterations; a body given
+    one loop variable in a list may return it bare; two alike branches or loop bodies with
+    a graph seed draw different numbers (op seeds count the program's ops, as TF1)."""
+    tf.set_random_seed(7)
+    counts = tf.while_loop(lambda i: tf.random_uniform([]) < 0.8, lambda i: i + 1,
+                           [tf.constant(0)], maximum_iterations=1000)
+    bare = tf.while_loop(lambda i: i < 3.0, lambda i: i + tf.random_uniform([]) * 0.0 + 1.0,
+                         [tf.constant(0.0)])
+    p = tf.placeholder_with_default(True, [])
+    twins = [tf.cond(p, lambda: tf.random_uniform([2]), lambda: tf.zeros([2]))
+             for _ in range(2)]
+    with tf.Session() as sess:
+        trips = [sess.run(counts) for _ in range(12)]
+        assert sess.run(bare) == 3.0
+        first, second = sess.run(twins)
+    assert len(set(trips)) > 2 and max(trips) < 1000, trips
+    assert not np.allclose(first, second)
+
+
 def test_control_dependencies_inside_a_branch_run_with_their_branch_only():
     calls = []
     x = tf.placeholder(tf.float32, [3], name="x")

@@ -230,14 +230,14 @@ def while_loop(cond: Callable, body: Callable, loop_vars, shape_invariants=None,
                                  return_same_structure, graph)
         specs = [(t.dtype, s) for t, s in zip(leaves, invariants)]
         args = _loop_args(loop_vars)
+        counters = _random_counters(graph)
         cond_graph, _ = trace(cond, scope, "cond", specs, args)
         if len(cond_graph.outputs) != 1 or cond_graph.outputs[0].dtype is not dtypes.bool_ \
                 or not cond_graph.outputs[0].shape.is_compatible_with(TensorShape([])):
             got = ", ".join(f"{t.dtype.name}{t.shape}" for t in cond_graph.outputs)
             raise errors.DTypeError(f"{where}: cond must return a bool scalar, got {got}")
-        counters = _random_counters(graph)
         body_graph, body_result = trace(body, scope, "body", specs, args)
-        if _random_counters(graph) > counters and not _numbered:  # random ops in the body
+        if _random_counters(graph) > counters and not _numbered:  # random ops in the loop
             return _loop_with_iteration(cond, body, loop_vars, shape_invariants, scope,
                                         maximum_iterations, return_same_structure)
         _check_body(where, args, body_result, leaves, body_graph, invariants)
@@ -266,8 +266,10 @@ def _random_counters(graph: Graph) -> int:
 def _loop_with_iteration(cond, body, loop_vars, shape_invariants, scope: str,
                          maximum_iterations, return_same_structure):
     """The loop again, with its iteration number as a hidden first loop variable that the
-    body's random ops fold into their counters (FunctionGraph._iteration_counter): in TF1
-    each iteration draws new numbers."""
+    random ops of its condition and body fold into their counters
+    (FunctionGraph._iteration_counter): in TF1 each iteration draws new numbers. (The user's
+    functions are traced twice, once to find the random ops: Python side effects in them
+    happen twice.)"""
     from flowjit.ops.math import add
     single = not isinstance(loop_vars, (list, tuple))
 
@@ -279,6 +281,8 @@ def _loop_with_iteration(cond, body, loop_vars, shape_invariants, scope: str,
                 return result
             if single and isinstance(result, (list, tuple)) and len(result) == 1:
                 result = result[0]
+            elif not single and not isinstance(result, (list, tuple)):
+                result = [result]  # (one loop variable in a list; the body returned it bare)
             return add(i, 1), result
         return call
     invariants = None if shape_invariants is None else [TensorShape([]), shape_invariants]

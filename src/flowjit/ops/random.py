@@ -101,8 +101,10 @@ def get_seed(op_seed: Optional[int]) -> Tuple[int, int]:
     """TF1's rule for (graph seed, op seed) -> the pair of seeds an op uses."""
     graph = get_default_graph()
     graph_seed = graph.seed
-    if graph_seed is not None:
-        return graph_seed, (op_seed if op_seed is not None else graph.version)
+    if graph_seed is not None:  # (the program's op count: a branch or loop body counts its
+        # own ops from 0, so two alike bodies would draw alike numbers; TF1 counts globally)
+        program = getattr(graph, "root", graph)
+        return graph_seed, (op_seed if op_seed is not None else program.version)
     if op_seed is not None:
         return DEFAULT_GRAPH_SEED, op_seed
     fresh = np.frombuffer(os.urandom(16), dtype=np.uint64)
