@@ -454,8 +454,10 @@ def _restart_with_limits(threads: int, isa: str) -> None:
                             f" intra_op_parallelism_threads={threads}").strip()
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     if isa == "avx2":
+        # (PyTorch's own kernels, its MKL and its oneDNN each have their own switch)
         env.update(FLOWJIT_CPU="haswell", FLOWJIT_CPU_FEATURES="+avx2,+fma",
-                   OPENBLAS_CORETYPE="Haswell")
+                   OPENBLAS_CORETYPE="Haswell", ATEN_CPU_CAPABILITY="avx2",
+                   MKL_ENABLE_INSTRUCTIONS="AVX2", ONEDNN_MAX_CPU_ISA="AVX2")
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
