@@ -26,8 +26,9 @@ the tile reads its MR rows at constant offsets from one pointer, without the set
 of a power-of-two leading dimension; a transposed A is transposed in registers on the way.
 B is packed once per matmul (the kernel's `prepare`, split across cores by panels, before
 the shares run) into NR-wide column panels, each K x NR contiguous and zero-padded at the
-ragged right edge; B^T is transposed in registers. A B that fits in L2, or few rows of A,
-use B where it is: packing would cost more than it saves (`plan`). Rows left over after the
+ragged right edge; B^T is transposed in registers. A B that fits in L2 with rows shorter
+than 2 KiB, or few rows of A, use B where it is: packing would cost more than it saves
+(`plan`). Rows left over after the
 last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
 wide (a GEMV reads long runs of B's rows); the ragged right edge uses masked vector loads
 and stores.
@@ -52,6 +53,12 @@ __all__ = ["Blocking", "GemmPlan", "blocking", "emit_matmul", "plan"]
 # Rapids, AVX-512 and AVX2: a B of 784 x 256 fits L2 and in place is 4-10% faster up to 1024
 # rows; a B of 1024 x 1024 packed ties at 64 rows and is 10-15% faster from 256 rows).
 PACK_B_MIN_ROW_TILES = 8
+# ... and when its rows are this long, whatever its size: a tile reading B in place then
+# steps into another 4 KiB page every k, past where the hardware prefetchers stop (measured,
+# 1 core, Emerald Rapids, A/B in one process: 1024x256x1024 with A^T 0.69x -> 0.96x numpy
+# on AVX2, 0.86x -> 1.02x on AVX-512; 512x256x512 0.91x -> 0.99x; rows of 1 KiB lose 3-6%
+# to packing at 128 rows, so they stay in place).
+PACK_B_ROW_BYTES = 2048
 # Kernels split their work into about this many units, so that shares can balance.
 TARGET_UNITS = 16
 
@@ -99,7 +106,7 @@ def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
     """Picks, for one shape, B packed or in place and the kernel's units: whole row tiles
     when there are TARGET_UNITS of them, else row x column blocks."""
     mr, nr = blocks.mr, blocks.nr
-    big = k * n > blocks.kc * blocks.nc
+    big = k * n > blocks.kc * blocks.nc or n * blocks.itemsize >= PACK_B_ROW_BYTES
     pack_b = k > 0 and (transpose_b or (big and m >= PACK_B_MIN_ROW_TILES * mr))
     row_tiles = -(-m // mr) if m else 1
     if row_tiles >= TARGET_UNITS:  # shares of whole row tiles
