@@ -19,6 +19,7 @@ from flowjit.compiler import CompileOptions, optimize
 from flowjit.ir.core import TensorType
 from flowjit.lower import lower
 from flowjit.runtime import cpu
+from flowjit.runtime.threads import usable_cores
 
 HOST_HAS_AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten()
 # Targets live as long as the process: kernels compiled for them call their GEMM cores.
@@ -113,9 +114,10 @@ def test_every_path_is_planned_somewhere(isa):
     assert in_place.col_blocks == 1 and two_d.col_blocks > 1 and two_d.row_blocks == 1
 
 
-def _native_matmul(target, m, k, n, ta, tb, epilogue: bool):
+def _native_matmul(target, m, k, n, ta, tb, epilogue: bool, alone: bool = False):
     """The matmul kernel of a graph compiled for `target`, called directly: returns
-    (call(begin, end), prepare(), output, expected, units)."""
+    (call(begin, end), prepare(), output, expected, units). With `alone`, `call` is the
+    kernel's function for one thread (it packs B itself), and prepare does nothing."""
     rng = np.random.default_rng(m * n + k)
     a, b, fed_a, fed_b = _operands(rng, m, k, n, ta, tb, np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
@@ -139,6 +141,13 @@ def _native_matmul(target, m, k, n, ta, tb, epilogue: bool):
     args = (ctypes.c_void_p * (2 + len(inputs)))(
         out.ctypes.data, *[x.ctypes.data for x in inputs], scratch.ctypes.data)
     alive = [inputs, scratch, compiled]  # held by the calls below
+
+    if alone:
+        assert info.alone, "a packed plan was expected"
+        whole = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(
+            compiled.module.address(info.alone))
+        return (lambda begin, end, alive=alive: whole(args, begin, end)), lambda: None, \
+            out, (np.maximum(a @ b + bias, 0) if epilogue else a @ b), info.extent
 
     def prepare(alive=alive):
         if info.prepare:
@@ -173,6 +182,63 @@ def test_any_split_of_the_units_computes_each_element_once(isa, shape, tb, epilo
     for begin, end in reversed(list(zip(points, points[1:]))):
         call(begin, end)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * k ** 0.5)
+
+
+@ISAS
+@pytest.mark.parametrize("m,k,n,ta,tb", [
+    (129, 1100, 301, False, False),  # several KC blocks, the last one short
+    (200, 300, 1100, False, False),  # several NC blocks, a ragged last panel
+    (200, 300, 1100, True, True),    # A^T, and B^T transposed block by block
+    (120, 70, 600, False, False),    # rows of 2.4 KiB: packed although small
+    (5, 270, 37, False, True),       # few rows, 2-D units
+])
+def test_one_thread_packs_b_block_by_block(isa, m, k, n, ta, tb):
+    """A packed GEMM run whole on one thread packs each KC x NC block of B (or B^T) into
+    its scratch just before the block's tiles (where they find it in L2): any range of its
+    units, in any order, computes C exactly."""
+    call, _, out, expected, units = _native_matmul(_target(isa), m, k, n, ta, tb, True,
+                                                   alone=True)
+    points = sorted({0, units // 3, units // 2, units})
+    for begin, end in reversed(list(zip(points, points[1:]))):
+        call(begin, end)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * k ** 0.5)
+
+
+def test_kernels_run_whole_on_one_thread_pack_b_themselves(monkeypatch):
+    """Without the pool, a Session calls a packed GEMM's one-thread function (no prepare);
+    with it, and enough work, the prepare and the shares."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((150, 90)).astype(np.float32)
+    b = rng.standard_normal((90, 700)).astype(np.float32)
+    called = []  # the kernel functions the runtime looks up (thunks) or calls (segments)
+    real_call, real_function = cpu.KernelCall, cpu.kernel_function
+
+    def spy_call(kernel, *rest, **named):
+        called.append(kernel)
+        return real_call(kernel, *rest, **named)
+
+    def spy_function(kernel, name):
+        called.append(name)
+        return real_function(kernel, name)
+    for pool in (None, "host"):
+        monkeypatch.undo()
+        monkeypatch.setattr(cpu, "KernelCall", spy_call)
+        monkeypatch.setattr(cpu, "kernel_function", spy_function)
+        if pool is None:
+            monkeypatch.setattr(cpu, "worker_pool", lambda target: None)
+        else:
+            if usable_cores() < 2:
+                continue  # one core: there is no pool to share the work with
+            monkeypatch.setattr(cpu, "PARALLEL_MIN_WORK", {"contraction": 1})
+        called.clear()
+        with tf.Graph().as_default():
+            pa, pb = tf.placeholder(tf.float32, a.shape), tf.placeholder(tf.float32, b.shape)
+            fetch = tf.nn.relu(tf.matmul(pa, pb) - 1.0)
+            with tf.Session() as sess:
+                got = sess.run(fetch, {pa: a, pb: b})
+        np.testing.assert_allclose(got, np.maximum(a @ b - 1.0, 0), rtol=1e-4, atol=1e-4)
+        alone = [name for name in called if name.endswith("_alone")]
+        assert bool(alone) == (pool is None), called
 
 
 @pytest.mark.parametrize("chunks", [1, 3, 5])

@@ -109,7 +109,7 @@ def emit_conv2d(f: kernels.Frame, sched: schedule.Schedule) -> kernels.KernelInf
         # row r of the chunk is at buffer + (r - start) * K
         a = b.gep(buffer, [b.mul(b.sub(i64(0), start), i64(k))], source_etype=elem)
         b.call(core_fn, [a, i64(k), i64(1), w_ptr, i64(n), i64(1), out, i64(n), i64(k),
-                         start, stop, c0, c1])
+                         start, stop, c0, c1, ir.Constant(PTR, None)])
     view_region, view = _epilogue_region(region, core, out_type)
     view_inputs = {view[p_]: ptr for p_, ptr in inputs.items()}
     kernels.emit_epilogue(b, view_region, core, out, view_inputs,

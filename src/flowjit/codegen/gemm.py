@@ -24,9 +24,13 @@ of L2 (1024 columns with 2 MiB): measured on Emerald Rapids at 1024^3, KC = 256 
 Packing. A's micro-panel is copied (per call, onto the stack) to rows of a fixed stride, so
 the tile reads its MR rows at constant offsets from one pointer, without the set conflicts
 of a power-of-two leading dimension; a transposed A is transposed in registers on the way.
-B is packed once per matmul (the kernel's `prepare`, split across cores by panels, before
-the shares run) into NR-wide column panels, each K x NR contiguous and zero-padded at the
-ragged right edge; B^T is transposed in registers. A B that fits in L2 with rows shorter
+B is packed into NR-wide column panels, each K x NR contiguous and zero-padded at the
+ragged right edge; B^T is transposed in registers. When the kernel's units are shared
+across cores, B is packed once per matmul before the shares run (the kernel's `prepare`,
+itself split by panels). When it runs whole on one thread (`alone`), the core packs each
+KC x NC block of B just before its tiles, into a block-sized scratch that stays in L2: the
+whole of a packed 1024 x 1024 B went out to L3 and came back, 10% of a 256-row GEMM's time
+(AVX2, one core: 256x1024x1024 went from 0.85x to 0.96x numpy). A B that fits in L2 with rows shorter
 than 2 KiB, or few rows of A, use B where it is: packing would cost more than it saves
 (`plan`). Rows left over after the
 last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
@@ -146,27 +150,35 @@ def emit_matmul(f: "kernels.Frame", sched: Schedule) -> "kernels.KernelInfo":
     b_index = 1 + region.params.index(b_val)
     scratch_index = 1 + len(region.params)
 
-    rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4),
-                       name + "_rect")
-    rect.linkage = "internal"
-    rb = ir.IRBuilder(rect.append_basic_block("entry"))
-    pointers = [rb.load(rb.gep(rect.args[0], [i64(i)], source_etype=PTR), typ=PTR)
-                for i in range(scratch_index + 1)]
-    out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
-    r0, r1, c0, c1 = rect.args[1:]
-    _emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
-               r0, r1, c0, c1)
-    kernels.emit_epilogue(rb, region, mm, out, inputs, out_type, (r0, r1), (c0, c1))
-    rb.ret_void()
-    _emit_units(b, rect, f.table, p)
 
-    prepare = None
+    def emit_rect(rect_name: str, packs_blocks: bool) -> ir.Function:
+        """`rect(buffers, r0, r1, c0, c1)`: one rectangle of C, then its epilogue."""
+        rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4),
+                           rect_name)
+        rect.linkage = "internal"
+        rb = ir.IRBuilder(rect.append_basic_block("entry"))
+        pointers = [rb.load(rb.gep(rect.args[0], [i64(i)], source_etype=PTR), typ=PTR)
+                    for i in range(scratch_index + 1)]
+        out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
+        r0, r1, c0, c1 = rect.args[1:]
+        _emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
+                   r0, r1, c0, c1, packs_blocks)
+        kernels.emit_epilogue(rb, region, mm, out, inputs, out_type, (r0, r1), (c0, c1))
+        rb.ret_void()
+        return rect
+
+    _emit_units(b, emit_rect(name + "_rect", False), f.table, p)
+    prepare = alone = None
     if p.pack_b:
-        prepare = name + "_prepare"
+        prepare, alone = name + "_prepare", name + "_alone"
         _emit_prepare(module, prepare, b_index, scratch_index, p)
+        fn = ir.Function(module, kernels.KERNEL_TYPE, alone)
+        ab = ir.IRBuilder(fn.append_basic_block("entry"))
+        _emit_units(ab, emit_rect(alone + "_rect", True), fn.args[0], p)
+        ab.ret_void()
     return kernels.KernelInfo("contraction", p.units, 2 * p.row_block * p.col_block * max(k, 1),
                               p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
-                              prepare_work=p.blocking.nr * k)
+                              prepare_work=p.blocking.nr * k, alone=alone)
 
 
 def _emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Value,
@@ -180,16 +192,22 @@ def _emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Valu
 
 def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
                scratch: ir.Value, c_ptr: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value,
-               c1: ir.Value) -> None:
-    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR)."""
+               c1: ir.Value, packs_blocks: bool = False) -> None:
+    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR): B packed by the prepare
+    function into the scratch, or in place, or (`packs_blocks`) packed block by block by
+    the core into the scratch."""
     fn = declare(b.module, p.blocking.name, CORE_TYPE)
     a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
-    if p.pack_b:
+    buffer = ir.Constant(PTR, None)
+    if packs_blocks:
+        source, b_strides = b_ptr, ((1, p.k) if p.transpose_b else (p.n, 1))
+        buffer = aligned(b, scratch)
+    elif p.pack_b:
         source, b_strides = aligned(b, scratch), (p.blocking.nr, p.k)
     else:
         source, b_strides = b_ptr, (p.n, 1)
     b.call(fn, [a_ptr, *map(i64, a_strides), source, *map(i64, b_strides), c_ptr,
-                i64(p.n), i64(p.k), r0, r1, c0, c1])
+                i64(p.n), i64(p.k), r0, r1, c0, c1, buffer])
 
 
 def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPlan) -> None:

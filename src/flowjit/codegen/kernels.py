@@ -142,14 +142,17 @@ class KernelInfo:
     (1: not splittable), the work per unit of that extent, the granularity shares must be
     multiples of, its scratch space in bytes, and the function (same signature) to run
     before the shares, if it has one: `prepare` over [0, prepare_extent), which may be
-    split too (`prepare_work` elements per unit); the shares then only read the scratch."""
+    split too (`prepare_work` elements per unit); the shares then only read the scratch.
+    A kernel that runs whole on one thread calls `alone` instead of both, if it has one
+    (a GEMM that packs B block by block, just before its tiles use each block)."""
 
     def __init__(self, kind: str, extent: int, work_per_row: int, scratch: int = 0,
                  align: int = 1, prepare: Optional[str] = None, prepare_extent: int = 1,
-                 prepare_work: int = 1) -> None:
+                 prepare_work: int = 1, alone: Optional[str] = None) -> None:
         self.kind, self.extent, self.work_per_row = kind, extent, work_per_row
         self.scratch, self.align, self.prepare = scratch, align, prepare
         self.prepare_extent, self.prepare_work = prepare_extent, prepare_work
+        self.alone = alone
 
 
 class Frame:

@@ -87,13 +87,16 @@ class NativeThunk:
         # fixed outputs' addresses set once
         self.args = self.args_type(*[spec.address for spec in specs])
         self.precondition = instr.op_def.check_inputs
-        self.prepare = kernel_function(kernel, info.prepare) if info.prepare else None
-        self.prepare_address = kernel.module.address(info.prepare) if info.prepare else 0
-        self.prepare_grain = prepare_shares(info, pool)
-        self.prepare_pool = pool if self.prepare_grain is not None else None
-        self.scratch: Optional[np.ndarray] = None  # made on the first run, then reused
         self.grain = shares(info, pool)
         self.pool = pool if self.grain is not None else None
+        prepare = info.prepare
+        if self.pool is None and info.alone is not None:  # whole, on this thread
+            self.fn, prepare = kernel_function(kernel, info.alone), None
+        self.prepare = kernel_function(kernel, prepare) if prepare else None
+        self.prepare_address = kernel.module.address(prepare) if prepare else 0
+        self.prepare_grain = prepare_shares(info, pool) if prepare else None
+        self.prepare_pool = pool if self.prepare_grain is not None else None
+        self.scratch: Optional[np.ndarray] = None  # made on the first run, then reused
         # The common case gets a lean path: one output, one thread, nothing else to do.
         self.simple = (len(outputs) == 1 and self.pool is None and not info.scratch
                        and self.precondition is None and info.extent > 0)
@@ -229,8 +232,13 @@ class SegmentLayout:
                 scratch = self.size
                 self.scratch.append((scratch, info.scratch, step))
                 self.size += 1
+            grain = shares(info, pool)
+            if grain is None and info.alone is not None:  # whole, on this thread
+                self.calls.append(KernelCall(info.alone, buffers + [scratch], info.extent,
+                                             None))
+                continue
             self.calls.append(KernelCall(f"k{at}", buffers + [scratch], info.extent,
-                                         shares(info, pool), info.prepare,
+                                         grain, info.prepare,
                                          info.prepare_extent, prepare_shares(info, pool)))
 
 
