@@ -108,9 +108,9 @@ def test_every_path_is_planned_somewhere(isa):
     two_d = gemm.plan(3, 1030, 517, False, False, blocks)
     assert packed.pack_b and not in_place.pack_b and not two_d.pack_b
     assert gemm.plan(3, 10, 5, False, True, blocks).pack_b  # B^T is always packed
-    # a small B with rows of 2 KiB or more is packed too (in place, every k is a new page)
-    assert gemm.plan(200, 512, 100, False, False, blocks).pack_b
-    assert not gemm.plan(200, 256, 200, False, False, blocks).pack_b
+    # a small B with rows of 1 KiB or more is packed too (in place, k steps cross pages)
+    assert gemm.plan(200, 256, 100, False, False, blocks).pack_b
+    assert not gemm.plan(200, 200, 200, False, False, blocks).pack_b
     assert in_place.col_blocks == 1 and two_d.col_blocks > 1 and two_d.row_blocks == 1
 
 

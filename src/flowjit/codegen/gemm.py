@@ -30,10 +30,9 @@ across cores, B is packed once per matmul before the shares run (the kernel's `p
 itself split by panels). When it runs whole on one thread (`alone`), the core packs each
 KC x NC block of B just before its tiles, into a block-sized scratch that stays in L2: the
 whole of a packed 1024 x 1024 B went out to L3 and came back, 10% of a 256-row GEMM's time
-(AVX2, one core: 256x1024x1024 went from 0.85x to 0.96x numpy). A B that fits in L2 with rows shorter
-than 2 KiB, or few rows of A, use B where it is: packing would cost more than it saves
-(`plan`). Rows left over after the
-last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
+(AVX2, one core: 256x1024x1024 went from 0.85x to 0.96x numpy). A B that fits in L2 with
+rows shorter than 1 KiB, or few rows of A, use B where it is: packing would cost more than
+it saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
 wide (a GEMV reads long runs of B's rows); the ragged right edge uses masked vector loads
 and stores.
 """
@@ -58,11 +57,11 @@ __all__ = ["Blocking", "GemmPlan", "blocking", "emit_matmul", "plan"]
 # rows; a B of 1024 x 1024 packed ties at 64 rows and is 10-15% faster from 256 rows).
 PACK_B_MIN_ROW_TILES = 8
 # ... and when its rows are this long, whatever its size: a tile reading B in place then
-# steps into another 4 KiB page every k, past where the hardware prefetchers stop (measured,
-# 1 core, Emerald Rapids, A/B in one process: 1024x256x1024 with A^T 0.69x -> 0.96x numpy
-# on AVX2, 0.86x -> 1.02x on AVX-512; 512x256x512 0.91x -> 0.99x; rows of 1 KiB lose 3-6%
-# to packing at 128 rows, so they stay in place).
-PACK_B_ROW_BYTES = 2048
+# steps into another page every 4 (or every) k, past where the hardware prefetchers stop.
+# Measured, 1 core, Emerald Rapids, A/B in one process: 1024x256x1024 with A^T 0.69x ->
+# 0.96x numpy on AVX2, 0.86x -> 1.02x on AVX-512; 512x512x256 0.94x -> 0.99x and
+# 1024x784x256 0.91x -> 0.96x on AVX-512 with 1 KiB rows; 512-byte rows gained nothing.
+PACK_B_ROW_BYTES = 1024
 # Kernels split their work into about this many units, so that shares can balance.
 TARGET_UNITS = 16
 
