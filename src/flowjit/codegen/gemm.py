@@ -32,9 +32,9 @@ KC x NC block of B just before its tiles, into a block-sized scratch that stays 
 whole of a packed 1024 x 1024 B went out to L3 and came back, 10% of a 256-row GEMM's time
 (AVX2, one core: 256x1024x1024 went from 0.85x to 0.96x numpy). A B that fits in L2 with
 rows shorter than 1 KiB, or few rows of A, use B where it is: packing would cost more than
-it saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4, 2, 1 rows, which over a B in place are up to 8 vectors
-wide (a GEMV reads long runs of B's rows); the ragged right edge uses masked vector loads
-and stores.
+it saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4, 2, 1
+rows, which over a B in place are up to 8 vectors wide (a GEMV reads long runs of B's
+rows); the ragged right edge uses masked vector loads and stores.
 """
 from __future__ import annotations
 
