@@ -44,6 +44,7 @@ from llvmlite import ir
 
 from flowjit.codegen import kernels
 from flowjit.codegen.gemm_core import CORE_TYPE, PACK_B_TYPE, Blocking, blocking
+from flowjit.codegen.gemm_dot import DOT_TYPE
 from flowjit.codegen.simd import ALIGN, I64, PTR, aligned, declare, i64, smin
 from flowjit.codegen.schedule import Schedule
 
@@ -62,6 +63,11 @@ PACK_B_MIN_ROW_TILES = 8
 # 0.96x numpy on AVX2, 0.86x -> 1.02x on AVX-512; 512x512x256 0.94x -> 0.99x and
 # 1024x784x256 0.91x -> 0.96x on AVX-512 with 1 KiB rows; 512-byte rows gained nothing.
 PACK_B_ROW_BYTES = 1024
+# A @ B^T with at most this many rows of A is dot products (gemm_dot.py), not tiles over
+# a packed B^T: packing would cost as much as the product. Each row of A reads all of B^T,
+# so more rows lose once B^T is out of L2 (measured, AVX2, 1 core: 1x1024x1024 496 -> 165
+# us, numpy 174; 2 rows 516 -> 339, numpy 548; 4 rows 545 -> 675, numpy 503).
+DOT_MAX_ROWS = 2
 # Kernels split their work into about this many units, so that shares can balance.
 TARGET_UNITS = 16
 
@@ -80,6 +86,7 @@ class GemmPlan:
     pack_b: bool
     row_block: int
     col_block: int
+    dot: bool = False  # rows of A times rows of B^T, in place (gemm_dot.py)
 
     @property
     def row_blocks(self) -> int:
@@ -110,17 +117,20 @@ def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
     when there are TARGET_UNITS of them, else row x column blocks."""
     mr, nr = blocks.mr, blocks.nr
     big = k * n > blocks.kc * blocks.nc or n * blocks.itemsize >= PACK_B_ROW_BYTES
-    pack_b = k > 0 and (transpose_b or (big and m >= PACK_B_MIN_ROW_TILES * mr))
+    dot = transpose_b and m <= DOT_MAX_ROWS and (m == 1 or not transpose_a)
+    pack_b = k > 0 and not dot and (transpose_b or (big and m >= PACK_B_MIN_ROW_TILES * mr))
     row_tiles = -(-m // mr) if m else 1
     if row_tiles >= TARGET_UNITS:  # shares of whole row tiles
-        return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, mr, max(n, 1))
+        return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, mr, max(n, 1),
+                        dot)
     # few rows: blocks of columns too (2-D); rows in whole tiles, or all in one block
     row_block = mr if m >= 2 * mr else max(m, 1)
     row_blocks = -(-m // row_block) if m else 1
     panels = max(1, -(-n // nr))
     col_blocks = min(panels, -(-TARGET_UNITS // row_blocks))
     col_block = -(-panels // col_blocks) * nr
-    return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, row_block, col_block)
+    return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, row_block, col_block,
+                    dot)
 
 
 def plan_of(sched: Schedule, target) -> GemmPlan:
@@ -131,7 +141,7 @@ def plan_of(sched: Schedule, target) -> GemmPlan:
     if (t["mr"], t["nr"], t["kc"], t["nc"]) != (blocks.mr, blocks.nr, blocks.kc, blocks.nc):
         raise ValueError(f"the schedule's GEMM tiles {t} are not this target's {blocks}")
     return GemmPlan(m, n, k, sched.facts["transpose_a"], sched.facts["transpose_b"], blocks,
-                    bool(t["pack_b"]), t["row_block"], t["col_block"])
+                    bool(t["pack_b"]), t["row_block"], t["col_block"], bool(t["dot"]))
 
 
 def emit_matmul(f: "kernels.Frame", sched: Schedule) -> "kernels.KernelInfo":
@@ -195,6 +205,11 @@ def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
     """C[r0:r1, c0:c1] through the core (c0 a multiple of NR): B packed by the prepare
     function into the scratch, or in place, or (`packs_blocks`) packed block by block by
     the core into the scratch."""
+    if p.dot:  # (A^T only with one row: its row is contiguous too)
+        fn = declare(b.module, p.blocking.dot_name, DOT_TYPE)
+        b.call(fn, [a_ptr, i64(p.k), b_ptr, i64(p.k), c_ptr, i64(p.n), i64(p.k),
+                    r0, r1, c0, c1])
+        return
     fn = declare(b.module, p.blocking.name, CORE_TYPE)
     a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
     buffer = ir.Constant(PTR, None)

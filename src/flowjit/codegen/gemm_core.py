@@ -19,7 +19,7 @@ from typing import List
 from llvmlite import ir
 
 from flowjit import dtypes
-from flowjit.codegen import scalar
+from flowjit.codegen import gemm_dot, scalar
 from flowjit.codegen.simd import (ALIGN, I1, I8, I32, I64, PTR, aligned, carried_loop,
                                   for_range, i64, lane_mask, masked_load, masked_store,
                                   prefetch, smin, splat, transpose, vector_intrinsic)
@@ -68,6 +68,10 @@ class Blocking:
     @property
     def pack_b_name(self) -> str:
         return self.name + "_pack_b"
+
+    @property
+    def dot_name(self) -> str:
+        return self.name + "_dot"
 
     def wide(self, rows: int) -> int:
         """Vectors per row of a tile of `rows` rows over a B in place: as many as the
@@ -118,7 +122,8 @@ WIDE_VECTORS = 8
 def emit_core(module: ir.Module, blocks: Blocking) -> List[str]:
     """Defines the core's functions in `module`; returns the names kernels call."""
     _CoreEmitter(module, blocks).emit()
-    return [blocks.name, blocks.pack_b_name]
+    gemm_dot.emit_dot(module, blocks.dot_name, blocks.dtype, blocks.lanes)
+    return [blocks.name, blocks.pack_b_name, blocks.dot_name]
 
 
 class _CoreEmitter:

@@ -122,7 +122,7 @@ class CPUTarget:
                           gemm.blocking(dtype, self))
             tiles.update(mr=p.blocking.mr, nr=p.blocking.nr, kc=p.blocking.kc,
                          nc=p.blocking.nc, row_block=p.row_block, col_block=p.col_block,
-                         pack_b=int(p.pack_b))
+                         pack_b=int(p.pack_b), dot=int(p.dot))
         return tiles
 
     def new_module(self, name: str) -> ir.Module:
