@@ -66,7 +66,7 @@ def _allreduce_start_infer(inputs, *, reduce_op, compression, tensor):
 
 def _allreduce_start_kernel(x, *, reduce_op, compression, tensor):
     return np.array(_runtime().start_allreduce(x, reduce_op, compression,
-                                                f"allreduce of {tensor}"), np.int64)
+                                               f"allreduce of {tensor}"), np.int64)
 
 
 def _allreduce_wait_infer(inputs, **_attrs):
