@@ -21,8 +21,8 @@ from flowjit.distribute.optimizer import (BroadcastGlobalVariablesHook,  # noqa:
                                           broadcast_variables)
 from flowjit.ops.collective import allgather, allreduce, broadcast  # noqa: F401
 from flowjit.runtime import mpi as _mpi
-from flowjit.runtime.collectives import AVERAGE as Average  # noqa: F401
-from flowjit.runtime.collectives import SUM as Sum  # noqa: F401
+from flowjit.ops.collective import AVERAGE as Average  # noqa: F401
+from flowjit.ops.collective import SUM as Sum  # noqa: F401
 
 
 class Compression:

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence
 
 from flowjit.graph.core import Operation
 from flowjit.ops import collective, state
-from flowjit.runtime.collectives import AVERAGE, COMPRESSIONS, REDUCE_OPS
+from flowjit.ops.collective import AVERAGE, COMPRESSIONS, REDUCE_OPS
 from flowjit.train.optimizer import Optimizer
 from flowjit import errors
 

@@ -23,8 +23,18 @@ from flowjit.graph.registry import (ShapeInferenceError, TensorSpec, register_gr
                                     register_op)
 from flowjit.graph.shape import TensorShape
 from flowjit.ops.base import apply_op, convert_to_tensor
-from flowjit.runtime import collectives
-from flowjit.runtime.collectives import AVERAGE, COMPRESSIONS, REDUCE_OPS, SUM
+
+# The ops' attribute values (Horovod's).
+SUM, AVERAGE = "sum", "average"
+REDUCE_OPS = (SUM, AVERAGE)
+COMPRESSIONS = ("none", "fp16")
+
+
+def _runtime():
+    """The MPI side (runtime/collectives.py), imported when a collective first runs: it
+    costs every program's import otherwise, and most programs never run one."""
+    from flowjit.runtime import collectives
+    return collectives
 
 
 def _same_as_input(inputs, **_attrs):
@@ -46,7 +56,7 @@ def _allreduce_infer(inputs, *, reduce_op, compression, tensor):
 
 
 def _allreduce_kernel(x, *, reduce_op, compression, tensor):
-    return collectives.allreduce(x, reduce_op, compression, f"allreduce of {tensor}")
+    return _runtime().allreduce(x, reduce_op, compression, f"allreduce of {tensor}")
 
 
 def _allreduce_start_infer(inputs, *, reduce_op, compression, tensor):
@@ -55,8 +65,8 @@ def _allreduce_start_infer(inputs, *, reduce_op, compression, tensor):
 
 
 def _allreduce_start_kernel(x, *, reduce_op, compression, tensor):
-    return np.array(collectives.start_allreduce(x, reduce_op, compression,
-                                                f"allreduce of {tensor}"), np.int64)
+    return np.array(_runtime().start_allreduce(x, reduce_op, compression,
+                                               f"allreduce of {tensor}"), np.int64)
 
 
 def _allreduce_wait_infer(inputs, **_attrs):
@@ -66,7 +76,7 @@ def _allreduce_wait_infer(inputs, **_attrs):
 
 
 def _allreduce_wait_kernel(handle, sent):
-    return collectives.wait(int(handle))
+    return _runtime().wait(int(handle))
 
 
 def _allgather_infer(inputs, *, tensor):
@@ -84,11 +94,11 @@ def _allgather_infer(inputs, *, tensor):
 
 
 def _allgather_kernel(x, *, tensor):
-    return collectives.allgather(x, f"allgather of {tensor}")
+    return _runtime().allgather(x, f"allgather of {tensor}")
 
 
 def _broadcast_kernel(x, *, root_rank, tensor):
-    return collectives.broadcast(x, root_rank, f"broadcast of {tensor} from rank {root_rank}")
+    return _runtime().broadcast(x, root_rank, f"broadcast of {tensor} from rank {root_rank}")
 
 
 register_op("HorovodAllreduce", "allreduce", _allreduce_infer, _allreduce_kernel,

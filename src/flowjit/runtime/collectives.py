@@ -27,11 +27,9 @@ import numpy as np
 
 from flowjit import errors
 from flowjit.config import config
+from flowjit.ops.collective import AVERAGE, COMPRESSIONS, REDUCE_OPS
 from flowjit.runtime import mpi
 
-SUM, AVERAGE = "sum", "average"
-REDUCE_OPS = (SUM, AVERAGE)
-COMPRESSIONS = ("none", "fp16")
 
 _queue: "Optional[queue.Queue]" = None
 _queue_lock = threading.Lock()
