@@ -300,6 +300,31 @@ def test_gemm_core_on_ragged_shapes(dtype, m, k, n):
                                        atol=1e-4 if dtype is tf.float32 else 1e-12)
 
 
+def test_disk_cache_measures_its_directory_rarely(tmp_path, monkeypatch):
+    """Listing the cache costs a stat per entry: a process does it at its first store, then
+    once its own stores fill a sixteenth of the limit, or its estimate passes the limit."""
+    import os
+    from flowjit.codegen.target import DiskCache
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or real_listdir(path))
+    cache = DiskCache(str(tmp_path), max_bytes=160_000)
+    for i in range(9):  # the first is measured, 8 x 953 bytes after it: under 160,000 / 16
+        cache.store(f"k{i}", bytes(900))
+    assert len(listed) == 1
+    cache.store("big", bytes(2500))  # past a sixteenth since the measure: measured again
+    assert len(listed) == 2
+    cache.store("k9", bytes(900))
+    assert len(listed) == 2
+    (tmp_path / "kernels" / "other.o").write_bytes(bytes(200_000))  # another process's
+    cache.store("k10", bytes(900))  # not seen yet: the estimate is under the limit
+    assert len(listed) == 2 and (tmp_path / "kernels" / "other.o").exists()
+    cache.max_bytes = 12_000  # the estimate now passes the limit: measured and trimmed
+    cache.store("k11", bytes(900))
+    assert len(listed) == 3
+    assert sum(p.stat().st_size for p in (tmp_path / "kernels").iterdir()) <= 9_000
+
+
 def test_disk_cache_stays_under_its_size_limit(tmp_path):
     import os
     import time
