@@ -22,7 +22,7 @@ def median_us(fn, number: int = 50, repeats: int = 7) -> float:
 
 
 def run_case(build, split: bool) -> float:
-    cpu.PARALLEL_MIN_WORK["matmul"] = 1 if split else 1 << 62
+    cpu.PARALLEL_MIN_WORK["contraction"] = 1 if split else 1 << 62
     cpu.PARALLEL_MIN_ELEMENTS = 1 if split else 1 << 62
     with tf.Graph().as_default():
         feed, fetch, value = build()

@@ -103,8 +103,8 @@ def test_blocked_shapes_match_numpy(isa, m, k, n, ta, tb, dtype):
 @pytest.mark.parametrize("m,k,n,ta", [
     (1, 1030, 517, False),  # long rows: whole vectors, a masked tail, 2-D units
     (2, 37, 9, False),      # a group of 8 columns and one left over
-    (1, 5, 3, True),        # shorter than a vector; A^T of one row is a row
-    (2, 0, 11, False),      # no terms: zeros
+    (1, 45, 3, True),       # a masked tail; A^T of one row is a row
+    (2, 100, 11, False),    # a group of 8 columns and 3 left over
 ])
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 @pytest.mark.parametrize("epilogue", ["none", "update"])
@@ -122,8 +122,9 @@ def test_every_path_is_planned_somewhere(isa):
     two_d = gemm.plan(3, 1030, 517, False, False, blocks)
     assert packed.pack_b and not in_place.pack_b and not two_d.pack_b
     assert gemm.plan(3, 10, 5, False, True, blocks).pack_b  # B^T is packed, from 3 rows
-    dot = gemm.plan(2, 10, 5, False, True, blocks)  # fewer rows: dot products, in place
-    assert dot.dot and not dot.pack_b and not gemm.plan(2, 10, 5, True, True, blocks).dot
+    dot = gemm.plan(2, 10, 50, False, True, blocks)  # fewer rows: dot products, in place
+    assert dot.dot and not dot.pack_b and not gemm.plan(2, 10, 50, True, True, blocks).dot
+    assert not gemm.plan(1, 10, 5, False, True, blocks).dot  # K under 2 vectors: tiles
     # a small B with rows of 1 KiB or more is packed too (in place, k steps cross pages)
     assert gemm.plan(200, 256, 100, False, False, blocks).pack_b
     assert not gemm.plan(200, 200, 200, False, False, blocks).pack_b

@@ -28,24 +28,26 @@ B is packed into NR-wide column panels, each K x NR contiguous and zero-padded a
 ragged right edge; B^T is transposed in registers. When the kernel's units are shared
 across cores, B is packed once per matmul before the shares run (the kernel's `prepare`,
 itself split by panels). When it runs whole on one thread (`alone`), the core packs each
-KC x NC block of B just before its tiles, into a block-sized scratch that stays in L2: the
-whole of a packed 1024 x 1024 B went out to L3 and came back, 10% of a 256-row GEMM's time
-(AVX2, one core: 256x1024x1024 went from 0.85x to 0.96x numpy). A B that fits in L2 with
-rows shorter than 1 KiB, or few rows of A, use B where it is: packing would cost more than
-it saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4, 2, 1
-rows, which over a B in place are up to 8 vectors wide (a GEMV reads long runs of B's
-rows); the ragged right edge uses masked vector loads and stores.
+KC x NC block of B just before its tiles, into the first KC x NC of the scratch, which stays
+in L2: the whole of a packed 1024 x 1024 B went out to L3 and came back, 10% of a 256-row
+GEMM's time (AVX2, one core: 256x1024x1024 went from 0.85x to 0.96x numpy). A B that fits
+in L2 with rows shorter than 1 KiB, or few rows of A, use B where it is: packing would cost
+more than it saves (`plan`). Rows left over after the last full tile run as tiles of 8, 4,
+2, 1 rows, which over a B in place are up to 8 vectors wide (a GEMV reads long runs of B's
+rows); the ragged right edge uses masked vector loads and stores. One or two rows of A
+times B^T are dot products along K instead (gemm_dot.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from llvmlite import ir
 
 from flowjit.codegen import kernels
 from flowjit.codegen.gemm_core import CORE_TYPE, PACK_B_TYPE, Blocking, blocking
 from flowjit.codegen.gemm_dot import DOT_TYPE
-from flowjit.codegen.simd import ALIGN, I64, PTR, aligned, declare, i64, smin
+from flowjit.codegen.simd import ALIGN, I1, I64, PTR, aligned, declare, i64, smin
 from flowjit.codegen.schedule import Schedule
 
 __all__ = ["Blocking", "GemmPlan", "blocking", "emit_matmul", "plan"]
@@ -64,7 +66,8 @@ PACK_B_MIN_ROW_TILES = 8
 # 1024x784x256 0.91x -> 0.96x on AVX-512 with 1 KiB rows; 512-byte rows gained nothing.
 PACK_B_ROW_BYTES = 1024
 # A @ B^T with at most this many rows of A is dot products (gemm_dot.py), not tiles over
-# a packed B^T: packing would cost as much as the product. Each row of A reads all of B^T,
+# a packed B^T: packing would cost as much as the product (if K is at least 2 vectors: a dot
+# product's sum across lanes costs a few vectors' FMAs). Each row of A reads all of B^T,
 # so more rows lose once B^T is out of L2 (measured, AVX2, 1 core: 1x1024x1024 496 -> 165
 # us, numpy 174; 2 rows 516 -> 339, numpy 548; 4 rows 545 -> 675, numpy 503).
 DOT_MAX_ROWS = 2
@@ -113,12 +116,15 @@ class GemmPlan:
 
 def plan(m: int, n: int, k: int, transpose_a: bool, transpose_b: bool,
          blocks: Blocking) -> GemmPlan:
-    """Picks, for one shape, B packed or in place and the kernel's units: whole row tiles
-    when there are TARGET_UNITS of them, else row x column blocks."""
+    """Picks, for one shape, dot products (few rows times B^T), or B packed or in place;
+    and the kernel's units: whole row tiles when there are TARGET_UNITS of them, else row
+    x column blocks."""
     mr, nr = blocks.mr, blocks.nr
-    big = k * n > blocks.kc * blocks.nc or n * blocks.itemsize >= PACK_B_ROW_BYTES
-    dot = transpose_b and m <= DOT_MAX_ROWS and (m == 1 or not transpose_a)
-    pack_b = k > 0 and not dot and (transpose_b or (big and m >= PACK_B_MIN_ROW_TILES * mr))
+    worth_packing = k * n > blocks.kc * blocks.nc or n * blocks.itemsize >= PACK_B_ROW_BYTES
+    dot = (transpose_b and m <= DOT_MAX_ROWS and k >= 2 * blocks.lanes
+           and (m == 1 or not transpose_a))
+    pack_b = k > 0 and not dot and (
+        transpose_b or (worth_packing and m >= PACK_B_MIN_ROW_TILES * mr))
     row_tiles = -(-m // mr) if m else 1
     if row_tiles >= TARGET_UNITS:  # shares of whole row tiles
         return GemmPlan(m, n, k, transpose_a, transpose_b, blocks, pack_b, mr, max(n, 1),
@@ -148,8 +154,10 @@ def emit_matmul(f: "kernels.Frame", sched: Schedule) -> "kernels.KernelInfo":
     """The body of the contraction kernel `f.name`: C = op(A) @ op(B) through the core,
     then the fused epilogue on the part of C just computed. The kernel's [begin, end)
     counts the plan's units (blocks of rows x blocks of columns, row-major);
-    `name_rect(buffers, r0, r1, c0, c1)` computes one rectangle, and a range of units is
-    at most three rectangles. Packing B is the kernel's prepare function."""
+    `name_rect(buffers, r0, r1, c0, c1, packs_blocks)` computes one rectangle, and a range
+    of units is at most three rectangles. A packed B is packed by the kernel's prepare
+    function before its shares run, or, when the kernel runs whole on one thread (its
+    `alone` function: the same units and rectangles), block by block by the core."""
     module, name, b, region = f.module, f.name, f.b, f.region
     mm = sched.facts["core"]
     out_type = sched.instr.results[0].type
@@ -159,31 +167,28 @@ def emit_matmul(f: "kernels.Frame", sched: Schedule) -> "kernels.KernelInfo":
     b_index = 1 + region.params.index(b_val)
     scratch_index = 1 + len(region.params)
 
+    rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4 + [I1]),
+                       name + "_rect")
+    rect.linkage = "internal"
+    rect.attributes.add("noinline")  # (called by both entries: one copy of the epilogue)
+    rb = ir.IRBuilder(rect.append_basic_block("entry"))
+    pointers = [rb.load(rb.gep(rect.args[0], [i64(i)], source_etype=PTR), typ=PTR)
+                for i in range(scratch_index + 1)]
+    out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
+    r0, r1, c0, c1, packs_blocks = rect.args[1:]
+    _emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
+               r0, r1, c0, c1, packs_blocks)
+    kernels.emit_epilogue(rb, region, mm, out, inputs, out_type, (r0, r1), (c0, c1))
+    rb.ret_void()
+    _emit_units(b, rect, f.table, p, [ir.Constant(I1, 0)])
 
-    def emit_rect(rect_name: str, packs_blocks: bool) -> ir.Function:
-        """`rect(buffers, r0, r1, c0, c1)`: one rectangle of C, then its epilogue."""
-        rect = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * 4),
-                           rect_name)
-        rect.linkage = "internal"
-        rb = ir.IRBuilder(rect.append_basic_block("entry"))
-        pointers = [rb.load(rb.gep(rect.args[0], [i64(i)], source_etype=PTR), typ=PTR)
-                    for i in range(scratch_index + 1)]
-        out, inputs = pointers[0], dict(zip(region.params, pointers[1:]))
-        r0, r1, c0, c1 = rect.args[1:]
-        _emit_rect(rb, p, inputs[a_val], inputs[b_val], pointers[scratch_index], out,
-                   r0, r1, c0, c1, packs_blocks)
-        kernels.emit_epilogue(rb, region, mm, out, inputs, out_type, (r0, r1), (c0, c1))
-        rb.ret_void()
-        return rect
-
-    _emit_units(b, emit_rect(name + "_rect", False), f.table, p)
     prepare = alone = None
     if p.pack_b:
         prepare, alone = name + "_prepare", name + "_alone"
         _emit_prepare(module, prepare, b_index, scratch_index, p)
         fn = ir.Function(module, kernels.KERNEL_TYPE, alone)
         ab = ir.IRBuilder(fn.append_basic_block("entry"))
-        _emit_units(ab, emit_rect(alone + "_rect", True), fn.args[0], p)
+        _emit_units(ab, rect, fn.args[0], p, [ir.Constant(I1, 1)])
         ab.ret_void()
     return kernels.KernelInfo("contraction", p.units, 2 * p.row_block * p.col_block * max(k, 1),
                               p.scratch_bytes, prepare=prepare, prepare_extent=p.panels,
@@ -201,9 +206,9 @@ def _emit_pack_b(b: ir.IRBuilder, p: GemmPlan, b_ptr: ir.Value, scratch: ir.Valu
 
 def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
                scratch: ir.Value, c_ptr: ir.Value, r0: ir.Value, r1: ir.Value, c0: ir.Value,
-               c1: ir.Value, packs_blocks: bool = False) -> None:
-    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR): B packed by the prepare
-    function into the scratch, or in place, or (`packs_blocks`) packed block by block by
+               c1: ir.Value, packs_blocks: ir.Value) -> None:
+    """C[r0:r1, c0:c1] through the core (c0 a multiple of NR): B in place, or packed, by
+    the prepare function into the scratch, or (`packs_blocks`, an i1) block by block by
     the core into the scratch."""
     if p.dot:  # (A^T only with one row: its row is contiguous too)
         fn = declare(b.module, p.blocking.dot_name, DOT_TYPE)
@@ -212,21 +217,25 @@ def _emit_rect(b: ir.IRBuilder, p: GemmPlan, a_ptr: ir.Value, b_ptr: ir.Value,
         return
     fn = declare(b.module, p.blocking.name, CORE_TYPE)
     a_strides = (1, p.m) if p.transpose_a else (p.k, 1)
-    buffer = ir.Constant(PTR, None)
-    if packs_blocks:
-        source, b_strides = b_ptr, ((1, p.k) if p.transpose_b else (p.n, 1))
-        buffer = aligned(b, scratch)
-    elif p.pack_b:
-        source, b_strides = aligned(b, scratch), (p.blocking.nr, p.k)
+    if p.pack_b:  # (the source and strides of B packed by prepare, or of B itself)
+        packed = aligned(b, scratch)
+        source = b.select(packs_blocks, b_ptr, packed)
+        by_core = (1, p.k) if p.transpose_b else (p.n, 1)
+        b_strides = [b.select(packs_blocks, i64(x), i64(y))
+                     for x, y in zip(by_core, (p.blocking.nr, p.k))]
+        buffer = b.select(packs_blocks, packed, ir.Constant(PTR, None))
     else:
-        source, b_strides = b_ptr, (p.n, 1)
-    b.call(fn, [a_ptr, *map(i64, a_strides), source, *map(i64, b_strides), c_ptr,
+        source, b_strides, buffer = b_ptr, [i64(p.n), i64(1)], ir.Constant(PTR, None)
+    b.call(fn, [a_ptr, *map(i64, a_strides), source, *b_strides, c_ptr,
                 i64(p.n), i64(p.k), r0, r1, c0, c1, buffer])
 
 
-def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPlan) -> None:
-    """Calls `rect` on the rectangles that units [begin, end) make up."""
+def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPlan,
+                extra: Sequence[ir.Value] = ()) -> None:
+    """Calls `rect(buffers, r0, r1, c0, c1, *extra)` on the rectangles that units
+    [begin, end) make up."""
     begin, end = b.function.args[1:]
+    extra = list(extra)
     const = i64
 
     def rows_of(first, last):  # row blocks [first, last)
@@ -234,14 +243,14 @@ def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPl
                                                        const(p.m))
 
     if p.col_blocks == 1:
-        b.call(rect, [buffers, *rows_of(begin, end), const(0), const(p.n)])
+        b.call(rect, [buffers, *rows_of(begin, end), const(0), const(p.n)] + extra)
         return
     per_row = const(p.col_blocks)
 
     def part(row_block, first, last):  # column blocks [first, last) of one row block
         r0, r1 = rows_of(row_block, b.add(row_block, const(1)))
         c1 = smin(b, b.mul(last, const(p.col_block)), const(p.n))
-        b.call(rect, [buffers, r0, r1, b.mul(first, const(p.col_block)), c1])
+        b.call(rect, [buffers, r0, r1, b.mul(first, const(p.col_block)), c1] + extra)
 
     whole_first = b.sdiv(b.add(begin, const(p.col_blocks - 1)), per_row)
     whole_end = b.sdiv(end, per_row)  # row blocks [whole_first, whole_end) are whole
@@ -256,7 +265,7 @@ def _emit_units(b: ir.IRBuilder, rect: ir.Function, buffers: ir.Value, p: GemmPl
                 part(before, b.sub(begin, b.mul(before, per_row)), per_row)
             with b.if_then(b.icmp_signed("<", whole_first, whole_end)):
                 b.call(rect, [buffers, *rows_of(whole_first, whole_end), const(0),
-                              const(p.n)])
+                              const(p.n)] + extra)
             tail = b.mul(whole_end, per_row)
             with b.if_then(b.icmp_signed("<", tail, end)):
                 part(whole_end, const(0), b.sub(end, tail))

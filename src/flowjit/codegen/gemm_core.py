@@ -483,7 +483,6 @@ class _CoreEmitter:
             start = end
         run(start, block.jc_end, blk.vectors, edge=True)
 
-
     def _edge_tile(self, b, tiles, mr: int, vectors: int, call, cols) -> None:
         """The last `cols` columns, masked: by a tile one vector wide if they fit one."""
         if vectors == 1:

@@ -329,8 +329,8 @@ class DiskCache:
         """Measures the directory; when it is over `max_bytes`, removes the least recently
         used entries until it fits three quarters of it (so that the next stores do not
         measure again at once); and removes temporary files that writers which died left
-        behind. A fresh temporary file is
-        another process's store in progress: it counts, but stays."""
+        behind. A fresh temporary file is another process's store in progress: it counts,
+        but stays."""
         try:
             names = os.listdir(self.directory)
         except OSError:

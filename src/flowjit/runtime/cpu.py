@@ -43,6 +43,12 @@ def shares(info: kernels.KernelInfo, pool: Optional[WorkerPool]) -> Optional[int
     return _grain(info.extent, info.work_per_row, threshold, info.align, pool)
 
 
+def runs_alone(info: kernels.KernelInfo, grain: Optional[int]) -> bool:
+    """Whether a kernel that runs whole on this thread (no `grain`) calls its `alone`
+    function instead of its prepare and kernel functions."""
+    return grain is None and info.alone is not None
+
+
 def prepare_shares(info: kernels.KernelInfo, pool: Optional[WorkerPool]) -> Optional[int]:
     """Units per share of the kernel's prepare function (packing: work in elements), or
     None: run it on this thread."""
@@ -90,7 +96,7 @@ class NativeThunk:
         self.grain = shares(info, pool)
         self.pool = pool if self.grain is not None else None
         prepare = info.prepare
-        if self.pool is None and info.alone is not None:  # whole, on this thread
+        if runs_alone(info, self.grain):
             self.fn, prepare = kernel_function(kernel, info.alone), None
         self.prepare = kernel_function(kernel, prepare) if prepare else None
         self.prepare_address = kernel.module.address(prepare) if prepare else 0
@@ -233,7 +239,7 @@ class SegmentLayout:
                 self.scratch.append((scratch, info.scratch, step))
                 self.size += 1
             grain = shares(info, pool)
-            if grain is None and info.alone is not None:  # whole, on this thread
+            if runs_alone(info, grain):
                 self.calls.append(KernelCall(info.alone, buffers + [scratch], info.extent,
                                              None))
                 continue
