@@ -35,6 +35,8 @@ from flowjit.runtime.threads import WorkerPool, worker_pool
 PARALLEL_MIN_WORK = {"contraction": 1 << 21}
 PARALLEL_MIN_ELEMENTS = 1 << 15
 CHUNKS_PER_THREAD = 2  # a share per thread and a spare: a late or busy core delays less
+# Native calls with less work than this keep the GIL (see `native_call`).
+GIL_HELD_MAX_WORK = 1 << 14
 
 
 def shares(info: kernels.KernelInfo, pool: Optional[WorkerPool]) -> Optional[int]:
@@ -66,28 +68,78 @@ def _grain(extent: int, work_per_row: int, threshold: int, align: int,
     return -(-units // chunks) * align
 
 
+def native_call(address: int, work: int):
+    """A native function `f(table, ...)` to call with ctypes objects only (a table of
+    pointers, prebuilt c_int64s and c_void_ps). Declared argument types would convert each
+    argument on every call (about 0.1 us each); without them ctypes passes an array by
+    address and a scalar object by value. Calls with little work keep the GIL: releasing
+    and retaking it costs more than they run, and retaking it waits while another thread
+    runs Python."""
+    prototype = ctypes.PYFUNCTYPE(None) if work <= GIL_HELD_MAX_WORK else ctypes.CFUNCTYPE(None)
+    return prototype(address)
+
+
+_ZERO = ctypes.c_int64(0)
+
+
+def call_work(info: kernels.KernelInfo) -> int:
+    """A kernel's work, its prepare function's (packing) included, as `shares` counts it."""
+    return info.extent * info.work_per_row + (info.prepare_extent * info.prepare_work
+                                              if info.prepare else 0)
+
+
+class InputCheck:
+    """One input buffer of a native call: the slot it comes from and the shape, dtype and
+    dense strides it was compiled for, checked before every call, so generated code never
+    reads out of bounds. The address of the last read-only array it passed is kept: such
+    arrays (the executable's own buffers, constants, state, the fast path's fed numbers:
+    graph/fast_path.py) come back run after run, and an array's data does not move."""
+
+    __slots__ = ("slot", "shape", "dtype", "strides", "owner", "seen", "seen_address")
+
+    def __init__(self, slot: int, value: Value, owner: str) -> None:
+        self.slot = slot
+        self.shape = tuple(value.type.shape)
+        self.dtype = value.type.dtype.np_dtype
+        self.strides = dense_strides(self.shape, self.dtype)
+        self.owner = owner  # what reads it, for errors
+        self.seen: Optional[np.ndarray] = None
+        self.seen_address = 0
+
+    def address(self, slots: List[Optional[np.ndarray]]) -> int:
+        """The address of this input's array in `slots`, checked (a non-contiguous one is
+        replaced there by a contiguous copy; a wrong shape or dtype is an InternalError)."""
+        array = slots[self.slot]
+        if array.strides != self.strides or array.shape != self.shape or \
+                array.dtype != self.dtype:
+            _check_input(slots, self.slot, self.shape, self.dtype, self.owner)
+            array = slots[self.slot]
+        if array is self.seen:
+            return self.seen_address
+        address = data_address(array)
+        if not array.flags.writeable:
+            self.seen, self.seen_address = array, address
+        return address
+
+
 class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
-    __slots__ = ("kernel", "fn", "instr", "checks", "outputs", "specs", "info", "extent",
+    __slots__ = ("kernel", "call", "instr", "checks", "outputs", "specs", "info", "extent",
                  "args_type", "args", "precondition", "simple", "pool", "grain", "prepare",
-                 "scratch",
-                 "prepare_address", "prepare_grain", "prepare_pool")
+                 "scratch", "prepare_address", "prepare_grain", "prepare_pool")
 
     def __init__(self, kernel, instr: Instr, inputs: List[int], outputs: List[int],
                  info: kernels.KernelInfo, specs: List[OutputSpec],
                  pool: Optional[WorkerPool]) -> None:
         self.kernel = kernel  # owns the code: alive as long as this thunk
-        self.fn = kernel.fn   # the raw ctypes function: one Python call layer less
         self.instr = instr
         self.outputs = outputs
         self.info = info
-        self.extent = info.extent
+        self.extent = ctypes.c_int64(info.extent)
         self.specs = specs
-        # (slot, shape, dtype, dense strides) of each input: checked before every call
-        self.checks = [(slot, tuple(v.type.shape), v.type.dtype.np_dtype,
-                        dense_strides(v.type.shape, v.type.dtype.np_dtype))
-                       for slot, v in zip(inputs, instr.operands)]
+        owner = f"the kernel for {instr.describe()}"
+        self.checks = [InputCheck(slot, v, owner) for slot, v in zip(inputs, instr.operands)]
         self.args_type = ctypes.c_void_p * (len(outputs) + len(inputs) + 1)
         # the simple path's arguments, reused (runs of an executable never overlap), with
         # fixed outputs' addresses set once
@@ -95,9 +147,10 @@ class NativeThunk:
         self.precondition = instr.op_def.check_inputs
         self.grain = shares(info, pool)
         self.pool = pool if self.grain is not None else None
-        prepare = info.prepare
+        prepare, entry = info.prepare, kernel.address
         if runs_alone(info, self.grain):
-            self.fn, prepare = kernel_function(kernel, info.alone), None
+            prepare, entry = None, kernel.module.address(info.alone)
+        self.call = native_call(entry, call_work(info))
         self.prepare = kernel_function(kernel, prepare) if prepare else None
         self.prepare_address = kernel.module.address(prepare) if prepare else 0
         self.prepare_grain = prepare_shares(info, pool) if prepare else None
@@ -109,7 +162,7 @@ class NativeThunk:
 
     def run(self, slots: List[Optional[np.ndarray]], buffers: Optional[BufferPool]) -> None:
         if self.simple:
-            self._run_simple(slots, buffers)
+            self.run_simple(slots, buffers)
             return
         args = self.args_type()
         position = 0
@@ -118,22 +171,18 @@ class NativeThunk:
             out, args[position] = spec.buffer(buffers)
             outs.append(out)
             position += 1
-        inputs = []
-        for slot, shape, dtype, _ in self.checks:
-            array = slots[slot]
-            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
-                self._bad_input(slots, slot, shape, dtype)
-                array = slots[slot]
-            inputs.append(array)
-            args[position] = data_address(array)
+        for check in self.checks:
+            args[position] = check.address(slots)
             position += 1
+        inputs = [slots[check.slot] for check in self.checks]
         if self.precondition is not None:  # generated code does not raise: check first
             try:
                 self.precondition(*inputs, **self.instr.attrs)
             except errors.OpError as e:
                 raise type(e)(f"{e.message}\n  in {self.instr.describe()}") from None
         self._scratch(args, position)
-        if self.extent > 0:  # (else the output is empty: nothing to compute)
+        extent = self.info.extent
+        if extent > 0:  # (else the output is empty: nothing to compute)
             if self.prepare_pool is not None:
                 self.prepare_pool.parallel_for(self.prepare_pool.memory, self.prepare_address,
                                                args, 0, self.info.prepare_extent,
@@ -142,31 +191,25 @@ class NativeThunk:
                 self.prepare(args, 0, self.info.prepare_extent)
             if self.pool is not None:
                 self.pool.parallel_for(self.pool.memory, self.kernel.address, args, 0,
-                                       self.extent, self.grain)
+                                       extent, self.grain)
             else:
-                self.fn(args, 0, self.extent)
+                self.call(args, _ZERO, self.extent)
         for slot, out in zip(self.outputs, outs):
             slots[slot] = out
 
-    def _run_simple(self, slots: List[Optional[np.ndarray]],
-                    buffers: Optional[BufferPool]) -> None:
+    def run_simple(self, slots: List[Optional[np.ndarray]],
+                   buffers: Optional[BufferPool]) -> None:
+        """`run` of a `simple` thunk: one output, one thread, no scratch or precondition."""
         args, spec = self.args, self.specs[0]
         out = spec.fixed
         if out is None:
             out, args[0] = spec.buffer(buffers)
         position = 1
-        for slot, shape, dtype, strides in self.checks:
-            array = slots[slot]
-            if array.strides != strides or array.shape != shape or array.dtype != dtype:
-                self._bad_input(slots, slot, shape, dtype)  # (or only not dense: copied)
-                array = slots[slot]
-            args[position] = data_address(array)
+        for check in self.checks:
+            args[position] = check.address(slots)
             position += 1
-        self.fn(args, 0, self.extent)
+        self.call(args, _ZERO, self.extent)
         slots[self.outputs[0]] = out
-
-    def _bad_input(self, slots, slot: int, shape, dtype) -> None:
-        _check_input(slots, slot, shape, dtype, f"the kernel for {self.instr.describe()}")
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
         """Scratch for this call: written by `prepare` (or one share), read by the shares.
@@ -220,6 +263,7 @@ class SegmentLayout:
         self.scratch: List[Tuple[int, int, int]] = []  # (index, bytes, step)
         self.calls: List[KernelCall] = []
         self.size = 1
+        self.work = 0  # of all its kernels, as `shares` counts it
 
         def index_of(value: Value, step: int) -> int:
             value = self.root.get(value, value)
@@ -238,6 +282,7 @@ class SegmentLayout:
                 scratch = self.size
                 self.scratch.append((scratch, info.scratch, step))
                 self.size += 1
+            self.work += call_work(info)
             grain = shares(info, pool)
             if runs_alone(info, grain):
                 self.calls.append(KernelCall(info.alone, buffers + [scratch], info.extent,
@@ -261,10 +306,11 @@ class NativeSegment:
                  pool: Optional[WorkerPool]) -> None:
         self.instrs = instrs
         self.compiled = compiled  # owns the code
-        self.entry = _SEGMENT_SIGNATURE(compiled.address("segment"))
-        self.pool_memory = pool.memory if pool is not None else None
+        self.entry = native_call(compiled.address("segment"), layout.work)
+        self.pool_memory = ctypes.c_void_p(pool.memory if pool is not None else None)
         made_here = {r for instr in instrs for r in instr.results}
-        self.inputs: List[Tuple[int, int, tuple, np.dtype]] = []
+        owner = f"the native segment starting at {instrs[0].describe()}"
+        self.inputs: List[Tuple[int, InputCheck]] = []  # (table index, its check)
         self.outputs: List[Tuple[int, int, OutputSpec]] = []  # (slot, table index, spec)
         # aliases read after the segment: (their slot, their root's slot, shape)
         self.views = [(slot[alias], slot[root], tuple(alias.type.shape))
@@ -275,7 +321,7 @@ class NativeSegment:
         for value, (index, first, last) in layout.values.items():
             shape, dtype = tuple(value.type.shape), value.type.dtype.np_dtype
             if value not in made_here:
-                self.inputs.append((slot[value], index, shape, dtype))
+                self.inputs.append((index, InputCheck(slot[value], value, owner)))
             elif value in specs:  # read after the segment: see runtime/buffers.py
                 self.outputs.append((slot[value], index, specs[value]))
             elif value in seen_through:  # its memory, as an alias's (same bytes, policy)
@@ -300,13 +346,8 @@ class NativeSegment:
 
     def run(self, slots: List[Optional[np.ndarray]], buffers: Optional[BufferPool]) -> None:
         table = self.table
-        for slot, index, shape, dtype in self.inputs:
-            array = slots[slot]
-            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
-                _check_input(slots, slot, shape, dtype, f"the native segment starting at "
-                             f"{self.instrs[0].describe()}")
-                array = slots[slot]
-            table[index] = data_address(array)
+        for index, check in self.inputs:
+            table[index] = check.address(slots)
         outs = []
         for slot, index, spec in self.outputs:
             out, table[index] = spec.buffer(buffers)
@@ -318,9 +359,6 @@ class NativeSegment:
             slots[slot] = out
         for slot, root, shape in self.views:
             slots[slot] = slots[root].reshape(shape)
-
-
-_SEGMENT_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
 class NumpyThunk:
@@ -487,6 +525,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         initial[index - n_params] = value
 
     labels = [thunk_label(thunk) for thunk in thunks]
+    steps = [thunk.run_simple if isinstance(thunk, NativeThunk) and thunk.simple else thunk.run
+             for thunk in thunks]  # (bound once: a tiny run is a few such calls)
 
     def run(inputs: Sequence[np.ndarray], buffers: Optional[BufferPool] = None,
             trace: Optional[Dict[Value, np.ndarray]] = None,
@@ -497,12 +537,12 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         end_ns)` receives each thunk's wall-clock time (a traced run: client/tracing.py)."""
         slots: List[Optional[np.ndarray]] = list(inputs) + initial
         if timer is None:
-            for thunk in thunks:
-                thunk.run(slots, buffers)
+            for step in steps:
+                step(slots, buffers)
         else:
-            for thunk, label in zip(thunks, labels):
+            for step, label in zip(steps, labels):
                 start = time.time_ns()
-                thunk.run(slots, buffers)
+                step(slots, buffers)
                 timer(label, start, time.time_ns())
         if trace is not None:  # every intermediate value (copied), for finding divergences
             trace.update((value, None if slots[i] is None else np.array(slots[i]))
