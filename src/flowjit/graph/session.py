@@ -3,7 +3,9 @@
 A run is: resolve fetches and feeds to graph elements, check every fed value against its
 tensor, look up (or build) the executable for this signature, run it, and commit the new
 variable values. Everything is validated before any code runs, so a bad feed never reaches a
-kernel, and a failed run leaves every Variable as it was.
+kernel, and a failed run leaves every Variable as it was. A run like the one before it (same
+fetches, same feed keys, types, shapes and dtypes) takes a fast path that has decided all
+of this once and only checks the values (graph/fast_path.py).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from flowjit import dtypes, errors
 from flowjit.client.tracing import RunTracer
 from flowjit.graph.core import Graph, Operation, Tensor, get_default_graph
 from flowjit.compiler import CompileOptions, compile_plan
+from flowjit.graph.fast_path import FastPath
 from flowjit.graph.plan import RunPlan, build_plan
 from flowjit.ir.core import TensorType
 from flowjit.runtime.backends import get_backend
@@ -81,6 +84,12 @@ class Session:
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
         request = self._request(fetches)
+        fast = request.fast
+        if fast is not None and options is None:
+            with self._lock:
+                results = self._run_fast(fast, feed_dict)
+            if results is not None:
+                return results[0] if request.single else request.rebuild(iter(results))
         feeds = self._convert_feeds(feed_dict)
         if not request.elements:  # sess.run([]) is [], as in TF1: nothing to compile
             return request.rebuild(iter(()))
@@ -95,10 +104,44 @@ class Session:
                 executable = self._executable(request, feeds)  # variable meanwhile
             values, updates, counters = executable.run(feeds, self._state, self._buffers)
             if updates or counters:
-                self._commit(updates, counters, feeds)
-            results = [None if e.__class__ is Operation else _user_value(values[e], feeds, self._buffers)
+                self._commit(updates, counters, feeds.values())
+            results = [None if e.__class__ is Operation else
+                       _user_value(values[e], feeds.values(), self._buffers)
                        for e in request.elements]
+        if request.cached:
+            self._learn_fast_path(request, feed_dict, feeds, executable, version)
         return request.rebuild(iter(results))
+
+    def _run_fast(self, fast: FastPath, feed_dict) -> Optional[List[Any]]:
+        """The fetched values of a run on `fast`, or None when this run is not of its kind
+        (another feed signature, an executable evicted or stale): the general path runs it.
+        The caller holds the run lock."""
+        executable = fast.executable()
+        if executable is None or fast.version != self._variable_shapes_version:
+            return None
+        arguments = fast.arguments(feed_dict)
+        if arguments is None:
+            return None
+        try:  # it stays the most recently used (OrderedDict's calls are atomic)
+            self._executables.move_to_end(fast.lru_key)
+        except KeyError:  # evicted, or the Session closed: the general path decides
+            return None
+        outputs, updates, counters = executable.call(arguments, self._state, self._buffers)
+        if updates or counters:
+            self._commit(updates, counters, arguments)
+        buffers = self._buffers
+        return [None if i is None else _user_value(outputs[i], arguments, buffers)
+                for i in fast.results]
+
+    def _learn_fast_path(self, request: "_Request", feed_dict, feeds: Dict[Tensor, np.ndarray],
+                         executable: Executable, version: int) -> None:
+        """After a run on the general path: the fast path for the next runs like it."""
+        last = request.last
+        if last is None or last[1] != version or last[3]() is not executable or self._closed:
+            return  # (another thread's run meanwhile, or the executable was not kept)
+        fast = FastPath.build(feed_dict, feeds, executable, request.elements, last[2], version)
+        if fast is not None:
+            request.fast = fast
 
     def _traced_run(self, request: "_Request", feeds: Dict[Tensor, np.ndarray],
                     tracer: RunTracer):
@@ -113,8 +156,9 @@ class Session:
                 values, updates, counters = executable.run(feeds, self._state, self._buffers,
                                                            timer=tracer.kernel)
             with tracer.phase("commit"):
-                self._commit(updates, counters, feeds)
-            results = [None if e.__class__ is Operation else _user_value(values[e], feeds, self._buffers)
+                self._commit(updates, counters, feeds.values())
+            results = [None if e.__class__ is Operation else
+                       _user_value(values[e], feeds.values(), self._buffers)
                        for e in request.elements]
         tracer.finish()
         return request.rebuild(iter(results))
@@ -135,10 +179,11 @@ class Session:
                 if len(self._requests) > 4096:
                     self._requests.clear()
                 self._requests[key] = request
+                request.cached = True  # (its fast path is kept with it)
         return request
 
     def _commit(self, updates: Dict[Operation, np.ndarray], counters: Dict[Operation, int],
-                feeds) -> None:
+                fed: Iterable[np.ndarray]) -> None:
         """Makes a run's new variable values and random counters the Session's state, all
         at once: the new state is built aside and swapped in by one assignment, so an
         interrupt (Ctrl-C) at any moment keeps all of them or none. The Session alone
@@ -152,7 +197,7 @@ class Session:
             else:
                 value = np.asarray(value)
                 if not value.flags.owndata or not value.flags.writeable or \
-                        any(value is f for f in feeds.values()):
+                        any(value is f for f in fed):
                     value = value.copy()  # never alias a feed, another array's data, a
                     # buffer the executable reuses, or another variable's value (read-only)
                 value.setflags(write=False)  # state arrays are shared by readers
@@ -209,6 +254,7 @@ class Session:
             with self._cache_lock:
                 if not self._closed:  # (a Session closed meanwhile keeps no code)
                     self._executables[key] = executable
+                    request.last = (signature, version, key, weakref.ref(executable))
                 while len(self._executables) > flowjit_config.config.cache_size:
                     self._executables.popitem(last=False)
         return executable
@@ -308,7 +354,7 @@ class Session:
             tensor = variable if isinstance(variable, Tensor) else variable._as_graph_element()
             arrays[tensor.op] = convert_feed_value(tensor, value).copy()  # checks dtype, shape
         with self._lock:
-            self._commit(arrays, {}, {})
+            self._commit(arrays, {}, ())
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -338,7 +384,7 @@ class Session:
 
     def list_devices(self) -> list:
         if get_backend(self.backend).device == "gpu":
-            return [f"/device:CPU:0 (host steps)", f"/device:GPU:0 ({self.backend})"]
+            return ["/device:CPU:0 (host steps)", f"/device:GPU:0 ({self.backend})"]
         return [f"/device:CPU:0 ({self.backend})"]
 
 
@@ -375,11 +421,15 @@ class InteractiveSession(Session):
 class _Request:
     """Fetches resolved to graph elements, with the function that rebuilds their nesting."""
 
-    __slots__ = ("elements", "rebuild", "tensors", "targets", "last")
+    __slots__ = ("elements", "rebuild", "single", "tensors", "targets", "last", "fast",
+                 "cached")
 
     def __init__(self, elements: List[Any], rebuild) -> None:
         self.elements = elements
         self.rebuild = rebuild
+        self.single = rebuild is _one_value  # a lone fetch, not in a list
+        self.cached = False  # kept by the Session for the next runs of the same fetches
+        self.fast: Optional[FastPath] = None  # for runs like the last one (fast_path.py)
         # (feed signature in feed order, variable shapes version, LRU key, executable) of
         # the last cache hit: a repeated run skips building the LRU's key and its lock.
         self.last: Optional[Tuple[tuple, int, Tuple, Any]] = None
@@ -453,7 +503,11 @@ def _flatten_fetches(fetches, leaves: List[Any]):
     if fetches is None:
         raise TypeError("Fetch argument None has invalid type <class 'NoneType'>")
     leaves.append(fetches)
-    return lambda values: next(values)
+    return _one_value
+
+
+def _one_value(values):
+    return next(values)
 
 
 def _variables_read(plan: RunPlan):
@@ -477,7 +531,7 @@ def unfed_placeholder_error(tensor: Tensor, needed_by) -> errors.InvalidArgument
         tensor.op)
 
 
-def _user_value(value, feeds, buffers: BufferPool):
+def _user_value(value, fed: Iterable[np.ndarray], buffers: BufferPool):
     """Results are numpy values the user may keep and modify: never views of Session state,
     of the caller's own feed arrays, or of any other array (a reshape is a view), but for
     the views the Session's buffer pool lends (runtime/buffers.py)."""
@@ -485,7 +539,7 @@ def _user_value(value, feeds, buffers: BufferPool):
         return None
     if value.ndim == 0:
         return value[()]
-    if not value.flags.writeable or any(value is fed for fed in feeds.values()) or \
+    if not value.flags.writeable or any(value is array for array in fed) or \
             (not value.flags.owndata and not buffers.lends(value)):
         return value.copy()
     return value

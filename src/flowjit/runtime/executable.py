@@ -47,7 +47,7 @@ class Binding:
     queries: List[Tuple[int, Operation]]
     fetches: Dict[Tensor, int]
     updates: List[Tuple[int, Operation]]
-    only_feeds: Optional[List[Tensor]] = None  # the feeds, when every parameter is one
+    feeds_only: bool = False  # every parameter is a feed: a run reads no state
 
 
 def bind(func: Func, plan: RunPlan) -> Binding:
@@ -78,9 +78,7 @@ def bind(func: Func, plan: RunPlan) -> Binding:
             binding.fetches.setdefault(graph.get_tensor_by_name(r.key), i)
         elif r.role == VARIABLE:
             binding.updates.append((i, graph.get_operation_by_name(r.key)))
-    if func.params and len(binding.feeds) == len(func.params):
-        binding.only_feeds = [tensor for _, tensor in sorted(binding.feeds,
-                                                             key=lambda f: f[0])]
+    binding.feeds_only = len(binding.feeds) == len(func.params)
     return binding
 
 
@@ -94,7 +92,16 @@ class Executable:
         self.backend = backend
         self.stats = stats or {}  # the backend's build statistics (native, numpy, ...)
         self.binding = bind(func, plan)
+        self._parameter_of = {tensor: i for i, tensor in self.binding.feeds}
         self._run_fn = run_fn
+
+    def parameter_of(self, tensor: Tensor) -> Optional[int]:
+        """The position of the parameter a fed tensor fills (None: the run does not read it)."""
+        return self._parameter_of.get(tensor)
+
+    def result_of(self, tensor: Tensor) -> int:
+        """The position of a fetched tensor's value among `call`'s outputs."""
+        return self.binding.fetches[tensor]
 
     def run(self, feeds: Dict[Tensor, np.ndarray], state: SessionState,
             buffers: Optional[BufferPool] = None, timer: Optional[Callable] = None
@@ -104,37 +111,55 @@ class Executable:
         left as it was. Values may be read-only buffers the next run reuses (the caller
         copies them: runtime/buffers.py); new values of variables may come from `buffers`.
         `timer(label, start_ns, end_ns)`, in a traced run, receives each step's time."""
-        if timer is None:
-            outputs = self._run_fn(self.inputs(feeds, state), buffers)
-        else:
-            outputs = self._run_fn(self.inputs(feeds, state), buffers, timer=timer)
+        outputs, updates, counters = self.call(self.feed_arguments(feeds), state, buffers,
+                                               timer)
+        return {t: outputs[i] for t, i in self.binding.fetches.items()}, updates, counters
+
+    def call(self, arguments: List[Optional[np.ndarray]], state: SessionState,
+             buffers: Optional[BufferPool] = None, timer: Optional[Callable] = None
+             ) -> Tuple[List[np.ndarray], Dict[Operation, np.ndarray], Dict[Operation, int]]:
+        """`run` by positions: `arguments` holds the feeds at their parameters' positions
+        and None elsewhere (filled in here, in place, from `state`); returns every result
+        (`result_of` says where a fetch is), new variable values and random counters."""
         b = self.binding
-        fetched = {t: outputs[i] for t, i in b.fetches.items()}
+        if not b.feeds_only:
+            self._arguments_from_state(arguments, state)
+        if timer is None:
+            outputs = self._run_fn(arguments, buffers)
+        else:
+            outputs = self._run_fn(arguments, buffers, timer=timer)
         if not (b.updates or b.counters):
-            return fetched, {}, {}
+            return outputs, {}, {}
         updates = {var: outputs[i] for i, var in b.updates}
         counters = {counter: state.rng_counters.get(counter, 0) + 1 for _, counter in b.counters}
-        return fetched, updates, counters
+        return outputs, updates, counters
+
+    def feed_arguments(self, feeds: Dict[Tensor, np.ndarray]) -> List[Optional[np.ndarray]]:
+        """The Func's arguments with only the feeds in place (the rest: None)."""
+        arguments: List[Optional[np.ndarray]] = [None] * len(self.func.params)
+        for i, tensor in self.binding.feeds:
+            arguments[i] = feeds[tensor]
+        return arguments
 
     def inputs(self, feeds: Dict[Tensor, np.ndarray], state: SessionState
                ) -> List[np.ndarray]:
         """The Func's arguments for one run: feeds, variable values, random counters."""
+        arguments = self.feed_arguments(feeds)
+        self._arguments_from_state(arguments, state)
+        return arguments
+
+    def _arguments_from_state(self, arguments: List[Optional[np.ndarray]],
+                              state: SessionState) -> None:
         b = self.binding
-        if b.only_feeds:  # (the common tiny run: feeds in parameter order)
-            return [feeds[tensor] for tensor in b.only_feeds]
-        inputs: List[Optional[np.ndarray]] = [None] * len(self.func.params)
-        for i, tensor in b.feeds:
-            inputs[i] = feeds[tensor]
         for i, var, needed_by in b.variables:
             value = state.variables.get(var)
             if value is None:
                 raise uninitialized_error(var, needed_by)
-            inputs[i] = value
+            arguments[i] = value
         for i, counter in b.counters:
-            inputs[i] = np.array(state.rng_counters.get(counter, 0), np.int64)
+            arguments[i] = np.array(state.rng_counters.get(counter, 0), np.int64)
         for i, op in b.queries:
-            inputs[i] = _answer_query(op, state)
-        return inputs
+            arguments[i] = _answer_query(op, state)
 
 
 def _answer_query(op: Operation, state: SessionState) -> np.ndarray:
