@@ -36,6 +36,7 @@ from flowjit.runtime.executable import Executable, SessionState
 
 _logger = logging.getLogger("flowjit")
 RECOMPILE_WARNING = 16  # compiles of the same fetches before a Session warns
+_MISS = object()  # a run the fast path does not take
 
 
 class Session:
@@ -83,13 +84,15 @@ class Session:
         the run's phases are timed into `run_metadata.step_stats` (`client/tracing.py`)."""
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
-        request = self._request(fetches)
+        request = self._requests.get(fetches) if fetches.__class__ is Tensor else None
+        if request is None:  # (a lone tensor, the usual fetch, is its own key)
+            request = self._request(fetches)
         fast = request.fast
         if fast is not None and options is None:
             with self._lock:
-                results = self._run_fast(fast, feed_dict)
-            if results is not None:
-                return results[0] if request.single else request.rebuild(iter(results))
+                results = self._run_fast(fast, feed_dict, request.single)
+            if results is not _MISS:
+                return results if request.single else request.rebuild(iter(results))
         feeds = self._convert_feeds(feed_dict)
         if not request.elements:  # sess.run([]) is [], as in TF1: nothing to compile
             return request.rebuild(iter(()))
@@ -112,23 +115,31 @@ class Session:
             self._learn_fast_path(request, feed_dict, feeds, executable, version)
         return request.rebuild(iter(results))
 
-    def _run_fast(self, fast: FastPath, feed_dict) -> Optional[List[Any]]:
-        """The fetched values of a run on `fast`, or None when this run is not of its kind
-        (another feed signature, an executable evicted or stale): the general path runs it.
-        The caller holds the run lock."""
+    def _run_fast(self, fast: FastPath, feed_dict, single: bool):
+        """The fetched values of a run on `fast` (the value itself for a `single` fetch),
+        or _MISS when this run is not of its kind (another feed signature, an executable
+        evicted or stale): the general path runs it. The caller holds the run lock."""
         executable = fast.executable()
         if executable is None or fast.version != self._variable_shapes_version:
-            return None
+            return _MISS
         arguments = fast.arguments(feed_dict)
         if arguments is None:
-            return None
+            return _MISS
         try:  # it stays the most recently used (OrderedDict's calls are atomic)
             self._executables.move_to_end(fast.lru_key)
         except KeyError:  # evicted, or the Session closed: the general path decides
-            return None
+            return _MISS
         outputs, updates, counters = executable.call(arguments, self._state, self._buffers)
         if updates or counters:
             self._commit(updates, counters, arguments)
+        if single:
+            i = fast.results[0]
+            if i is None:
+                return None
+            value = outputs[i]  # (a number, as a tiny run's: `_user_value`'s first case inline)
+            if value is not None and value.ndim == 0:
+                return value[()]
+            return _user_value(value, arguments, self._buffers)
         buffers = self._buffers
         return [None if i is None else _user_value(outputs[i], arguments, buffers)
                 for i in fast.results]

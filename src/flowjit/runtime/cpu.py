@@ -110,8 +110,9 @@ class InputCheck:
         """The address of this input's array in `slots`, checked (a non-contiguous one is
         replaced there by a contiguous copy; a wrong shape or dtype is an InternalError)."""
         array = slots[self.slot]
+        dtype = array.dtype  # (`is` first: comparing dtypes costs more than the rest)
         if array.strides != self.strides or array.shape != self.shape or \
-                array.dtype != self.dtype:
+                (dtype is not self.dtype and dtype != self.dtype):
             _check_input(slots, self.slot, self.shape, self.dtype, self.owner)
             array = slots[self.slot]
         if array is self.seen:
@@ -520,6 +521,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         _dump_kernels(modules, target, dump)
     n_params = len(func.params)
     result_slots = [slot[r.value] for r in func.results]
+    only_result = result_slots[0] if len(result_slots) == 1 else None  # (the usual run)
     initial: List[Optional[np.ndarray]] = [None] * (len(slot) - n_params)
     for index, value in constants.items():
         initial[index - n_params] = value
@@ -535,7 +537,7 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         """The results of one run. Fixed buffers (runtime/buffers.py) are read-only and
         reused by the next run: the caller copies what it keeps. `timer(label, start_ns,
         end_ns)` receives each thunk's wall-clock time (a traced run: client/tracing.py)."""
-        slots: List[Optional[np.ndarray]] = list(inputs) + initial
+        slots: List[Optional[np.ndarray]] = [*inputs, *initial]
         if timer is None:
             for step in steps:
                 step(slots, buffers)
@@ -547,6 +549,8 @@ def build(func: Func, target: Optional[CPUTarget] = None, dump: Optional[Callabl
         if trace is not None:  # every intermediate value (copied), for finding divergences
             trace.update((value, None if slots[i] is None else np.array(slots[i]))
                          for value, i in slot.items())
+        if only_result is not None:
+            return [slots[only_result]]
         return [slots[i] for i in result_slots]
 
     return run, stats
