@@ -197,3 +197,33 @@ def test_a_non_contiguous_array_is_fed_as_it_is():
     with tf.Session() as sess:
         for _ in range(3):
             np.testing.assert_array_equal(sess.run(y, {x: data}), [0, 4, 8])
+
+
+NUMBERS = [True, False, 0, 1, -1, 127, 128, -129, 255, 256, 2 ** 24, 2 ** 24 + 1, 2 ** 31,
+           2 ** 63 - 1, 2 ** 63, 1.5, -0.0, 2.5e38, 1e300, float("inf"), float("nan"),
+           np.float32(2.5), np.float64(1 / 3), np.int64(3), np.bool_(True)]
+DTYPES = [tf.float16, tf.float32, tf.float64, tf.int8, tf.int32, tf.int64, tf.uint8, tf.bool]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+def test_numbers_the_fast_path_converts_convert_as_the_general_path(dtype):
+    """Where `number_range` lets the fast path write a number into its buffer, the result is
+    bit for bit what convert_feed_value makes of it, with the same warnings (overflow)."""
+    import warnings
+    from flowjit.graph.feeds import convert_feed_value, number_range
+    x = tf.placeholder(dtype, [])
+    for value in NUMBERS:
+        bounds = number_range(value, dtype)
+        if bounds is None or (bounds[0] is not None and not bounds[0] <= value <= bounds[1]):
+            continue
+        buffer = np.zeros((), dtype.np_dtype)
+        with warnings.catch_warnings(record=True) as fast_warnings:
+            warnings.simplefilter("always")
+            buffer[()] = value
+        with warnings.catch_warnings(record=True) as general_warnings:
+            warnings.simplefilter("always")
+            expected = convert_feed_value(x, value)
+        assert expected.dtype == buffer.dtype and expected.shape == ()
+        assert expected.tobytes() == buffer.tobytes(), (value, expected, buffer)
+        assert [str(w.message) for w in fast_warnings] == \
+            [str(w.message) for w in general_warnings], value

@@ -13,17 +13,14 @@ difference, so the general path, with its errors, handles everything else.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from flowjit import dtypes
 from flowjit.graph.core import Operation, Tensor
+from flowjit.graph.feeds import number_range
 from flowjit.runtime.executable import Executable
-
-# Python ints a float32 (so float64) holds exactly: larger ones are rounded, and the
-# general path's rounding (through int64) is the one to keep.
-_EXACT_FLOAT_INT = 1 << 24
 
 
 class FastFeed:
@@ -42,28 +39,6 @@ class FastFeed:
         self.shape = np.shape(value)
         self.low = self.high = None
         self.buffer: Optional[np.ndarray] = None  # a number's: written before each run
-
-
-def number_range(value, dtype: dtypes.DType) -> Optional[Tuple[Any, Any]]:
-    """For a Python number (or numpy scalar) fed to a tensor of `dtype`: the range of values
-    of its type that `buffer[()] = value` converts exactly as the general path does, as
-    (low, high), (None, None) when there is no bound; None when numbers of its type take
-    the general path (float to int, where the general path checks NaN and range)."""
-    kind = type(value)
-    if kind is bool:
-        return (None, None) if dtype is not dtypes.string else None
-    if kind is float:
-        return (None, None) if dtype.is_floating else None
-    if kind is int:
-        if dtype.is_integer:
-            info = np.iinfo(dtype.np_dtype)
-            return max(int(info.min), -(1 << 63)), min(int(info.max), (1 << 63) - 1)
-        if dtype.np_dtype in (np.float32, np.float64):
-            return -_EXACT_FLOAT_INT, _EXACT_FLOAT_INT
-        return None
-    if isinstance(value, np.generic) and value.dtype == dtype.np_dtype:
-        return (None, None)  # (its own dtype: nothing to convert)
-    return None
 
 
 class FastPath:
