@@ -75,10 +75,11 @@ def native_call(address: int, work: int):
     address and a scalar object by value. Calls with little work keep the GIL: releasing
     and retaking it costs more than they run, and retaking it waits while another thread
     runs Python."""
-    prototype = ctypes.PYFUNCTYPE(None) if work <= GIL_HELD_MAX_WORK else ctypes.CFUNCTYPE(None)
-    return prototype(address)
+    return (_HOLDING_GIL if work <= GIL_HELD_MAX_WORK else _RELEASING_GIL)(address)
 
 
+_HOLDING_GIL = ctypes.PYFUNCTYPE(None)  # (PYFUNCTYPE makes a new class per call: once here)
+_RELEASING_GIL = ctypes.CFUNCTYPE(None)
 _ZERO = ctypes.c_int64(0)
 
 
@@ -126,7 +127,7 @@ class InputCheck:
 class NativeThunk:
     """Calls one compiled kernel: buffers are [*outputs, *inputs, scratch]."""
 
-    __slots__ = ("kernel", "call", "instr", "checks", "outputs", "specs", "info", "extent",
+    __slots__ = ("kernel", "call", "instr", "checks", "outputs", "specs", "info", "extent_arg",
                  "args_type", "args", "precondition", "simple", "pool", "grain", "prepare",
                  "scratch", "prepare_address", "prepare_grain", "prepare_pool")
 
@@ -137,7 +138,7 @@ class NativeThunk:
         self.instr = instr
         self.outputs = outputs
         self.info = info
-        self.extent = ctypes.c_int64(info.extent)
+        self.extent_arg = ctypes.c_int64(info.extent)  # (prebuilt: see native_call)
         self.specs = specs
         owner = f"the kernel for {instr.describe()}"
         self.checks = [InputCheck(slot, v, owner) for slot, v in zip(inputs, instr.operands)]
@@ -194,7 +195,7 @@ class NativeThunk:
                 self.pool.parallel_for(self.pool.memory, self.kernel.address, args, 0,
                                        extent, self.grain)
             else:
-                self.call(args, _ZERO, self.extent)
+                self.call(args, _ZERO, self.extent_arg)
         for slot, out in zip(self.outputs, outs):
             slots[slot] = out
 
@@ -209,7 +210,7 @@ class NativeThunk:
         for check in self.checks:
             args[position] = check.address(slots)
             position += 1
-        self.call(args, _ZERO, self.extent)
+        self.call(args, _ZERO, self.extent_arg)
         slots[self.outputs[0]] = out
 
     def _scratch(self, args, position: int) -> Optional[np.ndarray]:
