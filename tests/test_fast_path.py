@@ -227,3 +227,39 @@ def test_numbers_the_fast_path_converts_convert_as_the_general_path(dtype):
         assert expected.tobytes() == buffer.tobytes(), (value, expected, buffer)
         assert [str(w.message) for w in fast_warnings] == \
             [str(w.message) for w in general_warnings], value
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_read_only_arrays_fed_in_turn_are_each_read(backend):
+    """A kernel remembers the address of the last read-only array it read (runtime/cpu.py's
+    InputCheck): another one, of the same shape, is read from its own memory."""
+    x = tf.placeholder(tf.float32, [4])
+    y = x * 2.0
+    first, second = np.arange(4, dtype=np.float32), np.full(4, 10.0, np.float32)
+    for array in (first, second):
+        array.setflags(write=False)
+    with tf.Session(backend=backend) as sess:
+        for _ in range(3):
+            np.testing.assert_array_equal(sess.run(y, {x: first}), first * 2)
+            np.testing.assert_array_equal(sess.run(y, {x: second}), second * 2)
+            np.testing.assert_array_equal(sess.run(y, {x: first[::-1]}), first[::-1] * 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ops_added_after_runs_leave_earlier_fetches_as_they_were(backend, conversions):
+    x = tf.placeholder(tf.float32, [])
+    y = x + 1.0
+    with tf.Session(backend=backend) as sess:
+        for i in range(2):
+            assert sess.run(y, {x: float(i)}) == i + 1
+        v = tf.Variable(5.0)
+        z = y * v
+        with tf.control_dependencies([tf.assign_add(v, 1.0)]):
+            w = tf.identity(y)
+        sess.run(v.initializer)
+        before = len(conversions)
+        assert sess.run(y, {x: 2.0}) == 3.0
+        assert len(conversions) == before  # (still the fast path)
+        for i in range(2):
+            assert sess.run(z, {x: float(i)}) == (i + 1) * 5.0
+        assert sess.run(w, {x: 0.0}) == 1.0 and sess.run(v) == 6.0
