@@ -96,7 +96,10 @@ class FastPath:
         if feed_dict.__class__ is not dict or len(feed_dict) != len(feeds):
             return None
         arguments = self.template.copy()
-        for (key, value), feed in zip(feed_dict.items(), feeds):
+        i = 0  # (indexing: twice as fast as zipping with the items, in Python 3.11)
+        for key, value in feed_dict.items():
+            feed = feeds[i]
+            i += 1
             if key is not feed.key and (key.__class__ is not str or key != feed.key):
                 return None
             if value.__class__ is not feed.type or feed.tensor._shape is not feed.declared:
