@@ -149,10 +149,11 @@ class NativeThunk:
         self.precondition = instr.op_def.check_inputs
         self.grain = shares(info, pool)
         self.pool = pool if self.grain is not None else None
-        prepare, entry = info.prepare, kernel.address
-        if runs_alone(info, self.grain):
-            prepare, entry = None, kernel.module.address(info.alone)
-        self.call = native_call(entry, call_work(info))
+        prepare = info.prepare
+        if runs_alone(info, self.grain):  # (it packs too: a declared call costs it nothing)
+            prepare, self.call = None, kernel_function(kernel, info.alone)
+        else:
+            self.call = native_call(kernel.address, call_work(info))
         self.prepare = kernel_function(kernel, prepare) if prepare else None
         self.prepare_address = kernel.module.address(prepare) if prepare else 0
         self.prepare_grain = prepare_shares(info, pool) if prepare else None
