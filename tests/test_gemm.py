@@ -251,7 +251,7 @@ def test_kernels_run_whole_on_one_thread_pack_b_themselves(monkeypatch):
         with tf.Graph().as_default():
             pa, pb = tf.placeholder(tf.float32, a.shape), tf.placeholder(tf.float32, b.shape)
             fetch = tf.nn.relu(tf.matmul(pa, pb) - 1.0)
-            with tf.Session() as sess:
+            with tf.Session(backend="llvm") as sess:
                 got = sess.run(fetch, {pa: a, pb: b})
         np.testing.assert_allclose(got, np.maximum(a @ b - 1.0, 0), rtol=1e-4, atol=1e-4)
         alone = [name for name in called if name.endswith("_alone")]
