@@ -263,3 +263,24 @@ def test_ops_added_after_runs_leave_earlier_fetches_as_they_were(backend, conver
         for i in range(2):
             assert sess.run(z, {x: float(i)}) == (i + 1) * 5.0
         assert sess.run(w, {x: 0.0}) == 1.0 and sess.run(v) == 6.0
+
+
+def test_a_read_only_array_fed_is_not_kept_alive_by_the_session():
+    """The input checks remember the last read-only array's address (it may come back run
+    after run) through a weak reference: the user's array is freed when they drop it."""
+    import gc
+    import weakref
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.reduce_sum(x * 2.0)
+    with tf.Session() as sess:
+        a = np.ones(1 << 16, np.float32)
+        a.setflags(write=False)
+        alive = weakref.ref(a)
+        assert sess.run(y, {x: a}) == 2.0 * (1 << 16)
+        assert sess.run(y, {x: a}) == 2.0 * (1 << 16)  # (the remembered address)
+        del a
+        gc.collect()
+        assert alive() is None
+        b = np.full(1 << 16, 3.0, np.float32)
+        b.setflags(write=False)
+        assert sess.run(y, {x: b}) == 6.0 * (1 << 16)

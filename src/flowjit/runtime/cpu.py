@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import time
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -94,7 +95,9 @@ class InputCheck:
     dense strides it was compiled for, checked before every call, so generated code never
     reads out of bounds. The address of the last read-only array it passed is kept: such
     arrays (the executable's own buffers, constants, state, the fast path's fed numbers:
-    graph/fast_path.py) come back run after run, and an array's data does not move."""
+    graph/fast_path.py) come back run after run, and an array's data does not move. The
+    array is held by a weak reference: a read-only array the user fed stays theirs to
+    free."""
 
     __slots__ = ("slot", "shape", "dtype", "strides", "owner", "seen", "seen_address")
 
@@ -104,7 +107,7 @@ class InputCheck:
         self.dtype = value.type.dtype.np_dtype
         self.strides = dense_strides(self.shape, self.dtype)
         self.owner = owner  # what reads it, for errors
-        self.seen: Optional[np.ndarray] = None
+        self.seen: Callable[[], Optional[np.ndarray]] = _nothing_seen
         self.seen_address = 0
 
     def address(self, slots: List[Optional[np.ndarray]]) -> int:
@@ -116,12 +119,16 @@ class InputCheck:
                 (dtype is not self.dtype and dtype != self.dtype):
             _check_input(slots, self.slot, self.shape, self.dtype, self.owner)
             array = slots[self.slot]
-        if array is self.seen:
+        if array is self.seen():
             return self.seen_address
         address = data_address(array)
         if not array.flags.writeable:
-            self.seen, self.seen_address = array, address
+            self.seen, self.seen_address = weakref.ref(array), address
         return address
+
+
+def _nothing_seen() -> None:
+    return None
 
 
 class NativeThunk:
